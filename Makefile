@@ -1,0 +1,47 @@
+# Harbor's commands. `make demo` and `make test` are all a newcomer needs; both set up .venv first.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+export DBT_SEND_ANONYMOUS_USAGE_STATS := false
+export DBT_PROFILES_DIR := $(CURDIR)
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: setup demo test lint format pytest docs clean
+
+setup: $(VENV)/.installed
+
+# Reinstalls whenever the pinned dependencies change.
+$(VENV)/.installed: pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[dev]'
+	@touch $@
+
+## The main job: create (or advance) the demo shop, ingest it, dbt build, dbt docs.
+demo: setup
+	$(BIN)/harbor demo run
+
+## The test suite: lint, then pytest (which runs the whole chain in temporary folders).
+test: lint pytest
+
+pytest: setup
+	$(BIN)/pytest
+
+lint: setup
+	$(BIN)/ruff check ingestion
+	$(BIN)/ruff format --check ingestion
+	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff lint models analyses tests snapshots
+
+format: setup
+	$(BIN)/ruff check --fix ingestion
+	$(BIN)/ruff format ingestion
+	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff fix models analyses tests snapshots
+
+## dbt docs as one self-contained file: target/static_index.html
+docs: setup
+	$(BIN)/dbt docs generate --static
+
+clean:
+	rm -rf target logs dbt_packages warehouse data

@@ -1,0 +1,136 @@
+"""The `harbor` command line: a thin layer over the library the tests call directly."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from ingestion.demo import shop as demo_shop
+from ingestion.pipeline import IngestResult, ingest_shop
+from ingestion.settings import Settings
+from ingestion.transform import DbtFailed, run_dbt
+
+SOURCES = ("shop",)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    settings = Settings.from_env()
+    try:
+        return args.handler(args, settings)
+    except (FileExistsError, FileNotFoundError, ValueError, DbtFailed) as error:
+        print(f"harbor: error: {error}", file=sys.stderr)
+        return 2 if not isinstance(error, DbtFailed) else error.returncode
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harbor", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    demo = commands.add_parser("demo", help="the demo shop source").add_subparsers(dest="demo_command", required=True)
+    create = demo.add_parser("create", help="create the demo shop database with ~90 days of history")
+    create.add_argument("--scale", type=float, default=1.0, help="size factor (1 = 100 customers, 300 orders)")
+    create.add_argument("--seed", type=int, default=42, help="random seed; same seed and scale, same rows")
+    create.add_argument("--replace", action="store_true", help="drop an existing demo shop first")
+    _add_url(create)
+    create.set_defaults(handler=_demo_create)
+
+    advance = demo.add_parser("advance", help="move the demo shop forward in time, one day per tick")
+    advance.add_argument("--ticks", type=int, default=1)
+    _add_url(advance)
+    advance.set_defaults(handler=_demo_advance)
+
+    run = demo.add_parser("run", help="the whole chain: create or advance the shop, ingest, dbt build, docs")
+    run.add_argument("--scale", type=float, default=1.0)
+    run.add_argument("--seed", type=int, default=42)
+    run.add_argument("--no-docs", action="store_true", help="skip `dbt docs generate`")
+    _add_url(run)
+    run.set_defaults(handler=_demo_run)
+
+    ingest = commands.add_parser("ingest", help="load sources into the warehouse's raw datasets")
+    ingest.add_argument(
+        "sources", nargs="*", metavar="SOURCE", help=f"one or more of {', '.join(SOURCES)} (default: all)"
+    )
+    ingest.add_argument("--full-refresh", action="store_true", help="drop the raw tables and state, load all")
+    ingest.set_defaults(handler=_ingest)
+
+    build = commands.add_parser("build", help="dbt build against the warehouse (extra args go to dbt)")
+    build.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    build.set_defaults(handler=lambda args, settings: run_dbt(settings, "build", *args.dbt_args))
+    return parser
+
+
+def _add_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--url",
+        help="SQLAlchemy URL of the shop database (default: SOURCES__SHOP__CREDENTIALS or data/shop.sqlite); "
+        "PostgreSQL as postgresql+psycopg2://user@host:5432/db",
+    )
+
+
+def _shop_url(args: argparse.Namespace, settings: Settings) -> str:
+    url = args.url or settings.shop_url
+    if url.startswith("sqlite:///"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return url
+
+
+def _demo_create(args: argparse.Namespace, settings: Settings) -> int:
+    summary = demo_shop.create_shop(_shop_url(args, settings), seed=args.seed, scale=args.scale, replace=args.replace)
+    print(f"created demo shop at {demo_shop.safe_url(_shop_url(args, settings))}: {_counts(summary.inserted)}")
+    return 0
+
+
+def _demo_advance(args: argparse.Namespace, settings: Settings) -> int:
+    for summary in demo_shop.advance_shop(_shop_url(args, settings), ticks=args.ticks):
+        print(
+            f"tick {summary.tick} ({summary.shop_time:%Y-%m-%d}): inserted {_counts(summary.inserted)}; "
+            f"updated {_counts(summary.updated)}"
+        )
+    return 0
+
+
+def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
+    url = _shop_url(args, settings)
+    engine = demo_shop.engine_for(url)
+    exists = demo_shop.read_clock(engine) is not None
+    engine.dispose()
+    if exists:
+        _demo_advance(argparse.Namespace(url=url, ticks=1), settings)
+    else:
+        _demo_create(argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False), settings)
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, url)
+    _print_ingest(ingest_shop(settings))
+    run_dbt(settings, "build")
+    if not args.no_docs:
+        run_dbt(settings, "docs", "generate")
+    print(f"warehouse: {settings.warehouse}")
+    if not args.no_docs:
+        print(f"docs:      {settings.project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")
+    return 0
+
+
+def _ingest(args: argparse.Namespace, settings: Settings) -> int:
+    unknown = sorted(set(args.sources) - set(SOURCES))
+    if unknown:
+        raise ValueError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
+    for source in dict.fromkeys(args.sources or SOURCES):
+        if source == "shop":
+            _print_ingest(ingest_shop(settings, full_refresh=args.full_refresh))
+    return 0
+
+
+def _print_ingest(result: IngestResult) -> None:
+    print(f"ingested {result.source} (load {result.load_id}) in {result.seconds:.1f}s: rows extracted per table")
+    for table, rows in result.rows_extracted.items():
+        print(f"  {table:<14} {rows:>9}")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table} {n}" for table, n in counts.items())
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,29 @@
+"""Where Harbor keeps things. Each value can be overridden by an environment variable."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Settings:
+    project_dir: Path
+    warehouse: Path  # the DuckDB file ingestion writes and dbt reads
+    data_dir: Path  # the demo sources (shop database, event files) and dlt's local pipeline state
+    shop_url: str  # SQLAlchemy URL of the shop database
+
+    @property
+    def pipelines_dir(self) -> Path:
+        return self.data_dir / "pipelines"
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        project_dir = Path(os.environ.get("HARBOR_PROJECT_DIR", PROJECT_DIR)).resolve()
+        warehouse = Path(os.environ.get("HARBOR_WAREHOUSE", project_dir / "warehouse" / "harbor.duckdb")).resolve()
+        data_dir = Path(os.environ.get("HARBOR_DATA_DIR", project_dir / "data")).resolve()
+        shop_url = os.environ.get("SOURCES__SHOP__CREDENTIALS") or f"sqlite:///{data_dir / 'shop.sqlite'}"
+        return cls(project_dir=project_dir, warehouse=warehouse, data_dir=data_dir, shop_url=shop_url)

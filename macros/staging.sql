@@ -1,0 +1,43 @@
+{#- Helpers shared by the staging models. -#}
+
+{#- The incremental filter of a staging model: rows extracted since the newest row already staged, less
+    `staging_lookback_hours`. It is on load time, never on business time, so a row that arrives late with an
+    old `updated_at` still lands. -#}
+{% macro loaded_since_last_run(loaded_at_column='_extracted_at') -%}
+    {{ loaded_at_column }} >= (
+        select
+            {{ dbt.dateadd(
+                'hour',
+                -1 * var('staging_lookback_hours'),
+                'coalesce(max(' ~ loaded_at_column ~ '), ' ~ dbt.cast("'1900-01-01'", api.Column.translate_type('timestamp')) ~ ')'
+            ) }}
+        from {{ this }}
+    )
+{%- endmacro %}
+
+{#- Keeps one row per `partition_by`: the first by `order_by`. -#}
+{% macro deduplicate(relation, partition_by, order_by) -%}
+    {{ return(adapter.dispatch('deduplicate', 'harbor')(relation, partition_by, order_by)) }}
+{%- endmacro %}
+
+{#- DuckDB and PostgreSQL both have `distinct on`, which keeps the column list unchanged. -#}
+{% macro default__deduplicate(relation, partition_by, order_by) -%}
+    select distinct on ({{ partition_by }}) *
+    from {{ relation }}
+    order by {{ partition_by }}, {{ order_by }}
+{%- endmacro %}
+
+{#- Engines without `distinct on` (Snowflake, BigQuery, Databricks) have `qualify`. -#}
+{% macro snowflake__deduplicate(relation, partition_by, order_by) -%}
+    select *
+    from {{ relation }}
+    qualify row_number() over (partition by {{ partition_by }} order by {{ order_by }}) = 1
+{%- endmacro %}
+
+{% macro bigquery__deduplicate(relation, partition_by, order_by) -%}
+    {{ harbor.snowflake__deduplicate(relation, partition_by, order_by) }}
+{%- endmacro %}
+
+{% macro databricks__deduplicate(relation, partition_by, order_by) -%}
+    {{ harbor.snowflake__deduplicate(relation, partition_by, order_by) }}
+{%- endmacro %}

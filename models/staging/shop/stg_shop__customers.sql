@@ -1,0 +1,40 @@
+{{ config(unique_key='customer_id') }}
+
+with
+
+source as (
+
+    select * from {{ source('shop', 'customers') }}
+    {% if is_incremental() %}
+        where {{ loaded_since_last_run() }}
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        cast(customer_id as {{ dbt.type_int() }}) as customer_id,
+        first_name,
+        last_name,
+        lower(email) as email,
+        phone,
+        upper(country_code) as country_code,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        cast(deleted_at as {{ dbt.type_timestamp() }}) as deleted_at,
+        deleted_at is not null as is_deleted,
+        _extracted_at,
+        _dlt_load_id
+
+    from source
+
+),
+
+final as (
+
+    {{ deduplicate('renamed', 'customer_id', 'updated_at desc, _dlt_load_id desc') }}
+
+)
+
+select * from final

@@ -1,0 +1,37 @@
+{{ config(unique_key='order_item_id') }}
+
+with
+
+source as (
+
+    select * from {{ source('shop', 'order_items') }}
+    {% if is_incremental() %}
+        where {{ loaded_since_last_run() }}
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        cast(order_item_id as {{ dbt.type_int() }}) as order_item_id,
+        cast(order_id as {{ dbt.type_int() }}) as order_id,
+        cast(product_id as {{ dbt.type_int() }}) as product_id,
+        cast(quantity as {{ dbt.type_int() }}) as quantity,
+        cast(unit_price as {{ dbt.type_numeric() }}) as unit_price,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        _extracted_at,
+        _dlt_load_id
+
+    from source
+
+),
+
+final as (
+
+    {{ deduplicate('renamed', 'order_item_id', 'updated_at desc, _dlt_load_id desc') }}
+
+)
+
+select * from final

@@ -1,0 +1,39 @@
+{{ config(unique_key='order_id') }}
+
+with
+
+source as (
+
+    select * from {{ source('shop', 'orders') }}
+    {% if is_incremental() %}
+        where {{ loaded_since_last_run() }}
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        cast(order_id as {{ dbt.type_int() }}) as order_id,
+        cast(customer_id as {{ dbt.type_int() }}) as customer_id,
+        lower(status) as order_status,
+        upper(currency) as currency_code,
+        cast(ordered_at as {{ dbt.type_timestamp() }}) as ordered_at,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        cast(deleted_at as {{ dbt.type_timestamp() }}) as deleted_at,
+        deleted_at is not null as is_deleted,
+        _extracted_at,
+        _dlt_load_id
+
+    from source
+
+),
+
+final as (
+
+    {{ deduplicate('renamed', 'order_id', 'updated_at desc, _dlt_load_id desc') }}
+
+)
+
+select * from final

@@ -1,0 +1,37 @@
+{{ config(unique_key='payment_id') }}
+
+with
+
+source as (
+
+    select * from {{ source('shop', 'payments') }}
+    {% if is_incremental() %}
+        where {{ loaded_since_last_run() }}
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        cast(payment_id as {{ dbt.type_int() }}) as payment_id,
+        cast(order_id as {{ dbt.type_int() }}) as order_id,
+        lower(payment_method) as payment_method,
+        lower(status) as payment_status,
+        cast(amount as {{ dbt.type_numeric() }}) as amount,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        _extracted_at,
+        _dlt_load_id
+
+    from source
+
+),
+
+final as (
+
+    {{ deduplicate('renamed', 'payment_id', 'updated_at desc, _dlt_load_id desc') }}
+
+)
+
+select * from final

@@ -1,0 +1,39 @@
+{{ config(unique_key='product_id') }}
+
+with
+
+source as (
+
+    select * from {{ source('shop', 'products') }}
+    {% if is_incremental() %}
+        where {{ loaded_since_last_run() }}
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        cast(product_id as {{ dbt.type_int() }}) as product_id,
+        sku,
+        product_name,
+        category,
+        cast(unit_price as {{ dbt.type_numeric() }}) as unit_price,
+        cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        cast(deleted_at as {{ dbt.type_timestamp() }}) as deleted_at,
+        deleted_at is not null as is_deleted,
+        _extracted_at,
+        _dlt_load_id
+
+    from source
+
+),
+
+final as (
+
+    {{ deduplicate('renamed', 'product_id', 'updated_at desc, _dlt_load_id desc') }}
+
+)
+
+select * from final
