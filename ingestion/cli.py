@@ -7,11 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from ingestion.demo import shop as demo_shop
-from ingestion.pipeline import IngestResult, ingest_shop
+from ingestion.pipeline import INGESTERS, IngestResult
 from ingestion.settings import Settings
 from ingestion.transform import DbtFailed, run_dbt
 
-SOURCES = ("shop",)
+SOURCES = tuple(INGESTERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -78,13 +78,15 @@ def _shop_url(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _demo_create(args: argparse.Namespace, settings: Settings) -> int:
-    summary = demo_shop.create_shop(_shop_url(args, settings), seed=args.seed, scale=args.scale, replace=args.replace)
+    summary = demo_shop.create_shop(
+        _shop_url(args, settings), seed=args.seed, scale=args.scale, replace=args.replace, events_to=settings.data_dir
+    )
     print(f"created demo shop at {demo_shop.safe_url(_shop_url(args, settings))}: {_counts(summary.inserted)}")
     return 0
 
 
 def _demo_advance(args: argparse.Namespace, settings: Settings) -> int:
-    for summary in demo_shop.advance_shop(_shop_url(args, settings), ticks=args.ticks):
+    for summary in demo_shop.advance_shop(_shop_url(args, settings), ticks=args.ticks, events_to=settings.data_dir):
         print(
             f"tick {summary.tick} ({summary.shop_time:%Y-%m-%d}): inserted {_counts(summary.inserted)}; "
             f"updated {_counts(summary.updated)}"
@@ -102,7 +104,8 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _demo_create(argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False), settings)
     settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, url)
-    _print_ingest(ingest_shop(settings))
+    for ingest in INGESTERS.values():
+        _print_ingest(ingest(settings))
     run_dbt(settings, "build")
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
@@ -117,15 +120,15 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     if unknown:
         raise ValueError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     for source in dict.fromkeys(args.sources or SOURCES):
-        if source == "shop":
-            _print_ingest(ingest_shop(settings, full_refresh=args.full_refresh))
+        _print_ingest(INGESTERS[source](settings, full_refresh=args.full_refresh))
     return 0
 
 
 def _print_ingest(result: IngestResult) -> None:
-    print(f"ingested {result.source} (load {result.load_id}) in {result.seconds:.1f}s: rows extracted per table")
-    for table, rows in result.rows_extracted.items():
-        print(f"  {table:<14} {rows:>9}")
+    print(f"ingested {result.source} (load {result.load_id}) in {result.seconds:.1f}s")
+    print(f"  {'table':<14} {'extracted':>9} {'loaded':>9} {'quarantined':>11}")
+    for table, counts in result.tables.items():
+        print(f"  {table:<14} {counts.extracted:>9} {counts.loaded:>9} {counts.quarantined:>11}")
 
 
 def _counts(counts: dict[str, int]) -> str:
