@@ -177,3 +177,21 @@ def ingest_events(settings: Settings, *, full_refresh: bool = False, **config) -
 
 
 INGESTERS: dict[str, Callable[..., IngestResult]] = {"shop": ingest_shop, "events": ingest_events}
+
+
+def ingest_fx(settings: Settings, *, full_refresh: bool = False, **config) -> IngestResult:
+    """Needs the API's base URL: `base_url=` or SOURCES__FX__BASE_URL (the CLI starts the demo API otherwise)."""
+    from ingestion.sources.fx import fx_source
+
+    base_url = config.pop("base_url", None) or os.environ.get("SOURCES__FX__BASE_URL")
+    if not base_url:
+        raise ValueError("fx: no API base URL; set SOURCES__FX__BASE_URL (or [sources.fx] base_url)")
+    return run_source(
+        "fx",
+        settings,
+        lambda extracted_at, tally: fx_source(base_url=base_url, extracted_at=extracted_at, tally=tally, **config),
+        full_refresh=full_refresh,
+    )
+
+
+INGESTERS["fx"] = ingest_fx

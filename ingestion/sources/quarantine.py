@@ -141,11 +141,23 @@ class Tally:
 
 
 def dead_letter(
-    table: str, origin: str, reason: str, payload: Any, *, source: str, extracted_at: datetime
+    table: str,
+    origin: str,
+    reason: str,
+    payload: Any,
+    *,
+    source: str,
+    extracted_at: datetime,
+    stable_origin: bool = True,
 ) -> dlt.extract.items.DataItemWithMeta:
-    """A dead-letter row routed to the `_dead_letters` table, whatever resource yields it."""
+    """A dead-letter row routed to the `_dead_letters` table, whatever resource yields it.
+
+    Its key is the payload plus, when the origin is stable (a file and line), the origin: a replayed
+    package or a record the source sends again replaces its dead letter instead of adding another.
+    """
     text = payload if isinstance(payload, str) else json.dumps(payload, default=str, sort_keys=True)
-    key = hashlib.sha256(f"{table}\x00{origin}\x00{extracted_at.isoformat()}".encode()).hexdigest()[:32]
+    identity = f"{source}\x00{table}\x00{origin if stable_origin else ''}\x00{text}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     row = {
         "dead_letter_id": key,
         "table_name": table,
@@ -173,26 +185,52 @@ def validating_map(
     source: str,
     extracted_at: datetime,
     tally: Tally,
-    origin: Callable[[dict], str] | None = None,
+    origin: Callable[[], str] | None = None,
 ) -> Callable[[Any], Iterator[Any]]:
-    """A dlt yield-map step: valid records go on (with metadata), invalid ones to the dead-letter table."""
+    """A dlt yield-map step: valid records go on (with metadata), invalid ones to the dead-letter table.
+
+    `origin()` says where the current record came from (a page); the record's position there is appended.
+    Extracted rows are not counted here: a later step (the incremental cursor) may still drop records a
+    source serves again, so extracted is loaded + quarantined.
+    """
+    positions: Counter = Counter()
 
     def step(item: Any) -> Iterator[Any]:
         records = item if isinstance(item, list) else [item]
         valid = []
-        for index, record in enumerate(records):
-            tally.extracted[spec.table] += 1
+        for record in records:
+            where = origin() if origin else "batch"
+            positions[where] += 1
             try:
                 clean = spec.validate(record)
             except InvalidRecord as error:
                 tally.quarantined[spec.table] += 1
-                where = origin(record) if origin and isinstance(record, dict) else f"item {index}"
-                yield dead_letter(spec.table, where, str(error), record, source=source, extracted_at=extracted_at)
+                yield dead_letter(
+                    spec.table,
+                    f"{where} record {positions[where]}",
+                    str(error),
+                    record,
+                    source=source,
+                    extracted_at=extracted_at,
+                    stable_origin=False,
+                )
                 continue
             clean[EXTRACTED_AT] = extracted_at
             clean[SOURCE] = source
             valid.append(clean)
         if valid:
-            yield valid
+            yield with_columns(spec.table, valid, spec.columns())
 
     return step
+
+
+def with_columns(table: str, rows: list[dict], columns: dict[str, dict]) -> Any:
+    """Rows with column hints for their table. The hints ride on a table variant, not on the resource,
+    because the dead-letter variant of the same resource would inherit the resource's columns."""
+    metadata = {
+        EXTRACTED_AT: {"data_type": "timestamp", "nullable": False},
+        SOURCE: {"data_type": "text", "nullable": False},
+    }
+    return dlt.mark.with_hints(
+        rows, dlt.mark.make_hints(table_name=table, columns={**columns, **metadata}), create_table_variant=True
+    )
