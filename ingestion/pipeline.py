@@ -9,6 +9,7 @@ duplicating.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
@@ -27,6 +28,10 @@ os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
 
 RAW_DATASETS = {"shop": "raw_shop", "events": "raw_events", "fx": "raw_fx"}
+
+log = logging.getLogger("harbor.ingestion")
+# Progress lines every few seconds while a load runs: on for the CLI, or with HARBOR_PROGRESS=1.
+PROGRESS = {"enabled": bool(os.environ.get("HARBOR_PROGRESS")), "period": 5.0}
 
 
 @dataclass
@@ -73,7 +78,15 @@ def make_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
         pipelines_dir=str(settings.pipelines_dir),
         destination=dlt.destinations.duckdb(str(settings.warehouse)),
         dataset_name=RAW_DATASETS[source],
-        progress="log" if os.environ.get("HARBOR_PROGRESS") else None,
+        progress=_progress(),
+    )
+
+
+def _progress():
+    if not PROGRESS["enabled"]:
+        return None
+    return dlt.progress.log(
+        log_period=PROGRESS["period"], logger=logging.getLogger("harbor.progress"), dump_system_stats=False
     )
 
 
@@ -100,7 +113,14 @@ def run_source(
     """Extract, normalize and load one source; `build(extracted_at, tally)` returns the dlt source."""
     pipeline = make_pipeline(source_name, settings)
     started = time.monotonic()
+    log.info("ingest %s started", source_name, extra={"source": source_name, "full_refresh": full_refresh})
     resumed = finish_pending(pipeline)
+    if resumed:
+        log.warning(
+            "finished load packages a previous, interrupted run left: %s",
+            ", ".join(resumed),
+            extra={"source": source_name, "resumed_load_ids": resumed},
+        )
     tally = Tally()
     source = build(datetime.now(UTC), tally)
     try:
@@ -108,6 +128,7 @@ def run_source(
     except Exception as error:
         unavailable = _unavailable_cause(error)
         if unavailable is not None:
+            log.error("source %s unavailable", source_name, extra={"source": source_name, "cause": unavailable})
             raise SourceUnavailable(f"source {source_name!r} is unavailable: {unavailable}") from error
         raise
     info.raise_on_failed_jobs()
@@ -123,13 +144,32 @@ def run_source(
         tables.setdefault(table, TableCounts(extracted=tally.extracted[table], quarantined=quarantined))
     if DEAD_LETTERS in row_counts and not tally.quarantined:
         tables[DEAD_LETTERS] = TableCounts(loaded=row_counts[DEAD_LETTERS])
-    return IngestResult(
+    result = IngestResult(
         source=source_name,
         load_id=info.loads_ids[-1] if info.loads_ids else None,
         tables=tables,
         seconds=time.monotonic() - started,
         resumed_load_ids=resumed,
     )
+    for table, counts in tables.items():
+        log.info(
+            "ingested %s.%s: extracted %d, loaded %d, quarantined %d",
+            source_name,
+            table,
+            counts.extracted,
+            counts.loaded,
+            counts.quarantined,
+            extra={
+                "source": source_name,
+                "table": table,
+                "extracted": counts.extracted,
+                "loaded": counts.loaded,
+                "quarantined": counts.quarantined,
+                "load_id": result.load_id,
+                "seconds": round(result.seconds, 3),
+            },
+        )
+    return result
 
 
 def _unavailable_cause(error: BaseException) -> str | None:

@@ -20,7 +20,7 @@ import dlt
 import requests
 from requests.hooks import default_hooks, dispatch_hook
 
-log = logging.getLogger("harbor.ingestion")
+log = logging.getLogger("harbor.ingestion.http")
 
 RETRY_STATUS = frozenset({429, *range(500, 600)})
 
