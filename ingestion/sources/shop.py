@@ -1,14 +1,29 @@
 """The shop source: tables of an OLTP database loaded incrementally through dlt's `sql_database`.
 
-Any SQLAlchemy URL works; the demo shop is just the default configuration. Per table the source needs a
-primary key (read from the database unless configured) and a cursor column (`updated_at` by default).
-Rows are re-read from `cursor - lag` on every run, so a row committed late by a long transaction is still
-picked up; the merge on the primary key makes the re-read harmless.
+Any SQLAlchemy URL works; the demo shop is just the default configuration. Everything is configuration
+(`[sources.shop]` in .dlt/config.toml, or SOURCES__SHOP__* environment variables):
+
+- `credentials`: the SQLAlchemy URL (a secret); `schema`: the database schema (default: the URL's default);
+- `table_names`: the tables to load, or `["*"]` for every table of the schema;
+- `cursor_column` (default `updated_at`) and `lag_seconds` (default 3600) for every table, and per table
+  `table_options.<table>.primary_key / cursor_column / lag_seconds` to override them. Primary keys are read
+  from the database unless configured.
+
+A table with a cursor is read from `cursor - lag` on every run, so a row committed late by a long
+transaction is still picked up; the merge on the primary key makes the re-read harmless. A table without
+one (no such column, or `cursor_column = ""`) is reloaded in full each run (replace).
+
+Deletes: Harbor expects sources to soft-delete (a `deleted_at` timestamp that also bumps the cursor), as the
+demo shop does. The row then arrives again with `deleted_at` set and replaces the live version in raw;
+staging keeps it flagged and marts drop it. Hard deletes are only seen by tables reloaded in full.
+
+Schema drift: a new source column simply appears in raw. A changed column type stops the load (dlt schema
+contract `data_type: freeze`) with an error naming the table and column, before anything is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import dlt
@@ -21,6 +36,7 @@ from ingestion.sources.metadata import metadata_adder
 
 DEFAULT_CURSOR = "updated_at"
 DEFAULT_LAG_SECONDS = 3600
+ALL_TABLES = "*"
 
 
 class SourceConfigError(ValueError):
@@ -30,34 +46,59 @@ class SourceConfigError(ValueError):
 @dlt.source(name="shop", max_table_nesting=0)
 def shop_source(
     credentials: str = dlt.secrets.value,
+    schema: str | None = None,
     table_names: Sequence[str] = SHOP_TABLES,
     cursor_column: str = DEFAULT_CURSOR,
     lag_seconds: int = DEFAULT_LAG_SECONDS,
+    table_options: Mapping[str, Mapping] | None = None,
     backend: str = "pyarrow",
     chunk_size: int = 50_000,
     extracted_at: datetime | None = None,
 ) -> Iterable[DltResource]:
-    """One merge resource per table, incremental on `cursor_column` with a `lag_seconds` re-read window."""
+    """One resource per table: merge + incremental with lag when it has a cursor, replace otherwise."""
     engine = engine_for(str(credentials))
     inspector = sa.inspect(engine)
+    where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
     add_metadata = metadata_adder("shop", extracted_at or datetime.now(UTC))
+    options = {name: dict(value) for name, value in (table_options or {}).items()}
+    if isinstance(table_names, str):
+        table_names = [table_names]
+    if list(table_names) == [ALL_TABLES]:
+        table_names = sorted(inspector.get_table_names(schema=schema))
+    unknown = sorted(set(options) - set(table_names))
+    if unknown:
+        raise SourceConfigError(f"shop: table_options for {', '.join(unknown)}, which are not among the loaded tables")
     for table in table_names:
-        if not inspector.has_table(table):
-            raise SourceConfigError(f"shop: table {table!r} not found in {engine.url.render_as_string()}")
-        primary_key = inspector.get_pk_constraint(table).get("constrained_columns") or []
+        if not inspector.has_table(table, schema=schema):
+            raise SourceConfigError(f"shop: table {table!r} not found in {where}")
+        table_option = options.get(table, {})
+        primary_key = list(table_option.get("primary_key") or []) or (
+            inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+        )
         if not primary_key:
-            raise SourceConfigError(f"shop: table {table!r} has no primary key; configure one")
-        columns = {c["name"] for c in inspector.get_columns(table)}
-        if cursor_column not in columns:
-            raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor_column!r}")
+            raise SourceConfigError(
+                f"shop: table {table!r} has no primary key in {where}; "
+                f"configure sources.shop.table_options.{table}.primary_key"
+            )
+        columns = {c["name"] for c in inspector.get_columns(table, schema=schema)}
+        missing = sorted(set(primary_key) - columns)
+        if missing:
+            raise SourceConfigError(f"shop: table {table!r} has no column(s) {', '.join(missing)} (primary key)")
+        cursor = table_option.get("cursor_column", cursor_column if cursor_column in columns else "")
+        if cursor and cursor not in columns:
+            raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
+        lag = int(table_option.get("lag_seconds", lag_seconds))
         resource = sql_table(
             credentials=engine,
             table=table,
+            schema=schema,
             backend=backend,
             chunk_size=chunk_size,
             reflection_level="full_with_precision",
-            incremental=dlt.sources.incremental(cursor_column, lag=lag_seconds),
-            write_disposition="merge",
+            incremental=dlt.sources.incremental(cursor, lag=lag) if cursor else None,
+            write_disposition="merge" if cursor else "replace",
             primary_key=primary_key,
         )
+        # New columns evolve freely; a changed type stops the load instead of corrupting raw.
+        resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
         yield resource.add_map(add_metadata)
