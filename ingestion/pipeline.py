@@ -122,8 +122,8 @@ def run_source(
             extra={"source": source_name, "resumed_load_ids": resumed},
         )
     tally = Tally()
-    source = build(datetime.now(UTC), tally)
     try:
+        source = build(datetime.now(UTC), tally)
         info: LoadInfo = pipeline.run(source, refresh="drop_sources" if full_refresh else None)
     except Exception as error:
         unavailable = _unavailable_cause(error)

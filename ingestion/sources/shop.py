@@ -23,6 +23,9 @@ contract `data_type: freeze`) with an error naming the table and column, before 
 
 from __future__ import annotations
 
+import logging
+import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
@@ -32,7 +35,10 @@ from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
 from ingestion.demo.shop import SHOP_TABLES, engine_for
+from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
+
+log = logging.getLogger("harbor.ingestion.shop")
 
 DEFAULT_CURSOR = "updated_at"
 DEFAULT_LAG_SECONDS = 3600
@@ -57,8 +63,9 @@ def shop_source(
 ) -> Iterable[DltResource]:
     """One resource per table: merge + incremental with lag when it has a cursor, replace otherwise."""
     engine = engine_for(str(credentials))
-    inspector = sa.inspect(engine)
     where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
+    wait_for_database(engine, where)
+    inspector = sa.inspect(engine)
     add_metadata = metadata_adder("shop", extracted_at or datetime.now(UTC))
     options = {name: dict(value) for name, value in (table_options or {}).items()}
     if isinstance(table_names, str):
@@ -102,3 +109,28 @@ def shop_source(
         # New columns evolve freely; a changed type stops the load instead of corrupting raw.
         resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
         yield resource.add_map(add_metadata)
+
+
+def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None = None) -> None:
+    """Connect, retrying with jittered exponential backoff (dlt's [runtime] request_* settings) while the
+    database is unreachable; the last OperationalError propagates when the attempts run out."""
+    policy = policy or RetryPolicy.from_dlt_config()
+    rng = random.Random()
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            with engine.connect():
+                return
+        except sa.exc.OperationalError as error:
+            if attempt == policy.max_attempts:
+                raise
+            wait = policy.delay(attempt, None, rng)
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            log.warning(
+                "shop database %s unreachable, retrying in %.2fs (attempt %d of %d): %s",
+                where,
+                wait,
+                attempt + 1,
+                policy.max_attempts,
+                reason,
+            )
+            time.sleep(wait)

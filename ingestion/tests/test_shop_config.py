@@ -131,3 +131,46 @@ def test_schema_drift_new_column_loads_and_a_type_change_stops_naming_table_and_
     assert "payments" in message and "amount" in message
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         assert conn.execute("select count(*) from raw_shop.payments").fetchone()[0] == before
+
+
+def test_a_database_that_is_down_is_retried_then_fails_naming_the_source_with_state_unchanged(
+    settings, postgres_url, monkeypatch, capsys
+):
+    shop.create_shop(postgres_url, scale=0.2)
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "3")
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
+    assert main(["ingest", "shop"]) == 0
+
+    def snapshot():
+        with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+            return conn.execute(
+                "select (select count(*) from raw_shop._dlt_loads), (select count(*) from raw_shop.orders), "
+                "(select max(version) from raw_shop._dlt_pipeline_state)"
+            ).fetchone()
+
+    before = snapshot()
+    capsys.readouterr()
+    # Nothing listens on port 1: the database is "down".
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", "postgresql+psycopg2://postgres@127.0.0.1:1/shop")
+    assert main(["ingest", "shop"]) == 3
+    err = capsys.readouterr().err
+    assert err.count("unreachable, retrying") == 2  # 3 attempts, jittered backoff between them
+    assert "source 'shop' is unavailable" in err and "port 1" in err
+    assert snapshot() == before
+
+    # After recovery the next run catches up exactly.
+    shop.advance_shop(postgres_url)
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
+    assert main(["ingest", "shop"]) == 0
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        expected = conn.execute(sa.text("select count(*) from orders")).scalar_one()
+    engine.dispose()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*), count(distinct order_id) from raw_shop.orders").fetchone() == (
+            expected,
+            expected,
+        )
