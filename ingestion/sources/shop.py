@@ -30,6 +30,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
@@ -37,6 +39,7 @@ from dlt.sources.sql_database import sql_table
 from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
+from ingestion.sources.quarantine import Tally, dead_letter
 
 log = logging.getLogger("harbor.ingestion.shop")
 
@@ -60,13 +63,20 @@ def shop_source(
     backend: str = "pyarrow",
     chunk_size: int = 50_000,
     extracted_at: datetime | None = None,
+    tally: Tally | None = None,
 ) -> Iterable[DltResource]:
-    """One resource per table: merge + incremental with lag when it has a cursor, replace otherwise."""
+    """One resource per table: merge + incremental with lag when it has a cursor, replace otherwise.
+
+    A valid row has its primary key and cursor set; a row without them (possible where the database does
+    not enforce them) goes to `_dead_letters` instead of failing the whole table.
+    """
     engine = engine_for(str(credentials))
     where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
     wait_for_database(engine, where)
     inspector = sa.inspect(engine)
-    add_metadata = metadata_adder("shop", extracted_at or datetime.now(UTC))
+    stamp = extracted_at or datetime.now(UTC)
+    add_metadata = metadata_adder("shop", stamp)
+    tally = tally if tally is not None else Tally()
     options = {name: dict(value) for name, value in (table_options or {}).items()}
     if isinstance(table_names, str):
         table_names = [table_names]
@@ -102,13 +112,51 @@ def shop_source(
             backend=backend,
             chunk_size=chunk_size,
             reflection_level="full_with_precision",
-            incremental=dlt.sources.incremental(cursor, lag=lag) if cursor else None,
+            # rows without a cursor are quarantined by the step below rather than failing the table
+            incremental=dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None,
             write_disposition="merge" if cursor else "replace",
             primary_key=primary_key,
         )
         # New columns evolve freely; a changed type stops the load instead of corrupting raw.
         resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
+        required = [*primary_key, *([cursor] if cursor else [])]
+        resource.add_yield_map(_quarantine_missing(table, required, where, stamp, tally))
         yield resource.add_map(add_metadata)
+
+
+def _quarantine_missing(table: str, required: list[str], where: str, extracted_at: datetime, tally: Tally):
+    """A yield-map step over arrow batches: rows with a null key or cursor go to the dead-letter table."""
+
+    def step(item):
+        if isinstance(item, pa.RecordBatch):
+            item = pa.Table.from_batches([item])
+        if not isinstance(item, pa.Table):
+            yield item
+            return
+        mask = None
+        for column in required:
+            nulls = pc.is_null(item[column])
+            mask = nulls if mask is None else pc.or_(mask, nulls)
+        if mask is None or not pc.any(mask).as_py():
+            yield item
+            return
+        for row in item.filter(mask).to_pylist():
+            tally.quarantined[table] += 1
+            missing = next(c for c in required if row.get(c) is None)
+            key = ", ".join(f"{c}={row.get(c)!r}" for c in required)
+            yield dead_letter(
+                table,
+                f"{where} table {table} row ({key})",
+                f"{table}.{missing}: required field is missing or null",
+                row,
+                source="shop",
+                extracted_at=extracted_at,
+            )
+        valid = item.filter(pc.invert(mask))
+        if valid.num_rows:
+            yield valid
+
+    return step
 
 
 def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None = None) -> None:

@@ -174,3 +174,29 @@ def test_a_database_that_is_down_is_retried_then_fails_naming_the_source_with_st
             expected,
             expected,
         )
+
+
+def test_rows_without_key_or_cursor_are_quarantined_and_the_rest_loads(settings, postgres_url, monkeypatch):
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table widgets (widget_id integer, name text, updated_at timestamptz)"))
+        conn.execute(
+            sa.text(
+                "insert into widgets values (1, 'a', '2024-01-01'), (2, 'b', null), (null, 'c', '2024-01-02'), "
+                "(4, 'd', '2024-01-03')"
+            )
+        )
+    engine.dispose()
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_NAMES", '["widgets"]')
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", '{"widgets": {"primary_key": ["widget_id"]}}')
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    counts = ingest_shop(settings).tables["widgets"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (4, 2, 2)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        assert conn.execute("select widget_id from raw_shop.widgets order by 1").fetchall() == [(1,), (4,)]
+        dead = conn.execute("select reason, payload from raw_shop._dead_letters order by reason").fetchall()
+    assert [reason for reason, _ in dead] == [
+        "widgets.updated_at: required field is missing or null",
+        "widgets.widget_id: required field is missing or null",
+    ]
+    assert '"name": "b"' in dead[0][1]
