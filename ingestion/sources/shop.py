@@ -105,11 +105,20 @@ def shop_source(
         if cursor and cursor not in columns:
             raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
         lag = int(table_option.get("lag_seconds", lag_seconds))
+        backend_kwargs = {}
+        if backend == "connectorx":
+            # connectorx takes a plain URL (no SQLAlchemy driver suffix) and streams arrow batches
+            backend_kwargs = {
+                "conn": engine.url.set(drivername=engine.url.get_backend_name()).render_as_string(hide_password=False),
+                "return_type": "arrow_stream",
+                "batch_size": chunk_size,
+            }
         resource = sql_table(
             credentials=engine,
             table=table,
             schema=schema,
             backend=backend,
+            backend_kwargs=backend_kwargs,
             chunk_size=chunk_size,
             reflection_level="full_with_precision",
             # rows without a cursor are quarantined by the step below rather than failing the table
