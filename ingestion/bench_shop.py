@@ -49,7 +49,11 @@ def main() -> None:
                 settings = Settings(PROJECT_DIR, Path(tmp) / "bench.duckdb", Path(tmp) / "data", url)
                 result = ingest_shop(settings)
                 rows = sum(c.loaded for c in result.tables.values())
-                print(f"{backend:<11} {rows:>9} rows in {result.seconds:6.1f}s = {rows / result.seconds:>9,.0f} rows/s")
+                steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.step_seconds.items())
+                print(
+                    f"{backend:<11} {rows:>9} rows in {result.seconds:6.1f}s = {rows / result.seconds:>9,.0f} rows/s"
+                    f" ({steps})"
+                )
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))

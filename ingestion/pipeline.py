@@ -48,6 +48,7 @@ class IngestResult:
     tables: dict[str, TableCounts] = field(default_factory=dict)
     seconds: float = 0.0
     resumed_load_ids: list[str] = field(default_factory=list)  # packages a crashed run left, finished first
+    step_seconds: dict[str, float] = field(default_factory=dict)  # extract / normalize / load
 
     @property
     def rows_extracted(self) -> dict[str, int]:
@@ -150,6 +151,11 @@ def run_source(
         tables=tables,
         seconds=time.monotonic() - started,
         resumed_load_ids=resumed,
+        step_seconds={
+            step.step: (step.finished_at - step.started_at).total_seconds()
+            for step in pipeline.last_trace.steps
+            if step.finished_at and step.step in ("extract", "normalize", "load")
+        },
     )
     for table, counts in tables.items():
         log.info(
