@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from collections.abc import Iterator, Sequence
 
@@ -164,7 +163,7 @@ def ingest_sources(
 @contextlib.contextmanager
 def _source_options(source: str, settings: Settings) -> Iterator[dict]:
     """Per-source arguments; for fx without a configured API this serves the demo API meanwhile."""
-    if source != "fx" or os.environ.get("SOURCES__FX__BASE_URL"):
+    if source != "fx" or pipeline.configured("sources.fx.base_url"):
         yield {}
         return
     from ingestion.demo.fx_api import FxApi

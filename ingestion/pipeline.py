@@ -193,6 +193,12 @@ def _unavailable_cause(error: BaseException) -> str | None:
     return None
 
 
+def configured(key: str) -> str | None:
+    """A value from dlt's config providers (environment, .dlt/config.toml), or None."""
+    value = dlt.config.get(key)
+    return str(value) if value else None
+
+
 def ingest_shop(settings: Settings, *, full_refresh: bool = False) -> IngestResult:
     from ingestion.sources.shop import shop_source
 
@@ -208,7 +214,7 @@ def ingest_events(settings: Settings, *, full_refresh: bool = False, **config) -
     from ingestion.demo.events import events_dir
     from ingestion.sources.events import events_source
 
-    bucket_url = config.pop("bucket_url", None) or os.environ.get("SOURCES__EVENTS__BUCKET_URL")
+    bucket_url = config.pop("bucket_url", None) or configured("sources.events.bucket_url")
     return run_source(
         "events",
         settings,
@@ -229,7 +235,7 @@ def ingest_fx(settings: Settings, *, full_refresh: bool = False, **config) -> In
     """Needs the API's base URL: `base_url=` or SOURCES__FX__BASE_URL (the CLI starts the demo API otherwise)."""
     from ingestion.sources.fx import fx_source
 
-    base_url = config.pop("base_url", None) or os.environ.get("SOURCES__FX__BASE_URL")
+    base_url = config.pop("base_url", None) or configured("sources.fx.base_url")
     if not base_url:
         raise ValueError("fx: no API base URL; set SOURCES__FX__BASE_URL (or [sources.fx] base_url)")
     return run_source(

@@ -97,7 +97,8 @@ def shop_source(
                 f"shop: table {table!r} has no primary key in {where}; "
                 f"configure sources.shop.table_options.{table}.primary_key"
             )
-        columns = {c["name"] for c in inspector.get_columns(table, schema=schema)}
+        reflected = inspector.get_columns(table, schema=schema)
+        columns = {c["name"] for c in reflected}
         missing = sorted(set(primary_key) - columns)
         if missing:
             raise SourceConfigError(f"shop: table {table!r} has no column(s) {', '.join(missing)} (primary key)")
@@ -129,8 +130,33 @@ def shop_source(
         # New columns evolve freely; a changed type stops the load instead of corrupting raw.
         resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
         required = [*primary_key, *([cursor] if cursor else [])]
+        if backend == "connectorx":
+            resource.add_map(_decimal_caster(reflected))
         resource.add_yield_map(_quarantine_missing(table, required, where, stamp, tally))
         yield resource.add_map(add_metadata)
+
+
+def _decimal_caster(reflected: list[dict]):
+    """connectorx hands every numeric over as decimal128(38, 10): cast to the database's own precision, so
+    the warehouse column keeps the source type and DuckDB need not cast every value on load."""
+    decimals = {
+        c["name"]: pa.decimal128(c["type"].precision, c["type"].scale or 0)
+        for c in reflected
+        if isinstance(c["type"], sa.Numeric) and not isinstance(c["type"], sa.Float) and c["type"].precision
+    }
+
+    def cast(item):
+        if isinstance(item, pa.RecordBatch):
+            item = pa.Table.from_batches([item])
+        if not isinstance(item, pa.Table) or not decimals:
+            return item
+        for name, target in decimals.items():
+            if name in item.column_names and item.schema.field(name).type != target:
+                index = item.column_names.index(name)
+                item = item.set_column(index, pa.field(name, target), pc.cast(item[name], target))
+        return item
+
+    return cast
 
 
 def _quarantine_missing(table: str, required: list[str], where: str, extracted_at: datetime, tally: Tally):

@@ -83,3 +83,13 @@ def test_folder_and_glob_are_configuration(settings, tmp_path):
     (landing / "events" / event_file_name(0)).rename(landing / "events" / "clicks.json")
     result = ingest_events(settings, bucket_url=str(landing / "events"), file_glob="*.json")
     assert result.tables["events"].loaded > 0 and result.quarantined == 0
+
+
+def test_full_refresh_reloads_every_file_once(settings):
+    write_events(settings.data_dir, seed=2, tick=0, scale=0.2)
+    write_events(settings.data_dir, seed=2, tick=1, scale=0.2)
+    first = ingest_events(settings)
+    again = ingest_events(settings, full_refresh=True)
+    assert again.tables["events"].loaded == first.tables["events"].loaded > 0
+    ((rows,),) = query(settings, "select count(*) from raw_events.events")
+    assert rows == first.tables["events"].loaded

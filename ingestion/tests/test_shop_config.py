@@ -200,3 +200,24 @@ def test_rows_without_key_or_cursor_are_quarantined_and_the_rest_loads(settings,
         "widgets.widget_id: required field is missing or null",
     ]
     assert '"name": "b"' in dead[0][1]
+
+
+@pytest.mark.parametrize("backend", ["pyarrow", "connectorx"])
+def test_both_fast_backends_keep_types_exact(settings, postgres_url, monkeypatch, backend):
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", backend)
+    shop.create_shop(postgres_url, scale=0.2)
+    ingest_shop(Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url))
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        expected = dict(conn.execute(sa.text("select payment_id, amount from payments")).all())
+    engine.dispose()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        types = dict(
+            conn.execute(
+                "select column_name, data_type from information_schema.columns "
+                "where table_schema = 'raw_shop' and table_name = 'payments'"
+            ).fetchall()
+        )
+        loaded = dict(conn.execute("select payment_id, amount from raw_shop.payments").fetchall())
+    assert types["amount"] == "DECIMAL(12,2)" and types["created_at"] == "TIMESTAMP WITH TIME ZONE"
+    assert loaded == expected
