@@ -60,7 +60,7 @@ def shop_source(
     cursor_column: str = DEFAULT_CURSOR,
     lag_seconds: int = DEFAULT_LAG_SECONDS,
     table_options: Mapping[str, Mapping] | None = None,
-    backend: str = "pyarrow",
+    backend: str = "auto",
     chunk_size: int = 50_000,
     extracted_at: datetime | None = None,
     tally: Tally | None = None,
@@ -71,6 +71,10 @@ def shop_source(
     not enforce them) goes to `_dead_letters` instead of failing the whole table.
     """
     engine = engine_for(str(credentials))
+    if backend == "auto":
+        # connectorx reads PostgreSQL about twice as fast as pyarrow (README, "Ingestion"); SQLite and
+        # other databases keep the pyarrow backend, which works through any SQLAlchemy dialect.
+        backend = "connectorx" if engine.dialect.name == "postgresql" else "pyarrow"
     where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
     wait_for_database(engine, where)
     inspector = sa.inspect(engine)
