@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.resources
 import io
 import json
+from datetime import timedelta
 
 import duckdb
 import pytest
@@ -221,3 +222,30 @@ def test_both_fast_backends_keep_types_exact(settings, postgres_url, monkeypatch
         loaded = dict(conn.execute("select payment_id, amount from raw_shop.payments").fetchall())
     assert types["amount"] == "DECIMAL(12,2)" and types["created_at"] == "TIMESTAMP WITH TIME ZONE"
     assert loaded == expected
+
+
+def test_a_row_committed_late_inside_the_lag_window_is_still_loaded(settings):
+    shop.create_shop(settings.shop_url, scale=0.2)
+    ingest_shop(settings)
+    engine = sa.create_engine(settings.shop_url)
+    with engine.begin() as conn:
+        newest = conn.execute(sa.select(sa.func.max(shop.orders.c.updated_at))).scalar_one()
+        # A long transaction commits a row stamped 30 minutes before the cursor the last run reached.
+        late = newest - timedelta(minutes=30)
+        conn.execute(
+            sa.insert(shop.orders).values(
+                order_id=10_000,
+                customer_id=1,
+                status="placed",
+                currency="USD",
+                ordered_at=late,
+                created_at=late,
+                updated_at=late,
+            )
+        )
+    engine.dispose()
+    second = ingest_shop(settings)
+    assert second.tables["orders"].loaded >= 1
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from raw_shop.orders where order_id = 10000").fetchone() == (1,)
+        assert conn.execute("select count(*) = count(distinct order_id) from raw_shop.orders").fetchone() == (True,)
