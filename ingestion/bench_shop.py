@@ -27,9 +27,9 @@ def main() -> None:
     parser.add_argument("--admin-url", default=ADMIN_URL)
     args = parser.parse_args()
 
+    from ingestion.demo.tpch import make_tpch
     from ingestion.pipeline import ingest_shop
     from ingestion.settings import PROJECT_DIR, Settings
-    from ingestion.tests.test_shop_config import make_tpch
 
     name = f"harbor_bench_{uuid.uuid4().hex[:8]}"
     admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")

@@ -16,15 +16,17 @@ import sqlalchemy as sa
 
 from ingestion.demo import shop
 from ingestion.demo.events import events_dir
-from ingestion.pipeline import ingest_events, ingest_shop
+from ingestion.demo.fx_api import FxApi, rates_as_of
+from ingestion.pipeline import ingest_events, ingest_fx, ingest_shop
 
 RUNNER = Path(__file__).with_name("crash_runner.py")
 KEYS = {"customers": "customer_id", "products": "product_id", "orders": "order_id", "order_items": "order_item_id"}
 
 
-def crash(settings, source: str, point: str) -> None:
+def crash(settings, source: str, point: str, **extra_env: str) -> None:
     env = {
         **os.environ,
+        **extra_env,
         "HARBOR_DATA_DIR": str(settings.data_dir),
         "HARBOR_WAREHOUSE": str(settings.warehouse),
         "SOURCES__SHOP__CREDENTIALS": settings.shop_url,
@@ -91,3 +93,26 @@ def test_events_killed_mid_run_converge_on_the_next_run(settings, point):
     assert len(loaded) == len(set(loaded))
     assert set(loaded) == expected_event_lines(settings)
     assert dead == 2 * 3  # two bad lines in each of the three files, each quarantined once
+
+
+@pytest.mark.parametrize("point", ["normalize", "load-after"])
+def test_fx_killed_mid_run_converges_on_the_next_run(settings, point):
+    with FxApi(seed=8, tick=0) as api:
+        ingest_fx(settings, base_url=api.base_url)
+        api.tick = 2
+        crash(settings, "fx", point, SOURCES__FX__BASE_URL=api.base_url)
+        api.tick = 3
+        recovered = ingest_fx(settings, base_url=api.base_url)
+        assert recovered.resumed_load_ids
+    expected = {
+        (r["currency_code"], r["rate_date"]): r["usd_per_unit"]
+        for r in rates_as_of(8, 3)
+        if r["rate_date"] != "not-a-date"
+    }
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        rows = conn.execute("select currency_code, rate_date, usd_per_unit from raw_fx.exchange_rates").fetchall()
+        (dead,) = conn.execute("select count(*) from raw_fx._dead_letters").fetchone()
+    loaded = {(c, d.isoformat()): v for c, d, v in rows}
+    assert len(rows) == len(loaded) == len(expected)
+    assert {k: float(v) for k, v in loaded.items()} == {k: float(v) for k, v in expected.items()}
+    assert dead == 3  # one malformed record per tick, each quarantined once
