@@ -56,3 +56,17 @@ def test_demo_advance_writes_an_event_file_per_tick(harbor_env):
     names = sorted(p.name for p in (harbor_env.data_dir / "events").iterdir())
     assert names == ["events_00000.jsonl", "events_00001.jsonl", "events_00002.jsonl"]
     assert shop.read_clock(shop.engine_for(harbor_env.shop_url)).tick == 2
+
+
+def test_progress_lines_show_only_for_steps_that_run_long():
+    import logging
+
+    from ingestion.runlog import SlowStepsOnly
+
+    keep = SlowStepsOnly(5.0)
+
+    def record(message: str) -> logging.LogRecord:
+        return logging.makeLogRecord({"msg": message})
+
+    assert not keep.filter(record("Extract shop\nResources: 0/5 (0.0%) | Time: 0.00s | Rate: 0.00/s"))
+    assert keep.filter(record("Load shop\nJobs: 3/11 (27.3%) | Time: 12.50s | Rate: 0.24/s"))
