@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
+from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
-from ingestion.pipeline import IngestResult, ingest_shop
+from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.settings import Settings
 from ingestion.transform import DbtFailed, run_dbt
 
-SOURCES = ("shop",)
+SOURCES = tuple(INGESTERS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -54,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
         "sources", nargs="*", metavar="SOURCE", help=f"one or more of {', '.join(SOURCES)} (default: all)"
     )
     ingest.add_argument("--full-refresh", action="store_true", help="drop the raw tables and state, load all")
+    ingest.add_argument(
+        "--json-logs", action="store_true", help="log JSON lines (with the run id, HARBOR_RUN_ID) to stderr"
+    )
     ingest.set_defaults(handler=_ingest)
 
     build = commands.add_parser("build", help="dbt build against the warehouse (extra args go to dbt)")
@@ -78,13 +84,15 @@ def _shop_url(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _demo_create(args: argparse.Namespace, settings: Settings) -> int:
-    summary = demo_shop.create_shop(_shop_url(args, settings), seed=args.seed, scale=args.scale, replace=args.replace)
+    summary = demo_shop.create_shop(
+        _shop_url(args, settings), seed=args.seed, scale=args.scale, replace=args.replace, events_to=settings.data_dir
+    )
     print(f"created demo shop at {demo_shop.safe_url(_shop_url(args, settings))}: {_counts(summary.inserted)}")
     return 0
 
 
 def _demo_advance(args: argparse.Namespace, settings: Settings) -> int:
-    for summary in demo_shop.advance_shop(_shop_url(args, settings), ticks=args.ticks):
+    for summary in demo_shop.advance_shop(_shop_url(args, settings), ticks=args.ticks, events_to=settings.data_dir):
         print(
             f"tick {summary.tick} ({summary.shop_time:%Y-%m-%d}): inserted {_counts(summary.inserted)}; "
             f"updated {_counts(summary.updated)}"
@@ -102,7 +110,10 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _demo_create(argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False), settings)
     settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, url)
-    _print_ingest(ingest_shop(settings))
+    runlog.run_id()  # one run id for ingestion and dbt alike
+    status = ingest_sources(settings, SOURCES)
+    if status:
+        return status
     run_dbt(settings, "build")
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
@@ -116,16 +127,79 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     unknown = sorted(set(args.sources) - set(SOURCES))
     if unknown:
         raise ValueError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
-    for source in dict.fromkeys(args.sources or SOURCES):
-        if source == "shop":
-            _print_ingest(ingest_shop(settings, full_refresh=args.full_refresh))
-    return 0
+    return ingest_sources(settings, tuple(dict.fromkeys(args.sources or SOURCES)), args.full_refresh, args.json_logs)
 
 
-def _print_ingest(result: IngestResult) -> None:
-    print(f"ingested {result.source} (load {result.load_id}) in {result.seconds:.1f}s: rows extracted per table")
-    for table, rows in result.rows_extracted.items():
-        print(f"  {table:<14} {rows:>9}")
+EXIT_SOURCE_UNAVAILABLE = 3
+EXIT_LOAD_FAILED = 4
+
+
+def ingest_sources(
+    settings: Settings, sources: Sequence[str], full_refresh: bool = False, json_logs: bool = False
+) -> int:
+    """Ingest each source in turn (a failing one does not stop the others); print a closing summary."""
+    log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
+    pipeline.PROGRESS["enabled"] = True
+    results: list[IngestResult] = []
+    failures: list[tuple[str, str, int]] = []
+    for source in sources:
+        try:
+            with _source_options(source, settings) as options:
+                results.append(INGESTERS[source](settings, full_refresh=full_refresh, **options))
+        except SourceUnavailable as error:
+            failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
+        except Exception as error:
+            message = f"source {source!r} failed: {_root_cause(error)}"
+            log.error(message, extra={"source": source}, exc_info=json_logs)
+            failures.append((source, message, EXIT_LOAD_FAILED))
+    _print_summary(results)
+    for _source, message, _code in failures:
+        print(
+            f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)",
+            file=sys.stderr,
+        )
+    return max((code for *_, code in failures), default=0)
+
+
+@contextlib.contextmanager
+def _source_options(source: str, settings: Settings) -> Iterator[dict]:
+    """Per-source arguments; for fx without a configured API this serves the demo API meanwhile."""
+    if source != "fx" or os.environ.get("SOURCES__FX__BASE_URL"):
+        yield {}
+        return
+    from ingestion.demo.fx_api import FxApi
+
+    clock = None
+    with contextlib.suppress(Exception):
+        engine = demo_shop.engine_for(settings.shop_url)
+        clock = demo_shop.read_clock(engine)
+        engine.dispose()
+    with FxApi(seed=clock.seed if clock else 42, tick=clock.tick if clock else 0) as api:
+        yield {"base_url": api.base_url}
+
+
+def _root_cause(error: BaseException) -> str:
+    """The innermost error's message: dlt wraps the useful part (table and column names) several times."""
+    seen = error
+    while (seen.__cause__ or seen.__context__) is not None:
+        seen = seen.__cause__ or seen.__context__
+    text = str(seen).strip() or type(seen).__name__
+    return text.splitlines()[0] if len(text) < 2000 else text[:2000]
+
+
+def _print_summary(results: list[IngestResult]) -> None:
+    if not results:
+        return
+    print(f"ingest run {runlog.run_id()}")
+    print(f"  {'source.table':<28} {'extracted':>9} {'loaded':>9} {'quarantined':>11} {'seconds':>8}")
+    for result in results:
+        for table, counts in result.tables.items():
+            name = f"{result.source}.{table}"
+            print(
+                f"  {name:<28} {counts.extracted:>9} {counts.loaded:>9} {counts.quarantined:>11} {result.seconds:>8.1f}"
+            )
+        if result.resumed_load_ids:
+            print(f"  ({result.source}: first finished {len(result.resumed_load_ids)} interrupted load package(s))")
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -1,37 +1,72 @@
-"""Runs dlt pipelines into the warehouse and reports what each table received."""
+"""Runs dlt pipelines into the warehouse and reports what each table received.
+
+One pipeline per source (`harbor_<source>`), each into its own raw dataset. Exactly-once rests on three dlt
+properties: a source's incremental state is saved inside the same load package as its rows; a package that
+was extracted or normalized before a crash is finished (normalized and loaded) before anything new is
+extracted; and every raw table is merged on a key, so a job replayed after a crash overwrites instead of
+duplicating.
+"""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from urllib.parse import quote
 
 import dlt
 from dlt.common.destination import Destination
+from dlt.common.pipeline import LoadInfo
 
 from ingestion.settings import Settings
-from ingestion.sources.shop import shop_source
+from ingestion.sources.quarantine import DEAD_LETTERS, Tally
 
 # Arrow backends skip dlt's `_dlt_load_id` unless asked; every raw row must carry it.
 os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
 
-RAW_DATASETS = {"shop": "raw_shop"}
+RAW_DATASETS = {"shop": "raw_shop", "events": "raw_events", "fx": "raw_fx"}
+
+log = logging.getLogger("harbor.ingestion")
+# Progress lines every few seconds while a load runs: on for the CLI, or with HARBOR_PROGRESS=1.
+PROGRESS = {"enabled": bool(os.environ.get("HARBOR_PROGRESS")), "period": 5.0}
+
+
+@dataclass
+class TableCounts:
+    extracted: int = 0
+    loaded: int = 0
+    quarantined: int = 0
 
 
 @dataclass
 class IngestResult:
     source: str
     load_id: str | None
-    rows_extracted: dict[str, int] = field(default_factory=dict)
+    tables: dict[str, TableCounts] = field(default_factory=dict)
     seconds: float = 0.0
+    resumed_load_ids: list[str] = field(default_factory=list)  # packages a crashed run left, finished first
+    step_seconds: dict[str, float] = field(default_factory=dict)  # extract / normalize / load
+
+    @property
+    def rows_extracted(self) -> dict[str, int]:
+        return {table: counts.extracted for table, counts in self.tables.items()}
 
     @property
     def total_rows(self) -> int:
         return sum(self.rows_extracted.values())
+
+    @property
+    def quarantined(self) -> int:
+        return sum(c.quarantined for c in self.tables.values())
+
+
+class SourceUnavailable(RuntimeError):
+    """A source could not be read after the configured retries; nothing was loaded and state is unchanged."""
 
 
 def make_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
@@ -50,7 +85,7 @@ def make_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
         pipelines_dir=str(settings.pipelines_dir),
         destination=destination,
         dataset_name=RAW_DATASETS[source],
-        progress="log" if os.environ.get("HARBOR_PROGRESS") else None,
+        progress=_progress(),
     )
 
 
@@ -76,17 +111,161 @@ def warehouse_destination(settings: Settings) -> Destination:
     return dlt.destinations.duckdb(str(settings.warehouse))
 
 
-def ingest_shop(settings: Settings, *, full_refresh: bool = False) -> IngestResult:
-    pipeline = make_pipeline("shop", settings)
+def _progress():
+    if not PROGRESS["enabled"]:
+        return None
+    return dlt.progress.log(
+        log_period=PROGRESS["period"], logger=logging.getLogger("harbor.progress"), dump_system_stats=False
+    )
+
+
+def finish_pending(pipeline: dlt.Pipeline) -> list[str]:
+    """Normalize and load what a crashed run left behind; returns the load ids it completed."""
+    finished: list[str] = []
+    if pipeline.list_extracted_load_packages():
+        pipeline.normalize()
+    pending = pipeline.list_normalized_load_packages()
+    if pending:
+        info = pipeline.load()
+        info.raise_on_failed_jobs()
+        finished = list(info.loads_ids)
+    return finished
+
+
+def run_source(
+    source_name: str,
+    settings: Settings,
+    build: Callable[[datetime, Tally], object],
+    *,
+    full_refresh: bool = False,
+) -> IngestResult:
+    """Extract, normalize and load one source; `build(extracted_at, tally)` returns the dlt source."""
+    pipeline = make_pipeline(source_name, settings)
     started = time.monotonic()
-    source = shop_source(credentials=settings.shop_url, extracted_at=datetime.now(UTC))
-    info = pipeline.run(source, refresh="drop_sources" if full_refresh else None)
+    log.info("ingest %s started", source_name, extra={"source": source_name, "full_refresh": full_refresh})
+    resumed = finish_pending(pipeline)
+    if resumed:
+        log.warning(
+            "finished load packages a previous, interrupted run left: %s",
+            ", ".join(resumed),
+            extra={"source": source_name, "resumed_load_ids": resumed},
+        )
+    tally = Tally()
+    try:
+        source = build(datetime.now(UTC), tally)
+        info: LoadInfo = pipeline.run(source, refresh="drop_sources" if full_refresh else None)
+    except Exception as error:
+        unavailable = _unavailable_cause(error)
+        if unavailable is not None:
+            log.error("source %s unavailable", source_name, extra={"source": source_name, "cause": unavailable})
+            raise SourceUnavailable(f"source {source_name!r} is unavailable: {unavailable}") from error
+        raise
     info.raise_on_failed_jobs()
     normalize = pipeline.last_trace.last_normalize_info
-    counts = {t: n for t, n in (normalize.row_counts if normalize else {}).items() if not t.startswith("_dlt")}
-    return IngestResult(
-        source="shop",
+    row_counts = dict(normalize.row_counts) if normalize else {}
+    tables: dict[str, TableCounts] = {}
+    for table in source.resources.selected:  # type: ignore[attr-defined]
+        loaded = row_counts.get(table, 0)
+        quarantined = tally.quarantined.get(table, 0)
+        extracted = tally.extracted.get(table, loaded + quarantined)
+        tables[table] = TableCounts(extracted=extracted, loaded=loaded, quarantined=quarantined)
+    for table, quarantined in tally.quarantined.items():
+        tables.setdefault(table, TableCounts(extracted=tally.extracted[table], quarantined=quarantined))
+    if DEAD_LETTERS in row_counts and not tally.quarantined:
+        tables[DEAD_LETTERS] = TableCounts(loaded=row_counts[DEAD_LETTERS])
+    result = IngestResult(
+        source=source_name,
         load_id=info.loads_ids[-1] if info.loads_ids else None,
-        rows_extracted={t: counts.get(t, 0) for t in source.resources},
+        tables=tables,
         seconds=time.monotonic() - started,
+        resumed_load_ids=resumed,
+        step_seconds={
+            step.step: (step.finished_at - step.started_at).total_seconds()
+            for step in pipeline.last_trace.steps
+            if step.finished_at and step.step in ("extract", "normalize", "load")
+        },
     )
+    for table, counts in tables.items():
+        log.info(
+            "ingested %s.%s: extracted %d, loaded %d, quarantined %d",
+            source_name,
+            table,
+            counts.extracted,
+            counts.loaded,
+            counts.quarantined,
+            extra={
+                "source": source_name,
+                "table": table,
+                "extracted": counts.extracted,
+                "loaded": counts.loaded,
+                "quarantined": counts.quarantined,
+                "load_id": result.load_id,
+                "seconds": round(result.seconds, 3),
+            },
+        )
+    return result
+
+
+def _unavailable_cause(error: BaseException) -> str | None:
+    """The root cause when an error chain says the source could not be reached, else None."""
+    import requests
+    import sqlalchemy as sa
+
+    seen = error
+    while seen is not None:
+        if isinstance(seen, sa.exc.OperationalError | requests.ConnectionError | requests.Timeout):
+            return str(seen).strip().splitlines()[0]
+        if isinstance(seen, requests.HTTPError) and seen.response is not None and seen.response.status_code >= 500:
+            return f"HTTP {seen.response.status_code} from {seen.response.url}"
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def ingest_shop(settings: Settings, *, full_refresh: bool = False) -> IngestResult:
+    from ingestion.sources.shop import shop_source
+
+    return run_source(
+        "shop",
+        settings,
+        lambda extracted_at, tally: shop_source(credentials=settings.shop_url, extracted_at=extracted_at, tally=tally),
+        full_refresh=full_refresh,
+    )
+
+
+def ingest_events(settings: Settings, *, full_refresh: bool = False, **config) -> IngestResult:
+    from ingestion.demo.events import events_dir
+    from ingestion.sources.events import events_source
+
+    bucket_url = config.pop("bucket_url", None) or os.environ.get("SOURCES__EVENTS__BUCKET_URL")
+    return run_source(
+        "events",
+        settings,
+        lambda extracted_at, tally: events_source(
+            bucket_url=bucket_url or str(events_dir(settings.data_dir)),
+            extracted_at=extracted_at,
+            tally=tally,
+            **config,
+        ),
+        full_refresh=full_refresh,
+    )
+
+
+INGESTERS: dict[str, Callable[..., IngestResult]] = {"shop": ingest_shop, "events": ingest_events}
+
+
+def ingest_fx(settings: Settings, *, full_refresh: bool = False, **config) -> IngestResult:
+    """Needs the API's base URL: `base_url=` or SOURCES__FX__BASE_URL (the CLI starts the demo API otherwise)."""
+    from ingestion.sources.fx import fx_source
+
+    base_url = config.pop("base_url", None) or os.environ.get("SOURCES__FX__BASE_URL")
+    if not base_url:
+        raise ValueError("fx: no API base URL; set SOURCES__FX__BASE_URL (or [sources.fx] base_url)")
+    return run_source(
+        "fx",
+        settings,
+        lambda extracted_at, tally: fx_source(base_url=base_url, extracted_at=extracted_at, tally=tally, **config),
+        full_refresh=full_refresh,
+    )
+
+
+INGESTERS["fx"] = ingest_fx

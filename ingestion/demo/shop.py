@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -141,8 +142,13 @@ def read_clock(engine: sa.Engine) -> ShopClock | None:
     return ShopClock(row.seed, row.scale, row.tick, _as_utc(row.shop_time))
 
 
-def create_shop(url: str, *, seed: int = 42, scale: float = 1.0, replace: bool = False) -> TickSummary:
-    """Create the shop schema and fill it with HISTORY_DAYS of history ending at SHOP_START."""
+def create_shop(
+    url: str, *, seed: int = 42, scale: float = 1.0, replace: bool = False, events_to: Path | None = None
+) -> TickSummary:
+    """Create the shop schema and fill it with HISTORY_DAYS of history ending at SHOP_START.
+
+    With `events_to` (a data folder), the clickstream file of tick 0 lands in `<events_to>/events/` too.
+    """
     if scale <= 0:
         raise ValueError(f"scale must be positive, got {scale}")
     engine = engine_for(url)
@@ -158,11 +164,13 @@ def create_shop(url: str, *, seed: int = 42, scale: float = 1.0, replace: bool =
             _insert(conn, metadata.tables[table_name], rows[table_name])
         conn.execute(sa.insert(shop_clock).values(clock_id=1, seed=seed, scale=scale, tick=0, shop_time=SHOP_START))
     engine.dispose()
+    if events_to is not None:
+        write_events(events_to, seed=seed, tick=0, scale=scale)
     return TickSummary(0, SHOP_START, {t: len(rows[t]) for t in SHOP_TABLES}, dict.fromkeys(SHOP_TABLES, 0))
 
 
-def advance_shop(url: str, ticks: int = 1) -> list[TickSummary]:
-    """Move the shop forward `ticks` days, one transaction per day."""
+def advance_shop(url: str, ticks: int = 1, *, events_to: Path | None = None) -> list[TickSummary]:
+    """Move the shop forward `ticks` days, one transaction per day (and one event file each, with `events_to`)."""
     engine = engine_for(url)
     summaries = []
     for _ in range(ticks):
@@ -170,6 +178,8 @@ def advance_shop(url: str, ticks: int = 1) -> list[TickSummary]:
         if clock is None:
             raise FileNotFoundError(f"no demo shop at {safe_url(url)}; create it with `harbor demo create`")
         summaries.append(_advance_one_day(engine, clock))
+        if events_to is not None:
+            write_events(events_to, seed=clock.seed, tick=clock.tick + 1, scale=clock.scale)
     engine.dispose()
     return summaries
 
@@ -418,6 +428,12 @@ def _insert(conn: sa.Connection, table: sa.Table, rows: list[dict]) -> None:
 def _batches(rows: list[dict], size: int) -> Iterator[list[dict]]:
     for start in range(0, len(rows), size):
         yield rows[start : start + size]
+
+
+def write_events(data_dir: Path, **kwargs) -> None:
+    from ingestion.demo.events import write_events as write
+
+    write(data_dir, **kwargs)
 
 
 def _max_ids(conn: sa.Connection) -> dict[str, int]:

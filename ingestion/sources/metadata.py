@@ -19,8 +19,11 @@ def metadata_adder(source_name: str, extracted_at: datetime) -> Callable:
             item = pa.Table.from_batches([item])
         if isinstance(item, pa.Table):
             rows = item.num_rows
-            item = _replace_column(item, EXTRACTED_AT, pa.array([extracted_at] * rows, pa.timestamp("us", "UTC")))
-            return _replace_column(item, SOURCE, pa.array([source_name] * rows, pa.string()))
+            # pa.repeat builds the column without a Python object per row
+            item = _replace_column(
+                item, EXTRACTED_AT, pa.repeat(pa.scalar(extracted_at, pa.timestamp("us", "UTC")), rows)
+            )
+            return _replace_column(item, SOURCE, pa.repeat(pa.scalar(source_name, pa.string()), rows))
         if isinstance(item, dict):
             return {**item, EXTRACTED_AT: extracted_at, SOURCE: source_name}
         return item

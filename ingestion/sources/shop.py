@@ -1,26 +1,51 @@
 """The shop source: tables of an OLTP database loaded incrementally through dlt's `sql_database`.
 
-Any SQLAlchemy URL works; the demo shop is just the default configuration. Per table the source needs a
-primary key (read from the database unless configured) and a cursor column (`updated_at` by default).
-Rows are re-read from `cursor - lag` on every run, so a row committed late by a long transaction is still
-picked up; the merge on the primary key makes the re-read harmless.
+Any SQLAlchemy URL works; the demo shop is just the default configuration. Everything is configuration
+(`[sources.shop]` in .dlt/config.toml, or SOURCES__SHOP__* environment variables):
+
+- `credentials`: the SQLAlchemy URL (a secret); `schema`: the database schema (default: the URL's default);
+- `table_names`: the tables to load, or `["*"]` for every table of the schema;
+- `cursor_column` (default `updated_at`) and `lag_seconds` (default 3600) for every table, and per table
+  `table_options.<table>.primary_key / cursor_column / lag_seconds` to override them. Primary keys are read
+  from the database unless configured.
+
+A table with a cursor is read from `cursor - lag` on every run, so a row committed late by a long
+transaction is still picked up; the merge on the primary key makes the re-read harmless. A table without
+one (no such column, or `cursor_column = ""`) is reloaded in full each run (replace).
+
+Deletes: Harbor expects sources to soft-delete (a `deleted_at` timestamp that also bumps the cursor), as the
+demo shop does. The row then arrives again with `deleted_at` set and replaces the live version in raw;
+staging keeps it flagged and marts drop it. Hard deletes are only seen by tables reloaded in full.
+
+Schema drift: a new source column simply appears in raw. A changed column type stops the load (dlt schema
+contract `data_type: freeze`) with an error naming the table and column, before anything is written.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+import random
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 
 import dlt
+import pyarrow as pa
+import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
 from ingestion.demo.shop import SHOP_TABLES, engine_for
+from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
+from ingestion.sources.quarantine import Tally, dead_letter
+
+log = logging.getLogger("harbor.ingestion.shop")
 
 DEFAULT_CURSOR = "updated_at"
 DEFAULT_LAG_SECONDS = 3600
+ALL_TABLES = "*"
 
 
 class SourceConfigError(ValueError):
@@ -30,34 +55,139 @@ class SourceConfigError(ValueError):
 @dlt.source(name="shop", max_table_nesting=0)
 def shop_source(
     credentials: str = dlt.secrets.value,
+    schema: str | None = None,
     table_names: Sequence[str] = SHOP_TABLES,
     cursor_column: str = DEFAULT_CURSOR,
     lag_seconds: int = DEFAULT_LAG_SECONDS,
+    table_options: Mapping[str, Mapping] | None = None,
     backend: str = "pyarrow",
     chunk_size: int = 50_000,
     extracted_at: datetime | None = None,
+    tally: Tally | None = None,
 ) -> Iterable[DltResource]:
-    """One merge resource per table, incremental on `cursor_column` with a `lag_seconds` re-read window."""
+    """One resource per table: merge + incremental with lag when it has a cursor, replace otherwise.
+
+    A valid row has its primary key and cursor set; a row without them (possible where the database does
+    not enforce them) goes to `_dead_letters` instead of failing the whole table.
+    """
     engine = engine_for(str(credentials))
+    where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
+    wait_for_database(engine, where)
     inspector = sa.inspect(engine)
-    add_metadata = metadata_adder("shop", extracted_at or datetime.now(UTC))
+    stamp = extracted_at or datetime.now(UTC)
+    add_metadata = metadata_adder("shop", stamp)
+    tally = tally if tally is not None else Tally()
+    options = {name: dict(value) for name, value in (table_options or {}).items()}
+    if isinstance(table_names, str):
+        table_names = [table_names]
+    if list(table_names) == [ALL_TABLES]:
+        table_names = sorted(inspector.get_table_names(schema=schema))
+    unknown = sorted(set(options) - set(table_names))
+    if unknown:
+        raise SourceConfigError(f"shop: table_options for {', '.join(unknown)}, which are not among the loaded tables")
     for table in table_names:
-        if not inspector.has_table(table):
-            raise SourceConfigError(f"shop: table {table!r} not found in {engine.url.render_as_string()}")
-        primary_key = inspector.get_pk_constraint(table).get("constrained_columns") or []
+        if not inspector.has_table(table, schema=schema):
+            raise SourceConfigError(f"shop: table {table!r} not found in {where}")
+        table_option = options.get(table, {})
+        primary_key = list(table_option.get("primary_key") or []) or (
+            inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+        )
         if not primary_key:
-            raise SourceConfigError(f"shop: table {table!r} has no primary key; configure one")
-        columns = {c["name"] for c in inspector.get_columns(table)}
-        if cursor_column not in columns:
-            raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor_column!r}")
+            raise SourceConfigError(
+                f"shop: table {table!r} has no primary key in {where}; "
+                f"configure sources.shop.table_options.{table}.primary_key"
+            )
+        columns = {c["name"] for c in inspector.get_columns(table, schema=schema)}
+        missing = sorted(set(primary_key) - columns)
+        if missing:
+            raise SourceConfigError(f"shop: table {table!r} has no column(s) {', '.join(missing)} (primary key)")
+        cursor = table_option.get("cursor_column", cursor_column if cursor_column in columns else "")
+        if cursor and cursor not in columns:
+            raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
+        lag = int(table_option.get("lag_seconds", lag_seconds))
+        backend_kwargs = {}
+        if backend == "connectorx":
+            # connectorx takes a plain URL (no SQLAlchemy driver suffix) and streams arrow batches
+            backend_kwargs = {
+                "conn": engine.url.set(drivername=engine.url.get_backend_name()).render_as_string(hide_password=False),
+                "return_type": "arrow_stream",
+                "batch_size": chunk_size,
+            }
         resource = sql_table(
             credentials=engine,
             table=table,
+            schema=schema,
             backend=backend,
+            backend_kwargs=backend_kwargs,
             chunk_size=chunk_size,
             reflection_level="full_with_precision",
-            incremental=dlt.sources.incremental(cursor_column, lag=lag_seconds),
-            write_disposition="merge",
+            # rows without a cursor are quarantined by the step below rather than failing the table
+            incremental=dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None,
+            write_disposition="merge" if cursor else "replace",
             primary_key=primary_key,
         )
+        # New columns evolve freely; a changed type stops the load instead of corrupting raw.
+        resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
+        required = [*primary_key, *([cursor] if cursor else [])]
+        resource.add_yield_map(_quarantine_missing(table, required, where, stamp, tally))
         yield resource.add_map(add_metadata)
+
+
+def _quarantine_missing(table: str, required: list[str], where: str, extracted_at: datetime, tally: Tally):
+    """A yield-map step over arrow batches: rows with a null key or cursor go to the dead-letter table."""
+
+    def step(item):
+        if isinstance(item, pa.RecordBatch):
+            item = pa.Table.from_batches([item])
+        if not isinstance(item, pa.Table):
+            yield item
+            return
+        mask = None
+        for column in required:
+            nulls = pc.is_null(item[column])
+            mask = nulls if mask is None else pc.or_(mask, nulls)
+        if mask is None or not pc.any(mask).as_py():
+            yield item
+            return
+        for row in item.filter(mask).to_pylist():
+            tally.quarantined[table] += 1
+            missing = next(c for c in required if row.get(c) is None)
+            key = ", ".join(f"{c}={row.get(c)!r}" for c in required)
+            yield dead_letter(
+                table,
+                f"{where} table {table} row ({key})",
+                f"{table}.{missing}: required field is missing or null",
+                row,
+                source="shop",
+                extracted_at=extracted_at,
+            )
+        valid = item.filter(pc.invert(mask))
+        if valid.num_rows:
+            yield valid
+
+    return step
+
+
+def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None = None) -> None:
+    """Connect, retrying with jittered exponential backoff (dlt's [runtime] request_* settings) while the
+    database is unreachable; the last OperationalError propagates when the attempts run out."""
+    policy = policy or RetryPolicy.from_dlt_config()
+    rng = random.Random()
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            with engine.connect():
+                return
+        except sa.exc.OperationalError as error:
+            if attempt == policy.max_attempts:
+                raise
+            wait = policy.delay(attempt, None, rng)
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            log.warning(
+                "shop database %s unreachable, retrying in %.2fs (attempt %d of %d): %s",
+                where,
+                wait,
+                attempt + 1,
+                policy.max_attempts,
+                reason,
+            )
+            time.sleep(wait)

@@ -1,0 +1,64 @@
+"""Rows per second of the shop (SQL) source into DuckDB, per backend, on TPC-H data in PostgreSQL.
+
+    .venv/bin/python -m ingestion.bench_shop --scale 0.1 --backends pyarrow connectorx
+
+Creates a throw-away PostgreSQL database (TPC-H tables from DuckDB's tpch extension), loads `lineitem`
+and `orders` through `shop_source` with each backend into a temporary warehouse, prints rows/s, drops it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import sqlalchemy as sa
+
+ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scale", type=float, default=0.1, help="TPC-H scale factor (0.1 = 600k lineitem rows)")
+    parser.add_argument("--backends", nargs="+", default=["pyarrow", "connectorx"])
+    parser.add_argument("--admin-url", default=ADMIN_URL)
+    args = parser.parse_args()
+
+    from ingestion.pipeline import ingest_shop
+    from ingestion.settings import PROJECT_DIR, Settings
+    from ingestion.tests.test_shop_config import make_tpch
+
+    name = f"harbor_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{name}"'))
+    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        started = time.monotonic()
+        counts = make_tpch(url, "tpch", scale=args.scale)
+        print(f"generated TPC-H sf={args.scale} in PostgreSQL in {time.monotonic() - started:.1f}s: {counts}")
+        os.environ["SOURCES__SHOP__SCHEMA"] = "tpch"
+        os.environ["SOURCES__SHOP__TABLE_NAMES"] = '["lineitem", "orders"]'
+        os.environ["SOURCES__SHOP__TABLE_OPTIONS"] = '{"lineitem": {"primary_key": ["l_orderkey", "l_linenumber"]}}'
+        for backend in args.backends:
+            os.environ["SOURCES__SHOP__BACKEND"] = backend
+            with tempfile.TemporaryDirectory() as tmp:
+                settings = Settings(PROJECT_DIR, Path(tmp) / "bench.duckdb", Path(tmp) / "data", url)
+                result = ingest_shop(settings)
+                rows = sum(c.loaded for c in result.tables.values())
+                steps = ", ".join(f"{k} {v:.1f}s" for k, v in result.step_seconds.items())
+                print(
+                    f"{backend:<11} {rows:>9} rows in {result.seconds:6.1f}s = {rows / result.seconds:>9,.0f} rows/s"
+                    f" ({steps})"
+                )
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
+        admin.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""Run ids and structured logs shared by `harbor ingest`, dbt and the report.
+
+Every line of a run carries the same run id: HARBOR_RUN_ID when the caller set it (an orchestrator, or
+`harbor demo run` for all its steps), otherwise a fresh one that is then exported, so child processes (dbt)
+see it too.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import sys
+import uuid
+from datetime import UTC, datetime
+
+RUN_ID_ENV = "HARBOR_RUN_ID"
+LOGGER = "harbor"
+
+
+def run_id() -> str:
+    """The current run id, created and exported on first use."""
+    value = os.environ.get(RUN_ID_ENV)
+    if not value:
+        value = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
+        os.environ[RUN_ID_ENV] = value
+    return value
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, logger, run_id, message, plus any `extra=` fields."""
+
+    _standard = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "run_id": run_id(),
+            "message": record.getMessage(),
+        }
+        line.update({k: v for k, v in record.__dict__.items() if k not in self._standard})
+        if record.exc_info:
+            line["error"] = self.formatException(record.exc_info).splitlines()[-1]
+        return json.dumps(line, default=str)
+
+
+class SlowStepsOnly(logging.Filter):
+    """Lets a dlt progress line through only once its step has run `min_seconds`: short loads stay quiet."""
+
+    _elapsed = re.compile(r"Time: ([0-9.]+)s")
+
+    def __init__(self, min_seconds: float) -> None:
+        super().__init__()
+        self.min_seconds = min_seconds
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        found = self._elapsed.search(record.getMessage())
+        return found is None or float(found.group(1)) >= self.min_seconds
+
+
+def configure(*, json_logs: bool, progress_after: float = 5.0, stream=None) -> logging.Logger:
+    """Harbor's log lines to stderr: JSON when asked, short text otherwise (dlt's own warnings stay text)."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    logger = logging.getLogger(LOGGER)
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO if json_logs else logging.WARNING)
+    progress = logging.getLogger(f"{LOGGER}.progress")
+    progress.setLevel(logging.INFO)
+    progress.filters[:] = [SlowStepsOnly(progress_after)]
+    return logger

@@ -1,0 +1,104 @@
+"""The events source: clickstream events as JSON-lines files landing in a folder, through dlt's filesystem source.
+
+Only files not seen before are read: the file listing is incremental on the file's modification time (or any
+other file attribute, `cursor`), kept in dlt state that commits with the load. Every line becomes one raw row
+carrying `_file_name` and `_line_number`; the raw table is keyed on those two, so a replayed load package
+never duplicates a line, while the same `event_id` sent twice by the tracker (in two files) stays twice in
+raw: deduplication by `event_id` is staging's job, where late events are also handled.
+A line that is not JSON, or an event that fails `EVENT_SPEC`, goes to `raw_events._dead_letters`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dlt
+from dlt.sources import DltResource
+from dlt.sources.filesystem import filesystem
+
+from ingestion.demo.events import EVENT_TYPES
+from ingestion.sources.quarantine import Field, RecordSpec, Tally, dead_letter
+
+TABLE = "events"
+
+EVENT_SPEC = RecordSpec(
+    TABLE,
+    {
+        "event_id": Field("text"),
+        "event_time": Field("timestamp"),
+        "event_type": Field("text", allowed=EVENT_TYPES),
+        "customer_id": Field("bigint", required=False),
+        "anonymous_id": Field("text", required=False),
+        "page_url": Field("text", required=False),
+    },
+)
+
+FILE_COLUMNS = {
+    "_file_name": {"data_type": "text", "nullable": False},
+    "_line_number": {"data_type": "bigint", "nullable": False},
+    "_extracted_at": {"data_type": "timestamp", "nullable": False},
+    "_source": {"data_type": "text", "nullable": False},
+}
+
+
+@dlt.source(name="events", max_table_nesting=0)
+def events_source(
+    bucket_url: str = dlt.config.value,
+    file_glob: str = "*.jsonl",
+    cursor: str = "modification_date",
+    extracted_at: datetime | None = None,
+    tally: Tally | None = None,
+) -> Iterator[DltResource]:
+    """`bucket_url` is a folder (`file:///abs/path` or a plain path) or any fsspec URL dlt supports."""
+    if "://" not in bucket_url:
+        folder = Path(bucket_url).resolve()
+        folder.mkdir(parents=True, exist_ok=True)
+        bucket_url = folder.as_uri()
+    stamp = extracted_at or datetime.now(UTC)
+    counts = tally if tally is not None else Tally()
+    files = filesystem(bucket_url=bucket_url, file_glob=file_glob, incremental=dlt.sources.incremental(cursor))
+
+    # Column hints go on a table variant, not the resource: the dead-letter variant would inherit them.
+    @dlt.transformer(name=TABLE, write_disposition="merge", primary_key=("_file_name", "_line_number"))
+    def read_events(items: list) -> Iterator:
+        for file_item in items:
+            yield from _read_file(file_item, stamp, counts)
+
+    yield files | read_events
+
+
+def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
+    name = file_item["relative_path"]
+    batch = []
+    with file_item.open(mode="rb") as handle:
+        for number, raw in enumerate(handle, start=1):
+            line = raw.decode("utf-8", errors="replace").strip()
+            if not line:
+                continue
+            tally.extracted[TABLE] += 1
+            origin = f"{name}:{number}"
+            try:
+                record = EVENT_SPEC.validate(json.loads(line))
+            except ValueError as error:  # json.JSONDecodeError and InvalidRecord are both ValueErrors
+                tally.quarantined[TABLE] += 1
+                reason = f"unparsable JSON line: {error}" if isinstance(error, json.JSONDecodeError) else str(error)
+                yield dead_letter(TABLE, origin, reason, line, source="events", extracted_at=extracted_at)
+                continue
+            record.update(_file_name=name, _line_number=number, _extracted_at=extracted_at, _source="events")
+            batch.append(record)
+            if len(batch) >= 10_000:
+                yield _with_columns(batch)
+                batch = []
+    if batch:
+        yield _with_columns(batch)
+
+
+def _with_columns(batch: list[dict]):
+    return dlt.mark.with_hints(
+        batch,
+        dlt.mark.make_hints(table_name=TABLE, columns={**EVENT_SPEC.columns(), **FILE_COLUMNS}),
+        create_table_variant=True,
+    )

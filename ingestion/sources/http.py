@@ -1,0 +1,123 @@
+"""An HTTP session that retries like a polite production client.
+
+Retried: 429 and 5xx answers, timeouts, dropped connections and truncated bodies (a 2xx JSON answer that
+does not parse). Waits grow exponentially with jitter (so many clients do not retry in lock-step), a
+`Retry-After` header wins when the server sends one, and attempts are bounded. The knobs are dlt's own
+`[runtime]` settings (`request_max_attempts`, `request_backoff_factor`, `request_max_retry_delay`,
+`request_timeout`), so `.dlt/config.toml` or `RUNTIME__REQUEST_MAX_ATTEMPTS=...` tune every HTTP source.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import logging
+import random
+import time
+from dataclasses import dataclass
+
+import dlt
+import requests
+from requests.hooks import default_hooks, dispatch_hook
+
+log = logging.getLogger("harbor.ingestion.http")
+
+RETRY_STATUS = frozenset({429, *range(500, 600)})
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    backoff_factor: float = 1.0
+    max_delay: float = 300.0
+    timeout: float = 60.0
+
+    @classmethod
+    def from_dlt_config(cls) -> RetryPolicy:
+        def get(key: str, default: float) -> float:
+            value = dlt.config.get(f"runtime.{key}")
+            return default if value is None else float(value)
+
+        return cls(
+            max_attempts=max(1, int(get("request_max_attempts", cls.max_attempts))),
+            backoff_factor=get("request_backoff_factor", cls.backoff_factor),
+            max_delay=get("request_max_retry_delay", cls.max_delay),
+            timeout=get("request_timeout", cls.timeout),
+        )
+
+    def delay(self, attempt: int, response: requests.Response | None, rng: random.Random) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based)."""
+        retry_after = _retry_after_seconds(response) if response is not None else None
+        if retry_after is not None:
+            return min(retry_after, self.max_delay)
+        ceiling = min(self.max_delay, self.backoff_factor * 2 ** (attempt - 1))
+        return ceiling / 2 + rng.uniform(0, ceiling / 2)  # "equal jitter": never zero, never in lock-step
+
+
+class RetryingSession(requests.Session):
+    def __init__(self, policy: RetryPolicy | None = None, *, rng: random.Random | None = None) -> None:
+        super().__init__()
+        self.policy = policy or RetryPolicy.from_dlt_config()
+        self.rng = rng or random.Random()
+        self.attempts = 0  # requests sent, retries included, for logs and tests
+
+    def send(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self.policy.timeout
+        # Response hooks (dlt's rest_api raises on error statuses in one) run once, on the final answer.
+        hooks, request.hooks = request.hooks, default_hooks()
+        try:
+            response = self._send_with_retries(request, **kwargs)
+        finally:
+            request.hooks = hooks
+        return dispatch_hook("response", hooks, response, **kwargs)
+
+    def _send_with_retries(self, request: requests.PreparedRequest, **kwargs) -> requests.Response:
+        for attempt in range(1, self.policy.max_attempts + 1):
+            self.attempts += 1
+            response: requests.Response | None = None
+            try:
+                response = super().send(request, **kwargs)
+                problem = _retryable_problem(response)
+            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as error:
+                if attempt == self.policy.max_attempts:
+                    raise
+                problem = f"{type(error).__name__}: {error}"
+            if problem is None:
+                return response
+            if attempt == self.policy.max_attempts:
+                if response is not None and response.status_code in RETRY_STATUS:
+                    return response  # the caller's raise_for_status names the final status
+                raise requests.exceptions.ChunkedEncodingError(f"{problem} (after {attempt} attempts)")
+            wait = self.policy.delay(attempt, response, self.rng)
+            log.warning(
+                "retrying %s in %.2fs (attempt %d of %d): %s",
+                request.url,
+                wait,
+                attempt + 1,
+                self.policy.max_attempts,
+                problem,
+            )
+            time.sleep(wait)
+        raise AssertionError("unreachable")
+
+
+def _retryable_problem(response: requests.Response) -> str | None:
+    if response.status_code in RETRY_STATUS:
+        return f"HTTP {response.status_code}"
+    if response.ok and "json" in response.headers.get("Content-Type", ""):
+        try:
+            json.loads(response.content)
+        except ValueError:
+            return "truncated or malformed JSON body"
+    return None
+
+
+def _retry_after_seconds(response: requests.Response) -> float | None:
+    header = response.headers.get("Retry-After")
+    if not header:
+        return None
+    if header.strip().isdigit():
+        return float(header)
+    parsed = email.utils.parsedate_to_datetime(header)
+    return max(0.0, parsed.timestamp() - time.time()) if parsed else None

@@ -1,0 +1,236 @@
+"""Record validation and the dead-letter queue shared by every source.
+
+Each resource declares what a valid record is (`RecordSpec`: required fields, types, allowed values). A record
+that fails is not dropped: it is routed, in the same load package as the good rows, to the `_dead_letters`
+table of the source's dataset with its raw payload, the reason, where it came from and `_extracted_at`.
+Being in the same package makes the quarantine exactly-once too: a package loads whole or is replayed whole.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import dlt
+
+from ingestion.sources.metadata import EXTRACTED_AT, SOURCE
+
+DEAD_LETTERS = "_dead_letters"
+
+DEAD_LETTER_COLUMNS = {
+    "dead_letter_id": {"data_type": "text", "nullable": False},
+    "table_name": {"data_type": "text", "nullable": False},
+    "origin": {"data_type": "text", "nullable": False},
+    "reason": {"data_type": "text", "nullable": False},
+    "payload": {"data_type": "text", "nullable": True},
+    EXTRACTED_AT: {"data_type": "timestamp", "nullable": False},
+    SOURCE: {"data_type": "text", "nullable": False},
+}
+
+
+class InvalidRecord(ValueError):
+    """Why one record cannot be loaded."""
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise InvalidRecord(f"expected text, got {type(value).__name__}")
+    return value
+
+
+def _bigint(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InvalidRecord(f"expected an integer, got {type(value).__name__} {value!r}")
+    return value
+
+
+def _timestamp(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError as error:
+            raise InvalidRecord(f"expected an ISO timestamp, got {value!r}") from error
+    else:
+        raise InvalidRecord(f"expected an ISO timestamp, got {type(value).__name__}")
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _date(value: Any) -> date:
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    try:
+        return date.fromisoformat(value)
+    except (TypeError, ValueError) as error:
+        raise InvalidRecord(f"expected an ISO date, got {value!r}") from error
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
+        raise InvalidRecord(f"expected a number, got {type(value).__name__}")
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation as error:
+        raise InvalidRecord(f"expected a number, got {value!r}") from error
+    if not number.is_finite():
+        raise InvalidRecord(f"expected a finite number, got {value!r}")
+    return number
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "text": _text,
+    "bigint": _bigint,
+    "timestamp": _timestamp,
+    "date": _date,
+    "decimal": _decimal,
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    data_type: str  # one of PARSERS
+    required: bool = True  # present and not null
+    allowed: tuple | None = None
+
+
+@dataclass(frozen=True)
+class RecordSpec:
+    """What a valid record of one table is. Fields not named here pass through (new columns are welcome)."""
+
+    table: str
+    fields: Mapping[str, Field]
+
+    def validate(self, record: Any) -> dict:
+        """The record with declared fields parsed to their types; raises InvalidRecord naming the field."""
+        if not isinstance(record, dict):
+            raise InvalidRecord(f"expected a JSON object, got {type(record).__name__}")
+        clean = dict(record)
+        for name, spec in self.fields.items():
+            value = record.get(name)
+            if value is None:
+                if spec.required:
+                    raise InvalidRecord(f"{self.table}.{name}: required field is missing or null")
+                clean[name] = None
+                continue
+            try:
+                clean[name] = PARSERS[spec.data_type](value)
+            except InvalidRecord as error:
+                raise InvalidRecord(f"{self.table}.{name}: {error}") from None
+            if spec.allowed is not None and clean[name] not in spec.allowed:
+                raise InvalidRecord(f"{self.table}.{name}: {value!r} is not one of {', '.join(spec.allowed)}")
+        return clean
+
+    def columns(self) -> dict[str, dict]:
+        """dlt column hints, so the raw table has the declared types even before the first row."""
+        return {name: {"data_type": f.data_type, "nullable": not f.required} for name, f in self.fields.items()}
+
+
+@dataclass
+class Tally:
+    """Rows seen and quarantined per table during one run (loaded comes from dlt's normalize counts)."""
+
+    extracted: Counter = field(default_factory=Counter)
+    quarantined: Counter = field(default_factory=Counter)
+
+
+def dead_letter(
+    table: str,
+    origin: str,
+    reason: str,
+    payload: Any,
+    *,
+    source: str,
+    extracted_at: datetime,
+    stable_origin: bool = True,
+) -> dlt.extract.items.DataItemWithMeta:
+    """A dead-letter row routed to the `_dead_letters` table, whatever resource yields it.
+
+    Its key is the payload plus, when the origin is stable (a file and line), the origin: a replayed
+    package or a record the source sends again replaces its dead letter instead of adding another.
+    """
+    text = payload if isinstance(payload, str) else json.dumps(payload, default=str, sort_keys=True)
+    identity = f"{source}\x00{table}\x00{origin if stable_origin else ''}\x00{text}"
+    key = hashlib.sha256(identity.encode()).hexdigest()[:32]
+    row = {
+        "dead_letter_id": key,
+        "table_name": table,
+        "origin": origin,
+        "reason": reason,
+        "payload": text,
+        EXTRACTED_AT: extracted_at,
+        SOURCE: source,
+    }
+    return dlt.mark.with_hints(
+        row,
+        dlt.mark.make_hints(
+            table_name=DEAD_LETTERS,
+            write_disposition="merge",
+            primary_key="dead_letter_id",
+            columns=DEAD_LETTER_COLUMNS,
+        ),
+        create_table_variant=True,
+    )
+
+
+def validating_map(
+    spec: RecordSpec,
+    *,
+    source: str,
+    extracted_at: datetime,
+    tally: Tally,
+    origin: Callable[[], str] | None = None,
+) -> Callable[[Any], Iterator[Any]]:
+    """A dlt yield-map step: valid records go on (with metadata), invalid ones to the dead-letter table.
+
+    `origin()` says where the current record came from (a page); the record's position there is appended.
+    Extracted rows are not counted here: a later step (the incremental cursor) may still drop records a
+    source serves again, so extracted is loaded + quarantined.
+    """
+    positions: Counter = Counter()
+
+    def step(item: Any) -> Iterator[Any]:
+        records = item if isinstance(item, list) else [item]
+        valid = []
+        for record in records:
+            where = origin() if origin else "batch"
+            positions[where] += 1
+            try:
+                clean = spec.validate(record)
+            except InvalidRecord as error:
+                tally.quarantined[spec.table] += 1
+                yield dead_letter(
+                    spec.table,
+                    f"{where} record {positions[where]}",
+                    str(error),
+                    record,
+                    source=source,
+                    extracted_at=extracted_at,
+                    stable_origin=False,
+                )
+                continue
+            clean[EXTRACTED_AT] = extracted_at
+            clean[SOURCE] = source
+            valid.append(clean)
+        if valid:
+            yield with_columns(spec.table, valid, spec.columns())
+
+    return step
+
+
+def with_columns(table: str, rows: list[dict], columns: dict[str, dict]) -> Any:
+    """Rows with column hints for their table. The hints ride on a table variant, not on the resource,
+    because the dead-letter variant of the same resource would inherit the resource's columns."""
+    metadata = {
+        EXTRACTED_AT: {"data_type": "timestamp", "nullable": False},
+        SOURCE: {"data_type": "text", "nullable": False},
+    }
+    return dlt.mark.with_hints(
+        rows, dlt.mark.make_hints(table_name=table, columns={**columns, **metadata}), create_table_variant=True
+    )

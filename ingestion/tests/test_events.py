@@ -1,0 +1,85 @@
+"""The events source: JSON-lines files from a folder, only new files, duplicates kept in raw, bad lines quarantined."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+
+from ingestion.demo.events import event_file_name, events_dir, write_events
+from ingestion.pipeline import ingest_events
+
+
+def query(settings, sql: str) -> list[tuple]:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        return conn.execute(sql).fetchall()
+
+
+def test_only_new_files_are_read_and_duplicates_stay_in_raw(settings):
+    first_file = write_events(settings.data_dir, seed=5, tick=0, scale=0.3)
+    first = ingest_events(settings)
+    counts = first.tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (first_file.events + 2, first_file.events, 2)
+
+    second_file = write_events(settings.data_dir, seed=5, tick=1, scale=0.3)
+    second = ingest_events(settings)
+    # Only the new file is read.
+    assert second.tables["events"].loaded == second_file.events
+    assert second.tables["events"].extracted == second.tables["events"].loaded + second.tables["events"].quarantined
+    assert ingest_events(settings).tables["events"].extracted == 0
+
+    ((rows, distinct, files),) = query(
+        settings, "select count(*), count(distinct event_id), count(distinct _file_name) from raw_events.events"
+    )
+    assert rows == first_file.events + second_file.events
+    assert distinct == rows - second_file.duplicates  # the tracker's re-sends are kept for staging to dedup
+    assert files == 2
+    ((late,),) = query(
+        settings,
+        "select count(*) from raw_events.events "
+        "where _file_name = 'events_00001.jsonl' and event_time < timestamptz '2024-01-01 00:00:00+00'",
+    )
+    assert late >= second_file.late > 0
+    missing = query(
+        settings,
+        "select count(*) from raw_events.events where _extracted_at is null or _source <> 'events' "
+        "or _dlt_load_id is null or _line_number is null",
+    )
+    assert missing == [(0,)]
+
+
+def test_bad_lines_go_to_the_dead_letter_table_with_reason_and_origin(settings):
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    good = {"event_id": "e1", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+    lines = [
+        json.dumps(good),
+        "{not json",
+        json.dumps({**good, "event_id": "e2", "customer_id": "seven"}),  # wrong type
+        json.dumps({"event_id": "e3", "event_type": "purchase"}),  # event_time missing
+        json.dumps({**good, "event_id": "e4", "event_type": "teleport"}),  # not an allowed value
+        json.dumps({**good, "event_id": "e5", "customer_id": 7, "referrer": "newsletter"}),  # a new column
+    ]
+    (folder / "batch.jsonl").write_text("\n".join(lines) + "\n")
+    result = ingest_events(settings)
+    counts = result.tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (6, 2, 4)
+    dead = query(settings, "select origin, reason, payload from raw_events._dead_letters order by origin")
+    assert [d[0] for d in dead] == ["batch.jsonl:2", "batch.jsonl:3", "batch.jsonl:4", "batch.jsonl:5"]
+    assert "unparsable JSON" in dead[0][1] and dead[0][2] == "{not json"
+    assert "events.customer_id" in dead[1][1] and "integer" in dead[1][1]
+    assert "events.event_time" in dead[2][1] and "missing" in dead[2][1]
+    assert "teleport" in dead[3][1]
+    # Schema drift: the new column simply appears in raw.
+    assert query(settings, "select event_id, referrer from raw_events.events order by 1") == [
+        ("e1", None),
+        ("e5", "newsletter"),
+    ]
+
+
+def test_folder_and_glob_are_configuration(settings, tmp_path):
+    landing = tmp_path / "landing"
+    write_events(landing, seed=1, tick=0, scale=0.2, dirty=False)
+    (landing / "events" / event_file_name(0)).rename(landing / "events" / "clicks.json")
+    result = ingest_events(settings, bucket_url=str(landing / "events"), file_glob="*.json")
+    assert result.tables["events"].loaded > 0 and result.quarantined == 0

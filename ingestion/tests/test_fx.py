@@ -1,0 +1,109 @@
+"""The fx source: dlt rest_api against the local demo API, incremental merge, retries on injected faults."""
+
+from __future__ import annotations
+
+import random
+import time
+from decimal import Decimal
+
+import duckdb
+import pytest
+import requests
+
+from ingestion.demo.fx_api import FxApi, rates_as_of
+from ingestion.pipeline import SourceUnavailable, ingest_fx
+from ingestion.sources.http import RetryPolicy
+
+
+@pytest.fixture(autouse=True)
+def fast_retries(monkeypatch):
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.02")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "4")
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "0.5")
+
+
+@pytest.fixture
+def api():
+    with FxApi(seed=3, tick=0) as server:
+        server.hang_seconds = 1.5
+        yield server
+
+
+def warehouse_rates(settings) -> dict[tuple[str, str], Decimal]:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        rows = conn.execute("select currency_code, rate_date, usd_per_unit from raw_fx.exchange_rates").fetchall()
+    return {(c, d.isoformat()): Decimal(v).normalize() for c, d, v in rows}
+
+
+def source_rates(seed: int, tick: int) -> dict[tuple[str, str], Decimal]:
+    return {
+        (r["currency_code"], r["rate_date"]): Decimal(r["usd_per_unit"]).normalize()
+        for r in rates_as_of(seed, tick)
+        if r["rate_date"] != "not-a-date"
+    }
+
+
+def test_incremental_merge_converges_to_the_api_and_quarantines_bad_records(settings, api):
+    first = ingest_fx(settings, base_url=api.base_url, page_size=100)
+    assert first.tables["exchange_rates"].loaded == len(source_rates(3, 0))
+    assert warehouse_rates(settings) == source_rates(3, 0)
+
+    api.tick = 2
+    api.log.clear()
+    second = ingest_fx(settings, base_url=api.base_url, page_size=100)
+    # Only rates updated since the last cursor were asked for, and revised rates replaced the old ones.
+    assert all("updated_since=2024-01-01T06" in path for path, _ in api.log)
+    counts = second.tables["exchange_rates"]
+    assert counts.quarantined == 2 and counts.extracted == counts.loaded + counts.quarantined
+    assert counts.loaded < first.tables["exchange_rates"].loaded
+    assert warehouse_rates(settings) == source_rates(3, 2)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        dead = conn.execute("select reason, origin, payload, _extracted_at from raw_fx._dead_letters").fetchall()
+    assert len(dead) == 2
+    assert all(
+        "rate_date" in reason and "page http://" in origin and "N/A" in payload for reason, origin, payload, _ in dead
+    )
+
+    assert ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"].loaded == 0
+
+
+def test_retries_429_500_timeouts_dropped_and_truncated_pages(settings, api):
+    api.tick = 1
+    api.faults.extend(["429", "500", "timeout"])
+    started = time.monotonic()
+    ingest_fx(settings, base_url=api.base_url, page_size=100)
+    assert time.monotonic() - started >= 1.0  # Retry-After: 1 was honoured
+    api.tick = 3
+    api.faults.extend(["drop", "truncate", "503"])
+    ingest_fx(settings, base_url=api.base_url, page_size=100)
+    faults = [status for _, status in api.log if status != 200]
+    assert faults == ["429", "500", "timeout", "drop", "truncate", "503"]
+    assert warehouse_rates(settings) == source_rates(3, 3)
+
+
+def test_an_api_that_stays_down_fails_clearly_and_leaves_state_unchanged(settings, api):
+    ingest_fx(settings, base_url=api.base_url)
+    before = warehouse_rates(settings)
+    api.tick = 2
+    api.faults.extend(["503"] * 4)  # as many as the attempts allowed
+    with pytest.raises(SourceUnavailable, match=r"source 'fx' is unavailable: HTTP 503"):
+        ingest_fx(settings, base_url=api.base_url)
+    assert warehouse_rates(settings) == before
+    # After recovery the next run catches up exactly.
+    ingest_fx(settings, base_url=api.base_url)
+    assert warehouse_rates(settings) == source_rates(3, 2)
+
+
+def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():
+    policy = RetryPolicy(max_attempts=5, backoff_factor=1.0, max_delay=8.0)
+    rng = random.Random(1)
+    for attempt, ceiling in ((1, 1.0), (2, 2.0), (3, 4.0), (4, 8.0), (6, 8.0)):
+        delays = {policy.delay(attempt, None, rng) for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays)
+        assert len(delays) > 1  # jittered
+    response = requests.Response()
+    response.status_code = 429
+    response.headers["Retry-After"] = "3"
+    assert policy.delay(1, response, rng) == 3.0
+    response.headers["Retry-After"] = "600"
+    assert policy.delay(1, response, rng) == 8.0
