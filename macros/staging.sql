@@ -63,3 +63,22 @@
     select * from {{ relation }}
     {%- endif -%}
 {%- endmacro %}
+
+{#- `from` target for a source that may not be loaded yet (events and fx are optional: a warehouse with only
+    the shop must still build). The source relation when it exists, else an empty row set with `columns`
+    ({name: type}), so the model and everything downstream build empty instead of failing. -#}
+{% macro optional_source(source_name, table_name, columns) -%}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- if execute and load_relation(relation) is none -%}
+        {{ log("source " ~ source_name ~ "." ~ table_name ~ " is not loaded yet: building empty", info=true) }}
+        (
+            select
+            {%- for name, data_type in columns.items() %}
+                cast(null as {{ data_type }}) as {{ name }}{{ "," if not loop.last }}
+            {%- endfor %}
+            where 1 = 0
+        ) as not_loaded_yet
+    {%- else -%}
+        {{ relation }}
+    {%- endif -%}
+{%- endmacro %}

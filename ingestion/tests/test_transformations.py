@@ -14,7 +14,8 @@ import pytest
 import sqlalchemy as sa
 
 from ingestion.demo import shop
-from ingestion.pipeline import ingest_shop
+from ingestion.demo.fx_api import FxApi
+from ingestion.pipeline import ingest_events, ingest_fx, ingest_shop
 from ingestion.settings import PROJECT_DIR, Settings
 from ingestion.transform import run_dbt
 
@@ -48,11 +49,14 @@ class Warehouse:
                 raw.close()
                 engine.dispose()
 
-    def ingest(self, monkeypatch: pytest.MonkeyPatch) -> None:
+    def ingest(self, monkeypatch: pytest.MonkeyPatch, fx_api: FxApi) -> None:
+        """All three sources, as `harbor ingest` loads them."""
         with monkeypatch.context() as m:
             if self.postgres_url is not None:
                 m.setenv("HARBOR_DESTINATION", "postgres")
             ingest_shop(self.settings)
+            ingest_events(self.settings)
+            ingest_fx(self.settings, base_url=fx_api.base_url)
 
     def build(self, *args: str) -> None:
         # No lookback: each incremental run reads only rows loaded since the last one, as it would hours later
@@ -147,24 +151,27 @@ def _inject_late_and_duplicate_rows(warehouse: Warehouse, tick: int) -> None:
 
 
 def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engines(settings, pg_env, monkeypatch):
-    """Both warehouses take the same ticks side by side (ingest, late and duplicate raw rows, dbt build), then:
+    """Both warehouses take the same ticks side by side (ingest shop, events and fx; late and duplicate raw rows
+    on top of the ones the demo events and rates already have; dbt build), then:
     DuckDB marts == PostgreSQL marts, and on each engine incremental marts == marts after `--full-refresh`."""
     on_duckdb = Warehouse(settings, "ci")
     on_postgres = Warehouse(settings, "pg", pg_env)
     both = (on_duckdb, on_postgres)
-    shop.create_shop(settings.shop_url, seed=5, scale=0.3)
-    for warehouse in both:
-        warehouse.ingest(monkeypatch)
-        warehouse.build()
-    for tick in (1, 2):
-        shop.advance_shop(settings.shop_url)
+    shop.create_shop(settings.shop_url, seed=5, scale=0.3, events_to=settings.data_dir)
+    with FxApi(seed=5, tick=0) as fx_api:
         for warehouse in both:
-            warehouse.ingest(monkeypatch)
-            _inject_late_and_duplicate_rows(warehouse, tick)
+            warehouse.ingest(monkeypatch, fx_api)
             warehouse.build()
+    for tick in (1, 2):
+        shop.advance_shop(settings.shop_url, events_to=settings.data_dir)
+        with FxApi(seed=5, tick=tick) as fx_api:
+            for warehouse in both:
+                warehouse.ingest(monkeypatch, fx_api)
+                _inject_late_and_duplicate_rows(warehouse, tick)
+                warehouse.build()
     incremental = {w.target: w.marts() for w in both}
 
-    assert set(incremental["ci"]) == set(MARTS) >= {"fct_orders", "dim_customers", "agg_customer_cohorts_monthly"}
+    assert set(incremental["ci"]) == set(MARTS) >= {"fct_orders", "dim_customers", "fct_sessions"}
     for mart in MARTS:
         assert incremental["ci"][mart], f"{mart} is empty"
         assert incremental["ci"][mart] == incremental["pg"][mart], f"{mart}: DuckDB and PostgreSQL differ"

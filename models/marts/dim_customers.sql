@@ -25,7 +25,8 @@ customer_orders as (
         min(ordered_at) as first_ordered_at,
         max(ordered_at) as last_ordered_at,
         count(*) as order_count,
-        sum(case when is_revenue then order_total else 0 end) as lifetime_value
+        sum(case when is_revenue then order_total else 0 end) as lifetime_value,
+        sum(case when is_revenue then order_total_usd else 0 end) as lifetime_value_usd
 
     from orders
     group by customer_id
@@ -53,6 +54,7 @@ final as (
         customer_orders.last_ordered_at,
         cast(coalesce(customer_orders.order_count, 0) as {{ dbt.type_int() }}) as order_count,
         cast(coalesce(customer_orders.lifetime_value, 0) as numeric(18, 2)) as lifetime_value,
+        cast(customer_orders.lifetime_value_usd as numeric(18, 2)) as lifetime_value_usd,
         customers.is_deleted,
         customers.updated_at
 
