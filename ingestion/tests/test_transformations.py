@@ -153,7 +153,8 @@ def _inject_late_and_duplicate_rows(warehouse: Warehouse, tick: int) -> None:
 def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engines(settings, pg_env, monkeypatch):
     """Both warehouses take the same ticks side by side (ingest shop, events and fx; late and duplicate raw rows
     on top of the ones the demo events and rates already have; dbt build), then:
-    DuckDB marts == PostgreSQL marts, and on each engine incremental marts == marts after `--full-refresh`."""
+    DuckDB marts == PostgreSQL marts, and on each engine incremental marts == marts after `--full-refresh`.
+    Along the way: no personal data in marts, snapshots keep history, analyses compile and run."""
     on_duckdb = Warehouse(settings, "ci")
     on_postgres = Warehouse(settings, "pg", pg_env)
     both = (on_duckdb, on_postgres)
@@ -164,6 +165,7 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
             warehouse.build()
     for tick in (1, 2):
         shop.advance_shop(settings.shop_url, events_to=settings.data_dir)
+        _reprice_product(settings.shop_url, product_id=1)
         with FxApi(seed=5, tick=tick) as fx_api:
             for warehouse in both:
                 warehouse.ingest(monkeypatch, fx_api)
@@ -179,6 +181,23 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
     late = _select(on_duckdb, "select count(*) from marts.fct_orders where order_id > 10000")
     assert late == [(2,)]
 
+    # Personal data never reaches a mart in clear.
+    emails_and_phones = [
+        value
+        for rows in incremental["ci"].values()
+        for row in rows
+        for value in row
+        if isinstance(value, str) and ("@" in value or value.startswith("+1-555"))
+    ]
+    assert emails_and_phones == []
+    # The snapshot kept every price of product 1 (created, then repriced at each tick) on both engines.
+    for warehouse in both:
+        versions = _select(
+            warehouse,
+            "select count(*), count(dbt_valid_to) from snapshots.snp_shop__products where product_id = 1",
+        )
+        assert versions == [(3, 2)], warehouse.target
+
     for warehouse in both:
         warehouse.build("--full-refresh")
         full_refresh = warehouse.marts()
@@ -186,6 +205,30 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
             assert incremental[warehouse.target][mart] == full_refresh[mart], (
                 f"{mart} on {warehouse.target}: incremental differs from full refresh"
             )
+
+    # The analyses compile, and their SQL runs and finds rows.
+    target_path = settings.warehouse.parent.parent / "target_ci"
+    run_dbt(
+        settings, "compile", "--target", "ci", "--target-path", str(target_path), "--select", "resource_type:analysis"
+    )
+    compiled = sorted((target_path / "compiled" / "harbor" / "analyses").glob("*.sql"))
+    assert [p.stem for p in compiled] == ["order_status_funnel", "top_products_by_revenue"]
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        for path in compiled:
+            assert conn.execute(path.read_text()).fetchall(), path.stem
+
+
+def _reprice_product(url: str, product_id: int) -> None:
+    """A price change at the shop's current time: the kind of update snapshots exist for."""
+    engine = shop.engine_for(url)
+    with engine.begin() as conn:
+        (now,) = conn.execute(sa.select(shop.shop_clock.c.shop_time)).one()
+        conn.execute(
+            sa.update(shop.products)
+            .where(shop.products.c.product_id == product_id)
+            .values(unit_price=shop.products.c.unit_price + 1, updated_at=now - timedelta(minutes=1))
+        )
+    engine.dispose()
 
 
 def _select(warehouse: Warehouse, sql: str) -> list[tuple]:
