@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from urllib.parse import quote
 
 import dlt
+from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 
 from ingestion.settings import Settings
@@ -74,13 +76,39 @@ def make_pipeline(source: str, settings: Settings) -> dlt.Pipeline:
         # make the incremental cursor skip every row already loaded once. Start from scratch instead.
         shutil.rmtree(settings.pipelines_dir / name, ignore_errors=True)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    destination = warehouse_destination(settings)
+    if destination.destination_name == "postgres":
+        # Separate local state: the same source loaded into another warehouse starts from its own cursor.
+        name = f"{name}_postgres"
     return dlt.pipeline(
         pipeline_name=name,
         pipelines_dir=str(settings.pipelines_dir),
-        destination=dlt.destinations.duckdb(str(settings.warehouse)),
+        destination=destination,
         dataset_name=RAW_DATASETS[source],
         progress=_progress(),
     )
+
+
+def postgres_warehouse_url() -> str:
+    """The PostgreSQL warehouse from the same HARBOR_PG_* variables dbt's `pg` target reads."""
+    env = os.environ.get
+    user, password = env("HARBOR_PG_USER", "postgres"), env("HARBOR_PG_PASSWORD", "")
+    # Always user:password: dlt requires a password even for trust auth, where an empty one is fine.
+    auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    return (
+        f"postgresql://{auth}@{env('HARBOR_PG_HOST', '127.0.0.1')}:{env('HARBOR_PG_PORT', '5432')}"
+        f"/{env('HARBOR_PG_DATABASE', 'harbor')}"
+    )
+
+
+def warehouse_destination(settings: Settings) -> Destination:
+    """DuckDB (the file in settings) unless HARBOR_DESTINATION=postgres."""
+    kind = os.environ.get("HARBOR_DESTINATION", "duckdb").lower()
+    if kind == "postgres":
+        return dlt.destinations.postgres(postgres_warehouse_url())
+    if kind != "duckdb":
+        raise ValueError(f"HARBOR_DESTINATION must be duckdb or postgres, not {kind!r}")
+    return dlt.destinations.duckdb(str(settings.warehouse))
 
 
 def _progress():

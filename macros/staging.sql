@@ -41,3 +41,44 @@
 {% macro databricks__deduplicate(relation, partition_by, order_by) -%}
     {{ harbor.snowflake__deduplicate(relation, partition_by, order_by) }}
 {%- endmacro %}
+
+{#- The rows of `relation` (one per key, already deduplicated) that are at least as new as the version the
+    incremental model already holds: a late duplicate carrying an older `updated_at` must not overwrite a
+    newer staged row. Ordering is the same as `deduplicate`'s (updated_at, then load id), so an incremental
+    run keeps exactly the version a full refresh would pick. Outside incremental runs it passes rows through. -#}
+{% macro keep_newer_than_staged(relation, unique_key, updated_at='updated_at', loaded_by='_dlt_load_id') -%}
+    {%- if is_incremental() -%}
+    select incoming.*
+    from {{ relation }} as incoming
+    left join {{ this }} as staged
+        on incoming.{{ unique_key }} = staged.{{ unique_key }}
+    where
+        staged.{{ unique_key }} is null
+        or incoming.{{ updated_at }} > staged.{{ updated_at }}
+        or (
+            incoming.{{ updated_at }} = staged.{{ updated_at }}
+            and incoming.{{ loaded_by }} >= staged.{{ loaded_by }}
+        )
+    {%- else -%}
+    select * from {{ relation }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- `from` target for a source that may not be loaded yet (events and fx are optional: a warehouse with only
+    the shop must still build). The source relation when it exists, else an empty row set with `columns`
+    ({name: type}), so the model and everything downstream build empty instead of failing. -#}
+{% macro optional_source(source_name, table_name, columns) -%}
+    {%- set relation = source(source_name, table_name) -%}
+    {%- if execute and load_relation(relation) is none -%}
+        {{ log("source " ~ source_name ~ "." ~ table_name ~ " is not loaded yet: building empty", info=true) }}
+        (
+            select
+            {%- for name, data_type in columns.items() %}
+                cast(null as {{ data_type }}) as {{ name }}{{ "," if not loop.last }}
+            {%- endfor %}
+            where 1 = 0
+        ) as not_loaded_yet
+    {%- else -%}
+        {{ relation }}
+    {%- endif -%}
+{%- endmacro %}

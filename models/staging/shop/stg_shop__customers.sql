@@ -31,9 +31,15 @@ renamed as (
 
 ),
 
-final as (
+deduplicated as (
 
     {{ deduplicate('renamed', 'customer_id', 'updated_at desc, _dlt_load_id desc') }}
+
+),
+
+final as (
+
+    {{ keep_newer_than_staged('deduplicated', 'customer_id') }}
 
 )
 

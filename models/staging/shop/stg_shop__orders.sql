@@ -30,9 +30,15 @@ renamed as (
 
 ),
 
-final as (
+deduplicated as (
 
     {{ deduplicate('renamed', 'order_id', 'updated_at desc, _dlt_load_id desc') }}
+
+),
+
+final as (
+
+    {{ keep_newer_than_staged('deduplicated', 'order_id') }}
 
 )
 

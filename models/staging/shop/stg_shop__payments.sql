@@ -28,9 +28,15 @@ renamed as (
 
 ),
 
-final as (
+deduplicated as (
 
     {{ deduplicate('renamed', 'payment_id', 'updated_at desc, _dlt_load_id desc') }}
+
+),
+
+final as (
+
+    {{ keep_newer_than_staged('deduplicated', 'payment_id') }}
 
 )
 

@@ -1,0 +1,46 @@
+{{ config(unique_key='exchange_rate_id') }}
+
+with
+
+source as (
+
+    select *
+    from {{ optional_source('fx', 'exchange_rates', {
+        'currency_code': dbt.type_string(), 'rate_date': 'date', 'usd_per_unit': dbt.type_numeric(),
+        'updated_at': dbt.type_timestamp(), '_extracted_at': dbt.type_timestamp(),
+        '_dlt_load_id': dbt.type_string()
+    }) }}
+    {% if is_incremental() %}
+        where {{ loaded_since_last_run() }}
+    {% endif %}
+
+),
+
+renamed as (
+
+    select
+        {{ dbt.concat(['upper(currency_code)', "':'", dbt.cast('rate_date', dbt.type_string())]) }} as exchange_rate_id,
+        upper(currency_code) as currency_code,
+        cast(rate_date as date) as rate_date,
+        cast(usd_per_unit as numeric(18, 6)) as usd_per_unit,
+        cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
+        _extracted_at,
+        _dlt_load_id
+
+    from source
+
+),
+
+deduplicated as (
+
+    {{ deduplicate('renamed', 'exchange_rate_id', 'updated_at desc, _dlt_load_id desc') }}
+
+),
+
+final as (
+
+    {{ keep_newer_than_staged('deduplicated', 'exchange_rate_id') }}
+
+)
+
+select * from final
