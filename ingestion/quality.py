@@ -1,0 +1,169 @@
+"""The quality score of a dbt run: the share of data tests that passed, overall and per layer.
+
+Reads what dbt already writes to its target folder (`run_results.json` for outcomes, `manifest.json` for what each
+test is attached to), so it works after `dbt build` or `dbt test` on any adapter. A test counts as passed only
+with status `pass`; `warn`, `fail` and `error` count against the score; skipped tests ran nothing and are reported
+apart, not in the rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+LAYERS = ("source", "staging", "intermediate", "marts")
+# Where a test attached to no known layer lands (seeds, snapshots, other model folders).
+OTHER = "other"
+# When a test reads several layers (a reconciliation), it belongs to the most downstream one.
+_LAYER_ORDER = {layer: rank for rank, layer in enumerate((OTHER, *LAYERS))}
+NOT_PASSED = ("warn", "fail", "error")
+
+
+@dataclass(frozen=True)
+class DataTestOutcome:
+    unique_id: str
+    status: str  # pass | warn | fail | error | skipped (as in run_results.json)
+    layer: str
+    test_name: str | None  # the generic test's name (e.g. not_null), None for singular tests
+    tags: tuple[str, ...] = ()
+    failures: int | None = None
+
+
+@dataclass(frozen=True)
+class LayerScore:
+    layer: str
+    passed: int
+    total: int
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.total if self.total else None
+
+
+@dataclass(frozen=True)
+class QualitySummary:
+    passed: int
+    warned: int
+    failed: int
+    errored: int
+    skipped: int
+    by_layer: dict[str, LayerScore] = field(default_factory=dict)
+
+    @property
+    def total(self) -> int:
+        """Tests that ran: the denominator of the pass rate."""
+        return self.passed + self.warned + self.failed + self.errored
+
+    @property
+    def pass_rate(self) -> float | None:
+        return self.passed / self.total if self.total else None
+
+    def line(self) -> str:
+        """One printable line, e.g. `quality: 97.5% of tests passed (39/40; 1 warn, 0 fail, 0 error) | ...`."""
+        if not self.total:
+            return "quality: no data tests ran"
+        head = (
+            f"quality: {_percent(self.pass_rate)} of tests passed ({self.passed}/{self.total}; "
+            f"{self.warned} warn, {self.failed} fail, {self.errored} error"
+            + (f", {self.skipped} skipped" if self.skipped else "")
+            + ")"
+        )
+        layers = [
+            f"{score.layer} {_percent(score.pass_rate)} ({score.passed}/{score.total})"
+            for score in self.by_layer.values()
+            if score.total
+        ]
+        return head + (" | " + ", ".join(layers) if layers else "")
+
+
+def _percent(rate: float | None) -> str:
+    # Never round a failing run up to 100%: 199/200 reads 99.5%, 1999/2000 reads 99.95%.
+    if rate is None:
+        return "n/a"
+    text = f"{rate * 100:.1f}%"
+    return f"{rate * 100:.2f}%" if text == "100.0%" and rate < 1 else text
+
+
+def node_layer(node: Mapping[str, Any]) -> str:
+    """The layer of a model, source or seed node from the manifest."""
+    if node.get("resource_type") == "source":
+        return "source"
+    if node.get("resource_type") == "model":
+        fqn = node.get("fqn") or []
+        for part in fqn[1:-1]:
+            if part in LAYERS:
+                return part
+    return OTHER
+
+
+def layer_of_test(test: Mapping[str, Any], manifest: Mapping[str, Any]) -> str:
+    """The layer a test checks: its attached node's, else the most downstream of the nodes it reads."""
+    nodes = {**manifest.get("nodes", {}), **manifest.get("sources", {})}
+    attached = test.get("attached_node")
+    candidates = [attached] if attached else list(test.get("depends_on", {}).get("nodes", []))
+    layers = [node_layer(nodes[uid]) for uid in candidates if uid in nodes]
+    return max(layers, key=_LAYER_ORDER.__getitem__, default=OTHER)
+
+
+def load_outcomes(target_dir: Path) -> list[DataTestOutcome]:
+    """The data tests in `target_dir/run_results.json`, with their layers from `target_dir/manifest.json`."""
+    run_results = json.loads((target_dir / "run_results.json").read_text())
+    manifest = json.loads((target_dir / "manifest.json").read_text())
+    return outcomes_from(run_results, manifest)
+
+
+def outcomes_from(run_results: Mapping[str, Any], manifest: Mapping[str, Any]) -> list[DataTestOutcome]:
+    outcomes = []
+    for result in run_results.get("results", []):
+        unique_id = result["unique_id"]
+        node = manifest.get("nodes", {}).get(unique_id)
+        # Unit tests (unit_test.*) check logic, not data: they are not part of the score.
+        if node is None or node.get("resource_type") != "test":
+            continue
+        metadata = node.get("test_metadata") or {}
+        outcomes.append(
+            DataTestOutcome(
+                unique_id=unique_id,
+                status=result["status"],
+                layer=layer_of_test(node, manifest),
+                test_name=metadata.get("name"),
+                tags=tuple(node.get("tags", [])),
+                failures=result.get("failures"),
+            )
+        )
+    return outcomes
+
+
+def summarize(outcomes: Iterable[DataTestOutcome]) -> QualitySummary:
+    counts = {"pass": 0, "warn": 0, "fail": 0, "error": 0, "skipped": 0}
+    per_layer: dict[str, list[int]] = {layer: [0, 0] for layer in (*LAYERS, OTHER)}
+    for outcome in outcomes:
+        status = outcome.status if outcome.status in counts else "error"
+        counts[status] += 1
+        if status == "skipped":
+            continue
+        per_layer[outcome.layer][1] += 1
+        if status == "pass":
+            per_layer[outcome.layer][0] += 1
+    return QualitySummary(
+        passed=counts["pass"],
+        warned=counts["warn"],
+        failed=counts["fail"],
+        errored=counts["error"],
+        skipped=counts["skipped"],
+        by_layer={layer: LayerScore(layer, passed, total) for layer, (passed, total) in per_layer.items() if total},
+    )
+
+
+def quality_summary(target_dir: Path) -> QualitySummary:
+    return summarize(load_outcomes(target_dir))
+
+
+def dbt_target_dir(project_dir: Path) -> Path:
+    """Where dbt wrote its artifacts: DBT_TARGET_PATH when set, else the project's `target/`."""
+    target = Path(os.environ.get("DBT_TARGET_PATH", "target"))
+    return target if target.is_absolute() else project_dir / target
