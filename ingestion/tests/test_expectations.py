@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestion.quality import load_outcomes
+from ingestion.quality import load_outcomes, summarize
 from ingestion.settings import PROJECT_DIR
 from ingestion.transform import dbt_executable
 
@@ -59,6 +59,11 @@ def test_every_expectation_passes_on_good_data_and_fails_on_bad_data(tmp_path, e
 
     wrong = [(o.unique_id, o.status) for o in outcomes if o.status != ("warn" if "expect_fail" in o.tags else "pass")]
     assert wrong == []
+    # The quality score over real artifacts: every expected failure is a warn, nothing else is lost.
+    summary = summarize(outcomes)
+    expected_failures = sum("expect_fail" in o.tags for o in outcomes)
+    assert (summary.warned, summary.failed, summary.errored) == (expected_failures, 0, 0)
+    assert summary.passed == len(outcomes) - expected_failures
 
     seen: dict[str, set[str]] = defaultdict(set)
     for outcome in outcomes:
