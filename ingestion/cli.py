@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import IngestResult, ingest_shop
+from ingestion.quality import dbt_target_dir, quality_summary
 from ingestion.settings import Settings
 from ingestion.transform import DbtFailed, run_dbt
 
@@ -103,7 +104,10 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         _demo_create(argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False), settings)
     settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, url)
     _print_ingest(ingest_shop(settings))
-    run_dbt(settings, "build")
+    build_code = run_dbt(settings, "build", check=False)
+    _print_quality(settings)
+    if build_code != 0:
+        raise DbtFailed(["build"], build_code)
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
     print(f"warehouse: {settings.warehouse}")
@@ -126,6 +130,13 @@ def _print_ingest(result: IngestResult) -> None:
     print(f"ingested {result.source} (load {result.load_id}) in {result.seconds:.1f}s: rows extracted per table")
     for table, rows in result.rows_extracted.items():
         print(f"  {table:<14} {rows:>9}")
+
+
+def _print_quality(settings: Settings) -> None:
+    # Printed even when the build failed: that is when the score matters most.
+    target = dbt_target_dir(settings.project_dir)
+    if (target / "run_results.json").exists():
+        print(quality_summary(target).line())
 
 
 def _counts(counts: dict[str, int]) -> str:

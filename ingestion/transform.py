@@ -29,8 +29,19 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def ensure_packages(settings: Settings) -> None:
+    """Run `dbt deps` when packages.yml changed since the last install (all its packages are `local:`: no network)."""
+    packages_yml = settings.project_dir / "packages.yml"
+    installed = settings.project_dir / "dbt_packages"
+    if packages_yml.exists() and (not installed.exists() or installed.stat().st_mtime < packages_yml.stat().st_mtime):
+        run_dbt(settings, "deps")
+        installed.touch()
+
+
 def run_dbt(settings: Settings, *args: str, check: bool = True) -> int:
     """Run `dbt <args>` in the project directory; raise DbtFailed on a non-zero exit when `check`."""
+    if args and args[0] not in ("deps", "clean", "debug"):
+        ensure_packages(settings)
     command = [dbt_executable(), *args]
     completed = subprocess.run(command, cwd=settings.project_dir, env=dbt_env(settings), check=False)
     if check and completed.returncode != 0:
