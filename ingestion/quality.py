@@ -31,6 +31,9 @@ class DataTestOutcome:
     test_name: str | None  # the generic test's name (e.g. not_null), None for singular tests
     tags: tuple[str, ...] = ()
     failures: int | None = None
+    attached_node: str | None = None  # the model/source/seed a generic test is defined on
+    column_name: str | None = None
+    depends_on: tuple[str, ...] = ()  # every node the test reads (source tests have no attached_node)
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,9 @@ def outcomes_from(run_results: Mapping[str, Any], manifest: Mapping[str, Any]) -
                 test_name=metadata.get("name"),
                 tags=tuple(node.get("tags", [])),
                 failures=result.get("failures"),
+                attached_node=node.get("attached_node"),
+                column_name=node.get("column_name") or (metadata.get("kwargs") or {}).get("column_name"),
+                depends_on=tuple((node.get("depends_on") or {}).get("nodes", [])),
             )
         )
     return outcomes

@@ -1,0 +1,33 @@
+"""The quality score end to end: 100% on the clean demo, and every planted defect caught, nothing else failing."""
+
+from __future__ import annotations
+
+from ingestion import cli
+from ingestion.demo.dirty import apply_dirt, check_dirt
+from ingestion.quality import dbt_target_dir, load_outcomes, summarize
+from ingestion.transform import run_dbt
+
+
+def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_defects(settings, monkeypatch, capsys):
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.delenv("SOURCES__SHOP__CREDENTIALS", raising=False)
+
+    assert cli.main(["demo", "run", "--no-docs", "--scale", "0.3", "--seed", "11"]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("quality:"))
+    assert line.startswith("quality: 100.0% of tests passed"), line
+
+    planted = apply_dirt(settings.warehouse)
+    # run, then test: `dbt build` would skip whatever sits downstream of a failing test, hiding what it checks.
+    run_dbt(settings, "run", "--full-refresh")
+    assert run_dbt(settings, "test", check=False) != 0
+    outcomes = load_outcomes(dbt_target_dir(settings.project_dir))
+    report = check_dirt(outcomes, planted)
+
+    assert report.missed == []
+    assert report.unexplained == []
+    assert {kind for kind, tests in report.caught.items() if tests} == {dirt.kind for dirt in planted}
+    summary = summarize(outcomes)
+    assert summary.warned >= 1  # the stale source warns; integrity defects error
+    assert summary.failed >= len(planted) - 1
+    assert summary.pass_rate < 1
