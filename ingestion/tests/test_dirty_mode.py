@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import duckdb
+
 from ingestion import cli
 from ingestion.demo.dirty import apply_dirt, check_dirt
 from ingestion.quality import dbt_target_dir, load_outcomes, summarize
@@ -27,6 +29,10 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
     assert report.missed == []
     assert report.unexplained == []
     assert {kind for kind, tests in report.caught.items() if tests} == {dirt.kind for dirt in planted}
+    # The failing rows are kept for inspection in the audit schema.
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        (orphans,) = conn.execute("select count(*) from audit.assert_shop_foreign_keys_resolve").fetchone()
+    assert orphans == 1
     summary = summarize(outcomes)
     assert summary.warned >= 1  # the stale source warns; integrity defects error
     assert summary.failed >= len(planted) - 1
