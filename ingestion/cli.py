@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
 
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import IngestResult, ingest_shop
-from ingestion.quality import dbt_target_dir, quality_summary
+from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import Settings
 from ingestion.transform import DbtFailed, run_dbt
 
@@ -137,6 +138,7 @@ def _print_quality(settings: Settings) -> None:
     target = dbt_target_dir(settings.project_dir)
     if (target / "run_results.json").exists():
         print(quality_summary(target).line())
+        print(coverage_summary(json.loads((target / "manifest.json").read_text())).line())
 
 
 def _counts(counts: dict[str, int]) -> str:

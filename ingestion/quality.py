@@ -173,3 +173,91 @@ def dbt_target_dir(project_dir: Path) -> Path:
     """Where dbt wrote its artifacts: DBT_TARGET_PATH when set, else the project's `target/`."""
     target = Path(os.environ.get("DBT_TARGET_PATH", "target"))
     return target if target.is_absolute() else project_dir / target
+
+
+UNIQUENESS_TESTS = frozenset({"unique", "expect_column_values_to_be_unique"})
+NOT_NULL_TESTS = frozenset({"not_null", "expect_column_values_to_not_be_null"})
+COMPOUND_KEY_TESTS = frozenset({"expect_compound_columns_to_be_unique", "unique_combination_of_columns"})
+
+
+@dataclass(frozen=True)
+class CoverageSummary:
+    """How much of the project the data tests cover, from manifest.json alone."""
+
+    models: int
+    models_with_primary_key_test: int  # unique + not null on one column, or a compound-key test
+    columns: int  # documented model columns
+    columns_with_tests: int
+    source_tables: int
+    source_tables_with_freshness: int
+    models_without_primary_key_test: tuple[str, ...] = ()
+
+    def line(self) -> str:
+        return (
+            f"coverage: {self.models_with_primary_key_test}/{self.models} models with a primary-key test, "
+            f"{self.columns_with_tests}/{self.columns} columns tested, "
+            f"{self.source_tables_with_freshness}/{self.source_tables} source tables with freshness"
+        )
+
+
+def coverage_summary(manifest: Mapping[str, Any], project: str | None = None) -> CoverageSummary:
+    """Test coverage of the models and sources of `project` (default: the manifest's root project)."""
+    project = project or manifest.get("metadata", {}).get("project_name")
+    nodes = manifest.get("nodes", {})
+    models = {
+        uid: node
+        for uid, node in nodes.items()
+        if node.get("resource_type") == "model" and (project is None or node.get("package_name") == project)
+    }
+    tests_by_column: dict[tuple[str, str], set[str]] = {}
+    model_level_tests: dict[str, set[str]] = {}
+    for node in nodes.values():
+        if node.get("resource_type") != "test" or not node.get("attached_node"):
+            continue
+        name = (node.get("test_metadata") or {}).get("name")
+        if not name:
+            continue
+        column = node.get("column_name")
+        if column:
+            tests_by_column.setdefault((node["attached_node"], column.lower()), set()).add(name)
+        else:
+            model_level_tests.setdefault(node["attached_node"], set()).add(name)
+
+    without_key = []
+    columns = columns_with_tests = 0
+    for uid, model in models.items():
+        names = [column.lower() for column in model.get("columns", {})]
+        columns += len(names)
+        columns_with_tests += sum((uid, name) in tests_by_column for name in names)
+        keyed = any(
+            tests & UNIQUENESS_TESTS and tests & NOT_NULL_TESTS
+            for (attached, _), tests in tests_by_column.items()
+            if attached == uid
+        ) or bool(model_level_tests.get(uid, set()) & COMPOUND_KEY_TESTS)
+        if not keyed:
+            without_key.append(model.get("name", uid))
+
+    sources = [
+        source
+        for source in manifest.get("sources", {}).values()
+        if project is None or source.get("package_name") == project
+    ]
+    fresh = sum(_has_freshness(source) for source in sources)
+    return CoverageSummary(
+        models=len(models),
+        models_with_primary_key_test=len(models) - len(without_key),
+        columns=columns,
+        columns_with_tests=columns_with_tests,
+        source_tables=len(sources),
+        source_tables_with_freshness=fresh,
+        models_without_primary_key_test=tuple(sorted(without_key)),
+    )
+
+
+def _has_freshness(source: Mapping[str, Any]) -> bool:
+    for freshness in (source.get("freshness"), (source.get("config") or {}).get("freshness")):
+        if not freshness:
+            continue
+        if (freshness.get("warn_after") or {}).get("count") or (freshness.get("error_after") or {}).get("count"):
+            return True
+    return False

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from ingestion.quality import quality_summary
+from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
+from ingestion.transform import run_dbt
 
 
 def _model(layer: str, name: str) -> dict:
@@ -95,3 +96,56 @@ def test_no_tests_is_said_plainly(tmp_path):
     assert summary.total == 0
     assert summary.pass_rate is None
     assert summary.line() == "quality: no data tests ran"
+
+
+def test_coverage_counts_key_tests_tested_columns_and_freshness():
+    def column_test(name, model, column):
+        return {
+            "resource_type": "test",
+            "attached_node": model,
+            "column_name": column,
+            "test_metadata": {"name": name},
+        }
+
+    manifest = {
+        "metadata": {"project_name": "harbor"},
+        "nodes": {
+            "model.harbor.a": {"resource_type": "model", "package_name": "harbor", "name": "a", "columns": {"id": {}}},
+            "model.harbor.b": {
+                "resource_type": "model",
+                "package_name": "harbor",
+                "name": "b",
+                "columns": {"id": {}, "x": {}, "y": {}},
+            },
+            "model.harbor.c": {"resource_type": "model", "package_name": "harbor", "name": "c", "columns": {}},
+            "model.other.d": {"resource_type": "model", "package_name": "other", "name": "d", "columns": {"id": {}}},
+            "t1": column_test("unique", "model.harbor.a", "id"),
+            "t2": column_test("not_null", "model.harbor.a", "id"),
+            "t3": column_test("expect_column_values_to_be_unique", "model.harbor.b", "id"),
+            "t4": column_test("accepted_values", "model.harbor.b", "x"),
+            "t5": {
+                "resource_type": "test",
+                "attached_node": "model.harbor.c",
+                "test_metadata": {"name": "expect_compound_columns_to_be_unique"},
+            },
+        },
+        "sources": {
+            "source.harbor.s.t1": {"package_name": "harbor", "freshness": {"warn_after": {"count": 1}}},
+            "source.harbor.s.t2": {"package_name": "harbor", "config": {"freshness": {"error_after": {"count": 2}}}},
+            "source.harbor.s.t3": {"package_name": "harbor", "freshness": {"warn_after": {"count": None}}},
+        },
+    }
+    coverage = coverage_summary(manifest)
+    # b has a unique test but no not-null test on the same column: no primary-key test.
+    assert coverage.models_without_primary_key_test == ("b",)
+    assert coverage.line() == (
+        "coverage: 2/3 models with a primary-key test, 3/4 columns tested, 2/3 source tables with freshness"
+    )
+
+
+def test_every_harbor_model_has_a_primary_key_test_and_every_source_freshness(settings):
+    run_dbt(settings, "parse")
+    coverage = coverage_summary(json.loads((dbt_target_dir(settings.project_dir) / "manifest.json").read_text()))
+    assert coverage.models > 0
+    assert coverage.models_without_primary_key_test == ()
+    assert coverage.source_tables_with_freshness == coverage.source_tables > 0
