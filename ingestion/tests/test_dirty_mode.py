@@ -37,3 +37,38 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
     assert summary.warned >= 1  # the stale source warns; integrity defects error
     assert summary.failed >= len(planted) - 1
     assert summary.pass_rate < 1
+
+
+def test_check_dirt_reports_silent_passes_and_unexplained_failures():
+    from ingestion.demo.dirty import Dirt
+    from ingestion.quality import DataTestOutcome
+
+    planted = [
+        Dirt("duplicate_key", "customers", "customer_id", "twice"),
+        Dirt("stale_source", "products", "_extracted_at", "old", singular_tests=("assert_fresh",)),
+    ]
+    outcomes = [
+        DataTestOutcome(
+            "test.harbor.source_unique_shop_customers_customer_id.1",
+            "fail",
+            "source",
+            "unique",
+            column_name="customer_id",
+            depends_on=("source.harbor.shop.customers",),
+        ),
+        # Same column name on another table: not explained by the customers defect.
+        DataTestOutcome(
+            "test.harbor.not_null_stg_shop__orders_customer_id.2",
+            "fail",
+            "staging",
+            "not_null",
+            attached_node="model.harbor.stg_shop__orders",
+            column_name="customer_id",
+        ),
+        DataTestOutcome("test.harbor.assert_fresh", "pass", "source", None),
+    ]
+    report = check_dirt(outcomes, planted)
+    assert report.caught["duplicate_key"] == ["test.harbor.source_unique_shop_customers_customer_id.1"]
+    assert report.missed == ["stale_source"]
+    assert report.unexplained == ["test.harbor.not_null_stg_shop__orders_customer_id.2"]
+    assert not report.exact
