@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from ingestion.quality import load_outcomes, summarize
-from ingestion.settings import PROJECT_DIR
-from ingestion.transform import dbt_executable
+from ingestion.settings import PROJECT_DIR, Settings
+from ingestion.transform import dbt_executable, ensure_packages
 
 INTEGRATION_DIR = PROJECT_DIR / "integration_tests" / "expectations"
 PACKAGE_MACROS = PROJECT_DIR / "packages" / "harbor_expectations" / "macros"
@@ -40,11 +40,11 @@ def build_integration_project(tmp_path: Path, env: dict[str, str]) -> Path:
         "DBT_LOG_PATH": str(tmp_path / "logs"),
         **env,
     }
-    for args in (["deps"], ["build"]):
-        completed = subprocess.run(
-            [dbt_executable(), *args], cwd=INTEGRATION_DIR, env=env, capture_output=True, text=True, check=False
-        )
-        assert completed.returncode == 0, completed.stdout[-4000:]
+    ensure_packages(Settings(INTEGRATION_DIR, tmp_path / "unused.duckdb", tmp_path, "sqlite:///unused"))
+    completed = subprocess.run(
+        [dbt_executable(), "build"], cwd=INTEGRATION_DIR, env=env, capture_output=True, text=True, check=False
+    )
+    assert completed.returncode == 0, completed.stdout[-4000:]
     return target
 
 
