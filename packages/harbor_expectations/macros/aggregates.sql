@@ -75,3 +75,67 @@ where value_field not in ({{ harbor_expectations.expectation_value_list(value_se
     {{ harbor_expectations.expectation_aggregate_between(model, expression, min_value, max_value, group_by,
         row_condition, strictly) }}
 {% endtest %}
+
+{% test expect_column_unique_value_count_to_be_between(model, column_name, min_value=none, max_value=none,
+        group_by=none, row_condition=none, strictly=false) %}
+    {{ harbor_expectations.expectation_aggregate_between(model, 'count(distinct ' ~ column_name ~ ')', min_value,
+        max_value, group_by, row_condition, strictly) }}
+{% endtest %}
+
+{% test expect_column_distinct_values_to_contain_set(model, column_name, value_set, quote_values=true,
+        row_condition=none) %}
+    {{ harbor_expectations.expectation_distinct_set(model, column_name, value_set, quote_values, row_condition,
+        report_unexpected=false) }}
+{% endtest %}
+
+{% test expect_column_distinct_values_to_equal_set(model, column_name, value_set, quote_values=true,
+        row_condition=none) %}
+    {{ harbor_expectations.expectation_distinct_set(model, column_name, value_set, quote_values, row_condition,
+        report_unexpected=true) }}
+{% endtest %}
+
+{#- Values of the set missing from the column, and (report_unexpected) column values outside the set. -#}
+{% macro expectation_distinct_set(model, column_name, value_set, quote_values, row_condition, report_unexpected) -%}
+    {%- set values = harbor_expectations.expectation_list(value_set) %}
+with
+
+column_values as (
+
+    select distinct {{ column_name }} as value_field
+    from {{ model }}
+    where {{ column_name }} is not null
+    {%- if row_condition %} and ({{ row_condition }}){% endif %}
+
+),
+
+set_values as (
+
+    {% for value in values -%}
+    select {{ harbor_expectations.expectation_sql_literal(value) if quote_values else value }} as value_field
+    {% if not loop.last %}union all{% endif %}
+    {% endfor %}
+
+),
+
+problems as (
+
+    select
+        value_field,
+        'missing' as problem
+    from set_values
+    where value_field not in (select value_field from column_values)
+    {%- if report_unexpected %}
+
+    union all
+
+    select
+        value_field,
+        'unexpected' as problem
+    from column_values
+    where value_field not in (select value_field from set_values)
+    {%- endif %}
+
+)
+
+select * from problems
+{%- endmacro %}

@@ -130,3 +130,14 @@ where not (value_field {{ operator }} previous_value_field)
     {{ harbor_expectations.expectation_rows(model,
         column_name ~ ' like ' ~ harbor_expectations.expectation_sql_literal(like_pattern), row_condition, mostly) }}
 {% endtest %}
+
+{% test expect_column_value_lengths_to_equal(model, column_name, value, row_condition=none, mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model, dbt.length(column_name) ~ ' = ' ~ value, row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_not_match_like_pattern(model, column_name, like_pattern, row_condition=none,
+        mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        column_name ~ ' not like ' ~ harbor_expectations.expectation_sql_literal(like_pattern), row_condition,
+        mostly) }}
+{% endtest %}

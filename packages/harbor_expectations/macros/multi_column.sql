@@ -79,3 +79,7 @@ having count(*) > 1
     {{ harbor_expectations.expectation_aggregate(model, sums | join(' + '),
         'expression_value is distinct from ' ~ sum_total, group_by, row_condition) }}
 {% endtest %}
+
+{% test expect_column_pair_values_to_be_equal(model, column_A, column_B, row_condition=none, mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model, column_A ~ ' = ' ~ column_B, row_condition, mostly) }}
+{% endtest %}

@@ -127,3 +127,15 @@ where
     expression_value is distinct from compare_expression_value
     {%- endif %}
 {%- endmacro %}
+
+{% test expect_table_row_count_to_equal(model, value, group_by=none, row_condition=none) %}
+    {{ harbor_expectations.expectation_aggregate(model, 'count(*)', 'expression_value <> ' ~ value, group_by,
+        row_condition) }}
+{% endtest %}
+
+{% test expect_table_column_count_to_be_between(model, min_value=none, max_value=none) %}
+    {%- set count = harbor_expectations.expectation_columns(model) | length -%}
+    {%- set holds = (min_value is none or count >= min_value) and (max_value is none or count <= max_value) -%}
+    {{ harbor_expectations.expectation_check(holds, model ~ ' has ' ~ count ~ ' columns, expected between '
+        ~ min_value ~ ' and ' ~ max_value) }}
+{% endtest %}
