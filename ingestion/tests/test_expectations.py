@@ -69,6 +69,6 @@ def test_every_expectation_passes_on_good_data_and_fails_on_bad_data(tmp_path, e
     for outcome in outcomes:
         seen[outcome.test_name].add(outcome.status)
     expectations = declared_expectations()
-    assert len(expectations) >= 38
+    assert len(expectations) >= 46
     # Each expectation is shown both ways: at least one passing test and one expected failure.
     assert {name for name in expectations if seen[name] != {"pass", "warn"}} == set()
