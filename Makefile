@@ -32,11 +32,13 @@ pytest: setup
 lint: setup
 	$(BIN)/ruff check ingestion
 	$(BIN)/ruff format --check ingestion
+	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff lint models analyses tests snapshots
 
 format: setup
 	$(BIN)/ruff check --fix ingestion
 	$(BIN)/ruff format ingestion
+	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff fix models analyses tests snapshots
 
 ## dbt docs as one self-contained file: target/static_index.html

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import sys
 from collections.abc import Iterator, Sequence
 
 from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
+from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import Settings
 from ingestion.transform import DbtFailed, run_dbt
 
@@ -113,7 +115,10 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     status = ingest_sources(settings, SOURCES)
     if status:
         return status
-    run_dbt(settings, "build")
+    build_code = run_dbt(settings, "build", check=False)
+    _print_quality(settings)
+    if build_code != 0:
+        raise DbtFailed(["build"], build_code)
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
     print(f"warehouse: {settings.warehouse}")
@@ -199,6 +204,14 @@ def _print_summary(results: list[IngestResult]) -> None:
             )
         if result.resumed_load_ids:
             print(f"  ({result.source}: first finished {len(result.resumed_load_ids)} interrupted load package(s))")
+
+
+def _print_quality(settings: Settings) -> None:
+    # Printed even when the build failed: that is when the score matters most.
+    target = dbt_target_dir(settings.project_dir)
+    if (target / "run_results.json").exists():
+        print(quality_summary(target).line())
+        print(coverage_summary(json.loads((target / "manifest.json").read_text())).line())
 
 
 def _counts(counts: dict[str, int]) -> str:

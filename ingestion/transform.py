@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,8 +30,25 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+def ensure_packages(settings: Settings) -> None:
+    """Run `dbt deps` when a package in packages.yml is not installed (all of them are `local:`: no network)."""
+    packages_yml = settings.project_dir / "packages.yml"
+    if not packages_yml.exists():
+        return
+    installed = settings.project_dir / "dbt_packages"
+    for local in re.findall(r"^\s*-?\s*local:\s*[\"']?([^\"'#\s]+)", packages_yml.read_text(), re.MULTILINE):
+        # dbt installs a local package under the name its own dbt_project.yml declares.
+        project = (settings.project_dir / local / "dbt_project.yml").read_text()
+        name = re.search(r"^name:\s*[\"']?(\w+)", project, re.MULTILINE)
+        if name is None or not (installed / name.group(1)).exists():
+            run_dbt(settings, "deps")
+            return
+
+
 def run_dbt(settings: Settings, *args: str, check: bool = True) -> int:
     """Run `dbt <args>` in the project directory; raise DbtFailed on a non-zero exit when `check`."""
+    if args and args[0] not in ("deps", "clean", "debug"):
+        ensure_packages(settings)
     command = [dbt_executable(), *args]
     completed = subprocess.run(command, cwd=settings.project_dir, env=dbt_env(settings), check=False)
     if check and completed.returncode != 0:

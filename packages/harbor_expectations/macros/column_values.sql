@@ -1,0 +1,143 @@
+{#-
+    Column values. Row-wise tests take `row_condition` as upstream and, beyond upstream, `mostly`: the fraction of rows
+    in scope that must pass (default: all of them).
+-#}
+
+{% test expect_column_values_to_be_null(model, column_name, row_condition=none, mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model, column_name ~ ' is null', row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_not_be_null(model, column_name, row_condition=none, mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model, column_name ~ ' is not null', row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_be_unique(model, column_name, row_condition=none) %}
+    {{ harbor_expectations.expectation_unique_together(model, [column_name], false, 'any_value_is_missing',
+        row_condition) }}
+{% endtest %}
+
+{% test expect_column_values_to_be_of_type(model, column_name, column_type) %}
+    {{ harbor_expectations.expectation_column_type(model, column_name, [column_type]) }}
+{% endtest %}
+
+{% test expect_column_values_to_be_in_type_list(model, column_name, column_type_list) %}
+    {{ harbor_expectations.expectation_column_type(model, column_name, column_type_list) }}
+{% endtest %}
+
+{% macro expectation_column_type(model, column_name, column_type_list) -%}
+    {%- set column = harbor_expectations.expectation_find_column(model, column_name) -%}
+    {%- set wanted = [] -%}
+    {%- for column_type in harbor_expectations.expectation_list(column_type_list) -%}
+        {%- do wanted.append(column_type | upper) -%}
+    {%- endfor -%}
+    {#- dtype is the bare type (e.g. CHARACTER VARYING), data_type may carry a size (CHARACTER VARYING(20)). -#}
+    {%- set actual = [column.dtype | upper, column.data_type | upper] if column is not none else [] -%}
+    {%- set holds = (actual | select('in', wanted) | list | length) > 0 -%}
+    {{ harbor_expectations.expectation_check(holds, 'column ' ~ column_name ~ ' is of type '
+        ~ (actual | first if actual else 'missing') ~ ', expected one of ' ~ wanted | join(', ')) }}
+{%- endmacro %}
+
+{% test expect_column_values_to_be_in_set(model, column_name, value_set, quote_values=true, row_condition=none,
+        mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        column_name ~ ' in (' ~ harbor_expectations.expectation_value_list(value_set, quote_values) ~ ')',
+        row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_not_be_in_set(model, column_name, value_set, quote_values=true, row_condition=none,
+        mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        column_name ~ ' not in (' ~ harbor_expectations.expectation_value_list(value_set, quote_values) ~ ')',
+        row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_be_between(model, column_name, min_value=none, max_value=none, row_condition=none,
+        strictly=false, mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        harbor_expectations.expectation_between_condition(column_name, min_value, max_value, strictly),
+        row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_be_increasing(model, column_name, sort_column=none, strictly=true,
+        row_condition=none, group_by=none) %}
+    {{ harbor_expectations.expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by,
+        '>') }}
+{% endtest %}
+
+{% test expect_column_values_to_be_decreasing(model, column_name, sort_column=none, strictly=true,
+        row_condition=none, group_by=none) %}
+    {{ harbor_expectations.expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by,
+        '<') }}
+{% endtest %}
+
+{% macro expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by, direction) -%}
+    {%- set groups = harbor_expectations.expectation_list(group_by) -%}
+    {%- set operator = direction if strictly else direction ~ '=' %}
+with
+
+scoped as (
+
+    select
+        {% for column in groups -%}
+        {{ column }},
+        {% endfor -%}
+        {{ column_name }} as value_field,
+        {{ sort_column or column_name }} as sort_field
+    from {{ model }}
+    where {{ column_name }} is not null
+    {%- if row_condition %} and ({{ row_condition }}){% endif %}
+
+),
+
+ordered as (
+
+    select
+        *,
+        lag(value_field) over (
+            {% if groups %}partition by {{ groups | join(', ') }}{% endif %}
+            order by sort_field
+        ) as previous_value_field
+    from scoped
+
+)
+
+select * from ordered
+where not (value_field {{ operator }} previous_value_field)
+{%- endmacro %}
+
+{% test expect_column_value_lengths_to_be_between(model, column_name, min_value=none, max_value=none,
+        row_condition=none, strictly=false, mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        harbor_expectations.expectation_between_condition(dbt.length(column_name), min_value, max_value, strictly),
+        row_condition, mostly) }}
+{% endtest %}
+
+{#- `is_raw` is accepted for compatibility: DuckDB and PostgreSQL string literals keep backslashes as written. -#}
+{% test expect_column_values_to_match_regex(model, column_name, regex, row_condition=none, is_raw=false, flags='',
+        mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        harbor_expectations.expectation_regex_match(column_name, regex, flags), row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_not_match_regex(model, column_name, regex, row_condition=none, is_raw=false,
+        flags='', mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        'not ' ~ harbor_expectations.expectation_regex_match(column_name, regex, flags), row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_match_like_pattern(model, column_name, like_pattern, row_condition=none,
+        mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        column_name ~ ' like ' ~ harbor_expectations.expectation_sql_literal(like_pattern), row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_value_lengths_to_equal(model, column_name, value, row_condition=none, mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model, dbt.length(column_name) ~ ' = ' ~ value, row_condition, mostly) }}
+{% endtest %}
+
+{% test expect_column_values_to_not_match_like_pattern(model, column_name, like_pattern, row_condition=none,
+        mostly=none) %}
+    {{ harbor_expectations.expectation_rows(model,
+        column_name ~ ' not like ' ~ harbor_expectations.expectation_sql_literal(like_pattern), row_condition,
+        mostly) }}
+{% endtest %}

@@ -1,0 +1,78 @@
+{#-
+    Recency. Beyond upstream, the comparison depends on the column's type, read from the relation when the test runs:
+    - timestamp with time zone: compared in UTC, whatever the session's time zone;
+    - timestamp without time zone: its values are wall-clock times in `timezone` (default UTC), converted to UTC;
+    - date: compared with the calendar date in `timezone` minus the interval, so yesterday's date is "within one day"
+      at any hour of today (a date cast to midnight would fail from the first minute after midnight).
+-#}
+
+{% test expect_row_values_to_have_recent_data(model, column_name, datepart, interval, row_condition=none,
+        timezone='UTC') %}
+    {{ harbor_expectations.expectation_recency(model, none, column_name, datepart, interval, row_condition, timezone) }}
+{% endtest %}
+
+{% test expect_grouped_row_values_to_have_recent_data(model, group_by, timestamp_column, datepart, interval,
+        row_condition=none, timezone='UTC') %}
+    {{ harbor_expectations.expectation_recency(model, group_by, timestamp_column, datepart, interval, row_condition,
+        timezone) }}
+{% endtest %}
+
+{% macro expectation_temporal_kind(model, column_name) -%}
+    {%- set column = harbor_expectations.expectation_find_column(model, column_name) -%}
+    {%- if column is none -%}
+        {%- if execute -%}
+            {{ exceptions.raise_compiler_error("harbor_expectations: no column " ~ column_name ~ " in " ~ model) }}
+        {%- endif -%}
+        {{ return('timestamp') }}
+    {%- endif -%}
+    {%- set dtype = column.dtype | lower -%}
+    {%- if dtype == 'date' -%}
+        {{ return('date') }}
+    {%- elif 'with time zone' in dtype or dtype == 'timestamptz' -%}
+        {{ return('timestamptz') }}
+    {%- else -%}
+        {{ return('timestamp') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{% macro expectation_recency(model, group_by, column_name, datepart, interval, row_condition=none,
+        timezone='UTC') -%}
+    {%- set groups = harbor_expectations.expectation_list(group_by) -%}
+    {%- set kind = harbor_expectations.expectation_temporal_kind(model, column_name) -%}
+    {%- set utc = harbor_expectations.expectation_sql_literal('UTC') -%}
+    {%- set zone = harbor_expectations.expectation_sql_literal(timezone) -%}
+    {%- if kind == 'date' -%}
+        {%- set value = column_name -%}
+        {%- set today = 'cast(' ~ harbor_expectations.expectation_now_in(timezone) ~ ' as date)' -%}
+        {%- set threshold = 'cast(' ~ dbt.dateadd(datepart, -1 * interval, today) ~ ' as date)' -%}
+    {%- else -%}
+        {%- if kind == 'timestamptz' -%}
+            {%- set value = '(' ~ column_name ~ ' at time zone ' ~ utc ~ ')' -%}
+        {%- elif timezone | upper == 'UTC' -%}
+            {%- set value = column_name -%}
+        {%- else -%}
+            {%- set value = '((' ~ column_name ~ ' at time zone ' ~ zone ~ ') at time zone ' ~ utc ~ ')' -%}
+        {%- endif -%}
+        {%- set threshold = dbt.dateadd(datepart, -1 * interval, harbor_expectations.expectation_now_in('UTC')) -%}
+    {%- endif %}
+with
+
+latest as (
+
+    select
+        {% for column in groups -%}
+        {{ column }},
+        {% endfor -%}
+        max({{ value }}) as latest_value
+    from {{ model }}
+    {{ harbor_expectations.expectation_where(row_condition) }}
+    {% if groups %}group by {{ groups | join(', ') }}{% endif %}
+
+)
+
+select
+    *,
+    {{ threshold }} as threshold_value
+from latest
+where latest_value is null or latest_value < {{ threshold }}
+{%- endmacro %}

@@ -1,0 +1,141 @@
+{#- Table shape: columns, row counts, and comparisons with another table. -#}
+
+{% test expect_column_to_exist(model, column_name, column_index=none, transform='upper') %}
+    {%- set names = [] -%}
+    {%- for column in harbor_expectations.expectation_columns(model) -%}
+        {%- do names.append(harbor_expectations.expectation_transform(column.name, transform)) -%}
+    {%- endfor -%}
+    {%- set wanted = harbor_expectations.expectation_transform(column_name | replace('"', ''), transform) -%}
+    {%- set holds = wanted in names and (column_index is none or (names | length >= column_index
+        and names[column_index - 1] == wanted)) -%}
+    {{ harbor_expectations.expectation_check(holds, 'column ' ~ wanted ~ ' missing'
+        ~ (' at position ' ~ column_index if column_index is not none else '') ~ ' in ' ~ model) }}
+{% endtest %}
+
+{% test expect_table_column_count_to_equal(model, value) %}
+    {%- set count = harbor_expectations.expectation_columns(model) | length -%}
+    {{ harbor_expectations.expectation_check(count == value, model ~ ' has ' ~ count ~ ' columns, expected ' ~ value) }}
+{% endtest %}
+
+{% test expect_table_columns_to_match_set(model, column_list, transform='upper') %}
+    {%- set actual = [] -%}
+    {%- for column in harbor_expectations.expectation_columns(model) -%}
+        {%- do actual.append(harbor_expectations.expectation_transform(column.name, transform)) -%}
+    {%- endfor -%}
+    {%- set expected = [] -%}
+    {%- for name in harbor_expectations.expectation_list(column_list) -%}
+        {%- do expected.append(harbor_expectations.expectation_transform(name, transform)) -%}
+    {%- endfor -%}
+    {%- set holds = (actual | sort) == (expected | unique | sort) and (actual | length) == (expected | unique | list | length) -%}
+    {{ harbor_expectations.expectation_check(holds, 'columns ' ~ (actual | sort | join(',')) ~ ' do not match '
+        ~ (expected | sort | join(','))) }}
+{% endtest %}
+
+{% test expect_table_row_count_to_be_between(model, min_value=none, max_value=none, group_by=none,
+        row_condition=none, strictly=false) %}
+    {{ harbor_expectations.expectation_aggregate_between(model, 'count(*)', min_value, max_value, group_by,
+        row_condition, strictly) }}
+{% endtest %}
+
+{% test expect_table_row_count_to_equal_other_table(model, compare_model, group_by=none, compare_group_by=none,
+        factor=1, row_condition=none, compare_row_condition=none) %}
+    {{ harbor_expectations.expectation_compare_tables(model, 'count(*)', compare_model, 'count(*) * ' ~ factor,
+        group_by, compare_group_by, row_condition, compare_row_condition, missing_as_zero=true) }}
+{% endtest %}
+
+{% test expect_table_aggregation_to_equal_other_table(model, expression, compare_model, compare_expression=none,
+        group_by=none, compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0,
+        tolerance_percent=none) %}
+    {{ harbor_expectations.expectation_compare_tables(model, expression, compare_model,
+        compare_expression or expression, group_by, compare_group_by, row_condition, compare_row_condition,
+        tolerance=tolerance, tolerance_percent=tolerance_percent) }}
+{% endtest %}
+
+{#-
+    One aggregate per group on each side, joined on the group columns by position; a group present on one side only
+    compares against null (or zero for counts).
+-#}
+{% macro expectation_compare_tables(model, expression, compare_model, compare_expression, group_by=none,
+        compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0, tolerance_percent=none,
+        missing_as_zero=false) -%}
+    {%- set groups = harbor_expectations.expectation_list(group_by) -%}
+    {%- set compare_groups = harbor_expectations.expectation_list(compare_group_by) or groups -%}
+    {%- if groups | length != compare_groups | length -%}
+        {{ exceptions.raise_compiler_error("harbor_expectations: group_by and compare_group_by differ in length") }}
+    {%- endif -%}
+    {%- set value = 'coalesce(model_side.expression_value, 0)' if missing_as_zero else 'model_side.expression_value' -%}
+    {%- set compare_value = 'coalesce(compare_side.expression_value, 0)' if missing_as_zero
+        else 'compare_side.expression_value' %}
+with
+
+model_side as (
+
+    select
+        {% for column in groups -%}
+        {{ column }} as group_key_{{ loop.index }},
+        {% endfor -%}
+        {{ expression }} as expression_value
+    from {{ model }}
+    {{ harbor_expectations.expectation_where(row_condition) }}
+    {% if groups %}group by {{ groups | join(', ') }}{% endif %}
+
+),
+
+compare_side as (
+
+    select
+        {% for column in compare_groups -%}
+        {{ column }} as group_key_{{ loop.index }},
+        {% endfor -%}
+        {{ compare_expression }} as expression_value
+    from {{ compare_model }}
+    {{ harbor_expectations.expectation_where(compare_row_condition) }}
+    {% if compare_groups %}group by {{ compare_groups | join(', ') }}{% endif %}
+
+),
+
+joined as (
+
+    select
+        {% for column in groups -%}
+        coalesce(model_side.group_key_{{ loop.index }}, compare_side.group_key_{{ loop.index }}) as {{ column }},
+        {% endfor -%}
+        {{ value }} as expression_value,
+        {{ compare_value }} as compare_expression_value
+    from model_side
+    {% if groups -%}
+    full outer join compare_side
+        on
+        {%- for column in groups %}
+        {{ 'and ' if not loop.first }}model_side.group_key_{{ loop.index }} = compare_side.group_key_{{ loop.index }}
+        {%- endfor %}
+    {%- else -%}
+    {#- Each side is one row; PostgreSQL refuses a full join on a constant condition. #}
+    cross join compare_side
+    {%- endif %}
+
+)
+
+select * from joined
+where
+    {% if tolerance_percent is not none -%}
+    coalesce(abs(expression_value - compare_expression_value)
+        > {{ tolerance_percent }} * abs(compare_expression_value), true)
+    {%- elif tolerance and tolerance != 0 -%}
+    coalesce(abs(expression_value - compare_expression_value) > {{ tolerance }}, true)
+    {%- else -%}
+    expression_value is distinct from compare_expression_value
+    {%- endif %}
+{%- endmacro %}
+
+{% test expect_table_row_count_to_equal(model, value, group_by=none, row_condition=none) %}
+    {{ harbor_expectations.expectation_aggregate(model, 'count(*)', 'expression_value <> ' ~ value, group_by,
+        row_condition) }}
+{% endtest %}
+
+{% test expect_table_column_count_to_be_between(model, min_value=none, max_value=none) %}
+    {%- set count = harbor_expectations.expectation_columns(model) | length -%}
+    {%- set holds = (min_value is none or count >= min_value) and (max_value is none or count <= max_value) -%}
+    {{ harbor_expectations.expectation_check(holds, model ~ ' has ' ~ count ~ ' columns, expected between '
+        ~ min_value ~ ' and ' ~ max_value) }}
+{% endtest %}
