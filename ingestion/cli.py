@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import IngestResult, ingest_shop
@@ -59,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="dbt build against the warehouse (extra args go to dbt)")
     build.add_argument("dbt_args", nargs=argparse.REMAINDER)
     build.set_defaults(handler=lambda args, settings: run_dbt(settings, "build", *args.dbt_args))
+
+    report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
+    report.add_argument("--output", type=Path, help="where to write it (default: reports/harbor-report.html)")
+    report.add_argument("--days-back", type=int, default=7, help="history to show, in days")
+    report.add_argument("--warehouse", help="DuckDB file or postgresql+psycopg2:// URL (default: HARBOR_WAREHOUSE)")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -126,6 +133,17 @@ def _print_ingest(result: IngestResult) -> None:
     print(f"ingested {result.source} (load {result.load_id}) in {result.seconds:.1f}s: rows extracted per table")
     for table, rows in result.rows_extracted.items():
         print(f"  {table:<14} {rows:>9}")
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.observability.report import write_report  # elementary is a heavy import
+    from ingestion.observability.warehouse import connected
+
+    output = args.output or settings.project_dir / "reports" / "harbor-report.html"
+    with connected(args.warehouse or settings.warehouse, read_only=True) as warehouse:
+        report = write_report(warehouse, output.resolve(), days_back=args.days_back)
+    print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+    return 0
 
 
 def _counts(counts: dict[str, int]) -> str:
