@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from ingestion.demo import shop as demo_shop
+from ingestion.observability.history import current_run_id
+from ingestion.observability.logs import configure_json_logging
 from ingestion.pipeline import IngestResult, ingest_shop
 from ingestion.settings import Settings
 from ingestion.transform import DbtFailed, run_dbt
@@ -19,6 +22,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    current_run_id()  # one run id for this command and the dbt runs it starts (env HARBOR_RUN_ID)
+    if os.environ.get("HARBOR_LOG_FORMAT") == "json":
+        configure_json_logging()
     try:
         return args.handler(args, settings)
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed) as error:
@@ -109,13 +115,14 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _demo_create(argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False), settings)
     settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, url)
-    _print_ingest(ingest_shop(settings))
+    _print_ingest(_recorded(settings, ingest_shop(settings)))
     run_dbt(settings, "build")
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
     print(f"warehouse: {settings.warehouse}")
     if not args.no_docs:
         print(f"docs:      {settings.project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")
+    _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
     return 0
 
 
@@ -125,7 +132,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
         raise ValueError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(SOURCES)}")
     for source in dict.fromkeys(args.sources or SOURCES):
         if source == "shop":
-            _print_ingest(ingest_shop(settings, full_refresh=args.full_refresh))
+            _print_ingest(_recorded(settings, ingest_shop(settings, full_refresh=args.full_refresh)))
     return 0
 
 
@@ -135,14 +142,29 @@ def _print_ingest(result: IngestResult) -> None:
         print(f"  {table:<14} {rows:>9}")
 
 
+def _recorded(settings: Settings, result: IngestResult) -> IngestResult:
+    """Appends the run to observability.ingestion_runs, under the run id dbt will carry too."""
+    from ingestion.observability.history import record_ingest_result
+
+    record_ingest_result(settings.warehouse, result)
+    return result
+
+
 def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.observability.alerts import alert_for_latest_run, send_alert
+    from ingestion.observability.metrics import write_metrics
     from ingestion.observability.report import write_report  # elementary is a heavy import
     from ingestion.observability.warehouse import connected
 
     output = args.output or settings.project_dir / "reports" / "harbor-report.html"
     with connected(args.warehouse or settings.warehouse, read_only=True) as warehouse:
         report = write_report(warehouse, output.resolve(), days_back=args.days_back)
+        prom, dashboard = write_metrics(warehouse, output.resolve().parent)
+        alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri())
     print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+    print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
+    if alert is not None and send_alert(alert):
+        print(f"alert:     {alert.severity} sent")
     return 0
 
 
