@@ -56,31 +56,38 @@
 {% endmacro %}
 
 
+{#- Rows hold plain values; they are rendered here, inline, because a dbt macro call per value is what makes
+    a hook slow (thousands of calls for a mid-sized project). -#}
 {% macro harbor_obs_insert(schema, table, columns, rows) %}
     {%- if rows | length == 0 -%}
         {{- return('') -}}
     {%- endif -%}
-    {%- set sql -%}
-insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
-{% for row in rows %}({{ row | join(', ') }}){{ ',' if not loop.last }}
-{% endfor %}
-    {%- endset -%}
-    {{- return(sql) -}}
-{% endmacro %}
-
-
-{% macro harbor_obs_timing(result, step, edge) %}
-    {%- for timing in result.timing if timing.name == step -%}
-        {{- return(timing[edge]) -}}
+    {%- set lines = [] -%}
+    {%- for row in rows -%}
+        {%- set cells = [] -%}
+        {%- for value in row -%}
+            {%- if value is none -%}
+                {%- do cells.append('null') -%}
+            {%- elif value is boolean -%}
+                {%- do cells.append('true' if value else 'false') -%}
+            {%- elif value is number -%}
+                {%- do cells.append(value | string) -%}
+            {%- elif value is string -%}
+                {%- do cells.append("'" ~ value | replace("'", "''") ~ "'") -%}
+            {%- elif value is mapping or value is sequence -%}
+                {%- do cells.append("'" ~ tojson(value) | replace("'", "''") ~ "'") -%}
+            {%- elif value.strftime is defined -%}
+                {%- do cells.append("cast('" ~ value.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as timestamp)") -%}
+            {%- else -%}
+                {%- do cells.append("'" ~ value | string | replace("'", "''") ~ "'") -%}
+            {%- endif -%}
+        {%- endfor -%}
+        {%- do lines.append('(' ~ cells | join(', ') ~ ')') -%}
     {%- endfor -%}
-    {{- return(none) -}}
+    {{- return('insert into ' ~ schema ~ '.' ~ table ~ ' (' ~ columns | join(', ') ~ ') values\n' ~ lines | join(',\n')) -}}
 {% endmacro %}
 
 
-{#- Results carry node objects; the graph has the same nodes as dicts, which Jinja reads more safely. -#}
-{% macro harbor_obs_graph_node(unique_id) %}
-    {{- return(graph.nodes.get(unique_id) or graph.sources.get(unique_id)) -}}
-{% endmacro %}
 
 
 {% macro harbor_observability_run_id() %}
@@ -92,28 +99,28 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
     {%- set args = invocation_args_dict -%}
     {%- set selected = args.get('select') or [] -%}
     {%- set row = [
-        harbor_obs_lit(invocation_id),
-        harbor_obs_lit(harbor_observability_run_id()),
-        harbor_obs_lit('harbor'),
-        harbor_obs_lit(env_var('HARBOR_JOB_NAME', 'harbor')),
-        harbor_obs_ts(run_started_at),
-        harbor_obs_ts(now),
-        harbor_obs_ts(now),
-        harbor_obs_lit(args.get('which') or flags.WHICH),
-        harbor_obs_lit(dbt_version),
-        harbor_obs_lit(flags.FULL_REFRESH or false),
-        harbor_obs_json(args.get('vars') or {}),
-        harbor_obs_lit(target.name),
-        harbor_obs_lit(target.database),
-        harbor_obs_lit(target.schema),
-        harbor_obs_lit(target.profile_name),
-        harbor_obs_lit(target.threads),
-        harbor_obs_json(selected if selected is not string else [selected]),
-        harbor_obs_lit(args.get('selector')),
-        harbor_obs_lit(project_name),
-        harbor_obs_lit(target.type),
-        harbor_obs_lit(env_var('HARBOR_GIT_SHA', '') or none),
-        harbor_obs_lit(results | length),
+        (invocation_id),
+        (harbor_observability_run_id()),
+        ('harbor'),
+        (env_var('HARBOR_JOB_NAME', 'harbor')),
+        (run_started_at),
+        (now),
+        (now),
+        (args.get('which') or flags.WHICH),
+        (dbt_version),
+        (flags.FULL_REFRESH or false),
+        (args.get('vars') or {}),
+        (target.name),
+        (target.database),
+        (target.schema),
+        (target.profile_name),
+        (target.threads),
+        (selected if selected is not string else [selected]),
+        (args.get('selector')),
+        (project_name),
+        (target.type),
+        (env_var('HARBOR_GIT_SHA', '') or none),
+        (results | length),
     ] -%}
     {{- return(harbor_obs_insert(schema, 'dbt_invocations', [
         'invocation_id', 'job_run_id', 'orchestrator', 'job_name', 'run_started_at', 'run_completed_at',
@@ -127,32 +134,36 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
 {% macro harbor_observability_insert_run_results(schema, results, now) %}
     {%- set rows = [] -%}
     {%- for result in results if result.node.resource_type in ('model', 'test', 'seed', 'snapshot', 'source') -%}
-        {%- set node = harbor_obs_graph_node(result.node.unique_id) -%}
+        {%- set node = graph.nodes.get(result.node.unique_id) or graph.sources.get(result.node.unique_id) -%}
         {%- set response = result.adapter_response or {} -%}
+        {%- set timing = {} -%}
+        {%- for step in result.timing -%}
+            {%- do timing.update({step.name ~ '.started_at': step.started_at, step.name ~ '.completed_at': step.completed_at}) -%}
+        {%- endfor -%}
         {%- do rows.append([
-            harbor_obs_lit(invocation_id ~ '.' ~ node.unique_id),
-            harbor_obs_lit(node.unique_id),
-            harbor_obs_lit(invocation_id),
-            harbor_obs_ts(now),
-            harbor_obs_ts(now),
-            harbor_obs_lit(node.name),
-            harbor_obs_lit(result.message),
-            harbor_obs_lit(result.status | string),
-            harbor_obs_lit(node.resource_type | string),
-            harbor_obs_lit(result.execution_time or 0),
-            harbor_obs_ts(harbor_obs_timing(result, 'execute', 'started_at')),
-            harbor_obs_ts(harbor_obs_timing(result, 'execute', 'completed_at')),
-            harbor_obs_ts(harbor_obs_timing(result, 'compile', 'started_at')),
-            harbor_obs_ts(harbor_obs_timing(result, 'compile', 'completed_at')),
-            harbor_obs_lit(response.get('rows_affected')),
-            harbor_obs_lit(flags.FULL_REFRESH or false),
-            harbor_obs_lit(result.node.compiled_code if result.node.compiled_code is defined else none),
-            harbor_obs_lit(result.failures),
-            harbor_obs_lit(response.get('query_id')),
-            harbor_obs_lit(result.thread_id),
-            harbor_obs_lit(node.config.get('materialized')),
-            harbor_obs_json(response),
-            harbor_obs_lit(node.schema),
+            (invocation_id ~ '.' ~ node.unique_id),
+            (node.unique_id),
+            (invocation_id),
+            (now),
+            (now),
+            (node.name),
+            (result.message),
+            (result.status | string),
+            (node.resource_type | string),
+            (result.execution_time or 0),
+            timing.get('execute.started_at'),
+            timing.get('execute.completed_at'),
+            timing.get('compile.started_at'),
+            timing.get('compile.completed_at'),
+            (response.get('rows_affected')),
+            (flags.FULL_REFRESH or false),
+            (result.node.compiled_code if result.node.compiled_code is defined else none),
+            (result.failures),
+            (response.get('query_id')),
+            (result.thread_id),
+            (node.config.get('materialized')),
+            (response),
+            (node.schema),
         ]) -%}
     {%- endfor -%}
     {{- return(harbor_obs_insert(schema, 'dbt_run_results', [
@@ -181,7 +192,7 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
     {%- set samples = [] -%}
     {%- set sample_limit = var('observability_sample_rows', 5) | int -%}
     {%- for result in results if result.node.resource_type == 'test' -%}
-        {%- set node = harbor_obs_graph_node(result.node.unique_id) -%}
+        {%- set node = graph.nodes[result.node.unique_id] -%}
         {%- set compiled_code = result.node.compiled_code -%}
         {%- set parent = harbor_obs_tested_node(node) -%}
         {%- set metadata = node.get('test_metadata') or {} -%}
@@ -190,31 +201,31 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
         {%- set short_name = metadata.get('name') or node.name -%}
         {%- set params = metadata.get('kwargs') or {} -%}
         {%- do rows.append([
-            harbor_obs_lit(test_id),
-            harbor_obs_lit(test_id),
-            harbor_obs_lit(node.unique_id),
-            harbor_obs_lit(parent.unique_id if parent else none),
-            harbor_obs_ts(now),
-            harbor_obs_lit(parent.database if parent else none),
-            harbor_obs_lit(parent.schema if parent else node.schema),
-            harbor_obs_lit((parent.get('identifier') or parent.alias) if parent else none),
-            harbor_obs_lit(node.get('column_name') or params.get('column_name')),
-            harbor_obs_lit('dbt_test'),
-            harbor_obs_lit('generic' if metadata else 'singular'),
-            harbor_obs_lit(result.message),
-            harbor_obs_json(parent.config.get('meta', {}).get('owner') if parent else none),
-            harbor_obs_json(node.tags),
-            harbor_obs_lit(compiled_code),
-            harbor_obs_lit(node.name),
-            harbor_obs_json(params),
-            harbor_obs_lit(node.config.severity | lower),
-            harbor_obs_lit(status),
-            harbor_obs_lit(result.failures),
-            harbor_obs_lit(short_name),
-            harbor_obs_lit(node.alias),
-            harbor_obs_lit(invocation_id),
-            harbor_obs_lit(result.execution_time or 0),
-            harbor_obs_lit(metadata.get('namespace')),
+            (test_id),
+            (test_id),
+            (node.unique_id),
+            (parent.unique_id if parent else none),
+            (now),
+            (parent.database if parent else none),
+            (parent.schema if parent else node.schema),
+            ((parent.get('identifier') or parent.alias) if parent else none),
+            (node.get('column_name') or params.get('column_name')),
+            ('dbt_test'),
+            ('generic' if metadata else 'singular'),
+            (result.message),
+            (parent.config.get('meta', {}).get('owner') if parent else none),
+            (node.tags),
+            (compiled_code),
+            (node.name),
+            (params),
+            (node.config.severity | lower),
+            (status),
+            (result.failures),
+            (short_name),
+            (node.alias),
+            (invocation_id),
+            (result.execution_time or 0),
+            (metadata.get('namespace')),
         ]) -%}
         {#- Failed-row samples: the test's stored failures when it has them, else its own query re-run. -#}
         {%- if status in ('fail', 'warn') and sample_limit > 0 and compiled_code -%}
@@ -255,26 +266,30 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
 {% macro harbor_observability_insert_freshness(schema, results, now) %}
     {%- set rows = [] -%}
     {%- for result in results if result.node.resource_type == 'source' and result.max_loaded_at is defined -%}
-        {%- set node = harbor_obs_graph_node(result.node.unique_id) -%}
+        {%- set node = graph.sources.get(result.node.unique_id) -%}
+        {%- set timing = {} -%}
+        {%- for step in result.timing -%}
+            {%- do timing.update({step.name ~ '.started_at': step.started_at, step.name ~ '.completed_at': step.completed_at}) -%}
+        {%- endfor -%}
         {%- set freshness = node.get('freshness') or {} -%}
         {%- do rows.append([
-            harbor_obs_lit(invocation_id ~ '.' ~ node.unique_id),
-            harbor_obs_lit(node.unique_id),
-            harbor_obs_ts(result.max_loaded_at),
-            harbor_obs_ts(result.snapshotted_at),
-            harbor_obs_ts(now),
-            harbor_obs_ts(now),
-            harbor_obs_lit(result.age),
-            harbor_obs_lit(result.status | string),
-            harbor_obs_lit(result.message if (result.status | string) not in ('pass', 'warn') else none),
-            harbor_obs_ts(harbor_obs_timing(result, 'compile', 'started_at')),
-            harbor_obs_ts(harbor_obs_timing(result, 'compile', 'completed_at')),
-            harbor_obs_ts(harbor_obs_timing(result, 'execute', 'started_at')),
-            harbor_obs_ts(harbor_obs_timing(result, 'execute', 'completed_at')),
-            harbor_obs_lit(invocation_id),
-            harbor_obs_json(freshness.get('warn_after')),
-            harbor_obs_json(freshness.get('error_after')),
-            harbor_obs_lit(freshness.get('filter')),
+            (invocation_id ~ '.' ~ node.unique_id),
+            (node.unique_id),
+            (result.max_loaded_at),
+            (result.snapshotted_at),
+            (now),
+            (now),
+            (result.age),
+            (result.status | string),
+            (result.message if (result.status | string) not in ('pass', 'warn') else none),
+            timing.get('compile.started_at'),
+            timing.get('compile.completed_at'),
+            timing.get('execute.started_at'),
+            timing.get('execute.completed_at'),
+            (invocation_id),
+            (freshness.get('warn_after')),
+            (freshness.get('error_after')),
+            (freshness.get('filter')),
         ]) -%}
     {%- endfor -%}
     {{- return(harbor_obs_insert(schema, 'dbt_source_freshness_results', [
@@ -292,30 +307,30 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
     {%- for node in graph.nodes.values() -%}
         {%- set owner = node.config.get('meta', {}).get('owner') or node.get('meta', {}).get('owner') -%}
         {%- set common = [
-            harbor_obs_lit(node.unique_id),
-            harbor_obs_lit(node.alias),
-            harbor_obs_lit(node.checksum.checksum if node.get('checksum') else none),
-            harbor_obs_json(node.tags),
-            harbor_obs_json(node.get('meta') or node.config.get('meta') or {}),
-            harbor_obs_json(owner),
-            harbor_obs_lit(node.database),
-            harbor_obs_lit(node.schema),
-            harbor_obs_lit(node.description),
-            harbor_obs_lit(node.name),
-            harbor_obs_lit(node.package_name),
-            harbor_obs_lit(node.original_file_path),
-            harbor_obs_lit(node.path),
-            harbor_obs_ts(now),
+            (node.unique_id),
+            (node.alias),
+            (node.checksum.checksum if node.get('checksum') else none),
+            (node.tags),
+            (node.get('meta') or node.config.get('meta') or {}),
+            (owner),
+            (node.database),
+            (node.schema),
+            (node.description),
+            (node.name),
+            (node.package_name),
+            (node.original_file_path),
+            (node.path),
+            (now),
         ] -%}
         {%- if node.resource_type in ('model', 'snapshot') -%}
             {%- set unique_key = node.config.get('unique_key') -%}
             {%- do (models if node.resource_type == 'model' else snapshots).append(common + [
-                harbor_obs_lit(node.config.materialized),
-                harbor_obs_json(node.depends_on.macros),
-                harbor_obs_json(node.depends_on.nodes),
-                harbor_obs_lit(node.patch_path),
-                harbor_obs_lit(unique_key if unique_key is string or unique_key is none else tojson(unique_key)),
-                harbor_obs_lit(node.config.get('incremental_strategy')),
+                (node.config.materialized),
+                (node.depends_on.macros),
+                (node.depends_on.nodes),
+                (node.patch_path),
+                (unique_key if unique_key is string or unique_key is none else tojson(unique_key)),
+                (node.config.get('incremental_strategy')),
             ]) -%}
         {%- elif node.resource_type == 'seed' -%}
             {%- do seeds.append(common) -%}
@@ -323,77 +338,77 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
             {%- set metadata = node.get('test_metadata') or {} -%}
             {%- set parent = harbor_obs_tested_node(node) -%}
             {%- do tests.append([
-                harbor_obs_lit(node.unique_id),
-                harbor_obs_lit(node.database),
-                harbor_obs_lit(node.schema),
-                harbor_obs_lit(node.name),
-                harbor_obs_lit(metadata.get('name') or node.name),
-                harbor_obs_lit(node.alias),
-                harbor_obs_lit(node.get('column_name')),
-                harbor_obs_lit(node.config.severity | lower),
-                harbor_obs_lit(node.config.warn_if),
-                harbor_obs_lit(node.config.error_if),
-                harbor_obs_json(metadata.get('kwargs') or {}),
-                harbor_obs_lit(metadata.get('namespace')),
-                harbor_obs_json(node.tags),
-                harbor_obs_json(parent.tags if parent else []),
-                harbor_obs_json(node.get('meta') or node.config.get('meta') or {}),
-                harbor_obs_json(node.depends_on.macros),
-                harbor_obs_json(node.depends_on.nodes),
-                harbor_obs_lit(parent.unique_id if parent else none),
-                harbor_obs_lit(node.description),
-                harbor_obs_lit(node.package_name),
-                harbor_obs_lit('generic' if metadata else 'singular'),
-                harbor_obs_lit(node.original_file_path),
-                harbor_obs_lit(node.path),
-                harbor_obs_ts(now),
+                (node.unique_id),
+                (node.database),
+                (node.schema),
+                (node.name),
+                (metadata.get('name') or node.name),
+                (node.alias),
+                (node.get('column_name')),
+                (node.config.severity | lower),
+                (node.config.warn_if),
+                (node.config.error_if),
+                (metadata.get('kwargs') or {}),
+                (metadata.get('namespace')),
+                (node.tags),
+                (parent.tags if parent else []),
+                (node.get('meta') or node.config.get('meta') or {}),
+                (node.depends_on.macros),
+                (node.depends_on.nodes),
+                (parent.unique_id if parent else none),
+                (node.description),
+                (node.package_name),
+                ('generic' if metadata else 'singular'),
+                (node.original_file_path),
+                (node.path),
+                (now),
             ]) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- for source in graph.sources.values() -%}
         {%- set freshness = source.get('freshness') or {} -%}
         {%- do sources.append([
-            harbor_obs_lit(source.unique_id),
-            harbor_obs_lit(source.database),
-            harbor_obs_lit(source.schema),
-            harbor_obs_lit(source.source_name),
-            harbor_obs_lit(source.name),
-            harbor_obs_lit(source.identifier),
-            harbor_obs_lit(source.loaded_at_field),
-            harbor_obs_json(freshness.get('warn_after')),
-            harbor_obs_json(freshness.get('error_after')),
-            harbor_obs_lit(freshness.get('filter')),
-            harbor_obs_lit(source.relation_name),
-            harbor_obs_json(source.tags),
-            harbor_obs_json(source.get('meta') or {}),
-            harbor_obs_json(source.get('meta', {}).get('owner')),
-            harbor_obs_lit(source.package_name),
-            harbor_obs_lit(source.original_file_path),
-            harbor_obs_lit(source.path),
-            harbor_obs_lit(source.source_description),
-            harbor_obs_lit(source.description),
-            harbor_obs_ts(now),
+            (source.unique_id),
+            (source.database),
+            (source.schema),
+            (source.source_name),
+            (source.name),
+            (source.identifier),
+            (source.loaded_at_field),
+            (freshness.get('warn_after')),
+            (freshness.get('error_after')),
+            (freshness.get('filter')),
+            (source.relation_name),
+            (source.tags),
+            (source.get('meta') or {}),
+            (source.get('meta', {}).get('owner')),
+            (source.package_name),
+            (source.original_file_path),
+            (source.path),
+            (source.source_description),
+            (source.description),
+            (now),
         ]) -%}
     {%- endfor -%}
     {%- for exposure in graph.exposures.values() -%}
         {%- do exposures.append([
-            harbor_obs_lit(exposure.unique_id),
-            harbor_obs_lit(exposure.name),
-            harbor_obs_lit(exposure.maturity),
-            harbor_obs_lit(exposure.type),
-            harbor_obs_lit(exposure.owner.email),
-            harbor_obs_lit(exposure.owner.name),
-            harbor_obs_lit(exposure.url),
-            harbor_obs_json(exposure.depends_on.macros),
-            harbor_obs_json(exposure.depends_on.nodes),
-            harbor_obs_lit(exposure.description),
-            harbor_obs_json(exposure.tags),
-            harbor_obs_json(exposure.get('meta') or {}),
-            harbor_obs_lit(exposure.package_name),
-            harbor_obs_lit(exposure.original_file_path),
-            harbor_obs_lit(exposure.path),
-            harbor_obs_ts(now),
-            harbor_obs_lit(exposure.label),
+            (exposure.unique_id),
+            (exposure.name),
+            (exposure.maturity),
+            (exposure.type),
+            (exposure.owner.email),
+            (exposure.owner.name),
+            (exposure.url),
+            (exposure.depends_on.macros),
+            (exposure.depends_on.nodes),
+            (exposure.description),
+            (exposure.tags),
+            (exposure.get('meta') or {}),
+            (exposure.package_name),
+            (exposure.original_file_path),
+            (exposure.path),
+            (now),
+            (exposure.label),
         ]) -%}
     {%- endfor -%}
     {%- set artifact = ['unique_id', 'alias', 'checksum', 'tags', 'meta', 'owner', 'database_name', 'schema_name',
@@ -425,79 +440,257 @@ insert into {{ schema }}.{{ table }} ({{ columns | join(', ') }}) values
 {% endmacro %}
 
 
-{#- Tables are created on first use; columns follow elementary's, plus a few of Harbor's (run id, adapter). -#}
+{#- Tables are created on first use; columns follow elementary's, plus a few of Harbor's (run id, adapter).
+    Plain text on purpose: dbt compiles each macro's Jinja on first call, and this is the largest one.
+    ingestion_runs is also created by ingestion/observability/history.py (INGESTION_COLUMNS): keep both alike. -#}
 {% macro harbor_observability_ddl(schema) %}
-    {%- set text, ts, flag, num, big = 'text', 'timestamp', 'boolean', 'double precision', 'bigint' -%}
-    {%- set artifact = [('unique_id', text), ('alias', text), ('checksum', text), ('tags', text), ('meta', text),
-        ('owner', text), ('database_name', text), ('schema_name', text), ('description', text), ('name', text),
-        ('package_name', text), ('original_path', text), ('path', text), ('generated_at', ts)] -%}
-    {%- set modelish = artifact + [('materialization', text), ('depends_on_macros', text),
-        ('depends_on_nodes', text), ('patch_path', text), ('unique_key', text), ('incremental_strategy', text)] -%}
-    {%- set tables = {
-        'dbt_invocations': [('invocation_id', text), ('job_run_id', text), ('orchestrator', text),
-            ('job_name', text), ('run_started_at', ts), ('run_completed_at', ts), ('generated_at', ts),
-            ('command', text), ('dbt_version', text), ('full_refresh', flag), ('invocation_vars', text),
-            ('target_name', text), ('target_database', text), ('target_schema', text),
-            ('target_profile_name', text), ('threads', big), ('selected', text), ('yaml_selector', text),
-            ('project_name', text), ('adapter_type', text), ('git_sha', text), ('nodes_count', big)],
-        'dbt_run_results': [('model_execution_id', text), ('unique_id', text), ('invocation_id', text),
-            ('generated_at', ts), ('created_at', ts), ('name', text), ('message', text), ('status', text),
-            ('resource_type', text), ('execution_time', num), ('execute_started_at', ts),
-            ('execute_completed_at', ts), ('compile_started_at', ts), ('compile_completed_at', ts),
-            ('rows_affected', big), ('full_refresh', flag), ('compiled_code', text), ('failures', big),
-            ('query_id', text), ('thread_id', text), ('materialization', text), ('adapter_response', text),
-            ('schema_name', text)],
-        'elementary_test_results': [('id', text), ('test_execution_id', text), ('test_unique_id', text),
-            ('model_unique_id', text), ('detected_at', ts), ('database_name', text), ('schema_name', text),
-            ('table_name', text), ('column_name', text), ('test_type', text), ('test_sub_type', text),
-            ('test_results_description', text), ('owners', text), ('tags', text), ('test_results_query', text),
-            ('test_name', text), ('test_params', text), ('severity', text), ('status', text), ('failures', big),
-            ('test_short_name', text), ('test_alias', text), ('invocation_id', text), ('execution_time', num),
-            ('test_namespace', text)],
-        'test_result_rows': [('elementary_test_results_id', text), ('result_row', text), ('detected_at', ts),
-            ('created_at', ts), ('test_type', text)],
-        'dbt_source_freshness_results': [('source_freshness_execution_id', text), ('unique_id', text),
-            ('max_loaded_at', ts), ('snapshotted_at', ts), ('generated_at', ts), ('created_at', ts),
-            ('max_loaded_at_time_ago_in_s', num), ('status', text), ('error', text), ('compile_started_at', ts),
-            ('compile_completed_at', ts), ('execute_started_at', ts), ('execute_completed_at', ts),
-            ('invocation_id', text), ('warn_after', text), ('error_after', text), ('filter', text)],
-        'dbt_models': modelish,
-        'dbt_snapshots': modelish,
-        'dbt_seeds': artifact,
-        'dbt_tests': [('unique_id', text), ('database_name', text), ('schema_name', text), ('name', text),
-            ('short_name', text), ('alias', text), ('test_column_name', text), ('severity', text),
-            ('warn_if', text), ('error_if', text), ('test_params', text), ('test_namespace', text),
-            ('tags', text), ('model_tags', text), ('meta', text), ('depends_on_macros', text),
-            ('depends_on_nodes', text), ('parent_model_unique_id', text), ('description', text),
-            ('package_name', text), ('type', text), ('original_path', text), ('path', text),
-            ('generated_at', ts)],
-        'dbt_sources': [('unique_id', text), ('database_name', text), ('schema_name', text),
-            ('source_name', text), ('name', text), ('identifier', text), ('loaded_at_field', text),
-            ('freshness_warn_after', text), ('freshness_error_after', text), ('freshness_filter', text),
-            ('relation_name', text), ('tags', text), ('meta', text), ('owner', text), ('package_name', text),
-            ('original_path', text), ('path', text), ('source_description', text), ('description', text),
-            ('generated_at', ts)],
-        'dbt_exposures': [('unique_id', text), ('name', text), ('maturity', text), ('type', text),
-            ('owner_email', text), ('owner_name', text), ('url', text), ('depends_on_macros', text),
-            ('depends_on_nodes', text), ('description', text), ('tags', text), ('meta', text),
-            ('package_name', text), ('original_path', text), ('path', text), ('generated_at', ts),
-            ('label', text)],
-        'ingestion_runs': harbor_observability_ingestion_columns(),
-    } -%}
-    {%- set statements = ['create schema if not exists ' ~ schema] -%}
-    {%- for table, columns in tables.items() -%}
-        {%- set cols = [] -%}
-        {%- for name, type in columns -%}{%- do cols.append(name ~ ' ' ~ type) -%}{%- endfor -%}
-        {%- do statements.append('create table if not exists ' ~ schema ~ '.' ~ table ~ ' (' ~ cols | join(', ') ~ ')') -%}
-    {%- endfor -%}
-    {{- return(statements | join(';\n')) -}}
-{% endmacro %}
-
-
-{#- Written by ingestion (ingestion/observability/history.py keeps the same list). -#}
-{% macro harbor_observability_ingestion_columns() %}
-    {{- return([('run_id', 'text'), ('source_name', 'text'), ('table_name', 'text'), ('load_id', 'text'),
-        ('pipeline_name', 'text'), ('status', 'text'), ('rows_extracted', 'bigint'), ('rows_loaded', 'bigint'),
-        ('rows_quarantined', 'bigint'), ('started_at', 'timestamp'), ('completed_at', 'timestamp'),
-        ('duration_seconds', 'double precision'), ('error', 'text'), ('created_at', 'timestamp')]) -}}
+    {%- set ddl -%}
+create schema if not exists {{ schema }};
+create table if not exists {{ schema }}.dbt_invocations (
+    invocation_id text,
+    job_run_id text,
+    orchestrator text,
+    job_name text,
+    run_started_at timestamp,
+    run_completed_at timestamp,
+    generated_at timestamp,
+    command text,
+    dbt_version text,
+    full_refresh boolean,
+    invocation_vars text,
+    target_name text,
+    target_database text,
+    target_schema text,
+    target_profile_name text,
+    threads bigint,
+    selected text,
+    yaml_selector text,
+    project_name text,
+    adapter_type text,
+    git_sha text,
+    nodes_count bigint
+);
+create table if not exists {{ schema }}.dbt_run_results (
+    model_execution_id text,
+    unique_id text,
+    invocation_id text,
+    generated_at timestamp,
+    created_at timestamp,
+    name text,
+    message text,
+    status text,
+    resource_type text,
+    execution_time double precision,
+    execute_started_at timestamp,
+    execute_completed_at timestamp,
+    compile_started_at timestamp,
+    compile_completed_at timestamp,
+    rows_affected bigint,
+    full_refresh boolean,
+    compiled_code text,
+    failures bigint,
+    query_id text,
+    thread_id text,
+    materialization text,
+    adapter_response text,
+    schema_name text
+);
+create table if not exists {{ schema }}.elementary_test_results (
+    id text,
+    test_execution_id text,
+    test_unique_id text,
+    model_unique_id text,
+    detected_at timestamp,
+    database_name text,
+    schema_name text,
+    table_name text,
+    column_name text,
+    test_type text,
+    test_sub_type text,
+    test_results_description text,
+    owners text,
+    tags text,
+    test_results_query text,
+    test_name text,
+    test_params text,
+    severity text,
+    status text,
+    failures bigint,
+    test_short_name text,
+    test_alias text,
+    invocation_id text,
+    execution_time double precision,
+    test_namespace text
+);
+create table if not exists {{ schema }}.test_result_rows (
+    elementary_test_results_id text,
+    result_row text,
+    detected_at timestamp,
+    created_at timestamp,
+    test_type text
+);
+create table if not exists {{ schema }}.dbt_source_freshness_results (
+    source_freshness_execution_id text,
+    unique_id text,
+    max_loaded_at timestamp,
+    snapshotted_at timestamp,
+    generated_at timestamp,
+    created_at timestamp,
+    max_loaded_at_time_ago_in_s double precision,
+    status text,
+    error text,
+    compile_started_at timestamp,
+    compile_completed_at timestamp,
+    execute_started_at timestamp,
+    execute_completed_at timestamp,
+    invocation_id text,
+    warn_after text,
+    error_after text,
+    filter text
+);
+create table if not exists {{ schema }}.dbt_models (
+    unique_id text,
+    alias text,
+    checksum text,
+    tags text,
+    meta text,
+    owner text,
+    database_name text,
+    schema_name text,
+    description text,
+    name text,
+    package_name text,
+    original_path text,
+    path text,
+    generated_at timestamp,
+    materialization text,
+    depends_on_macros text,
+    depends_on_nodes text,
+    patch_path text,
+    unique_key text,
+    incremental_strategy text
+);
+create table if not exists {{ schema }}.dbt_snapshots (
+    unique_id text,
+    alias text,
+    checksum text,
+    tags text,
+    meta text,
+    owner text,
+    database_name text,
+    schema_name text,
+    description text,
+    name text,
+    package_name text,
+    original_path text,
+    path text,
+    generated_at timestamp,
+    materialization text,
+    depends_on_macros text,
+    depends_on_nodes text,
+    patch_path text,
+    unique_key text,
+    incremental_strategy text
+);
+create table if not exists {{ schema }}.dbt_seeds (
+    unique_id text,
+    alias text,
+    checksum text,
+    tags text,
+    meta text,
+    owner text,
+    database_name text,
+    schema_name text,
+    description text,
+    name text,
+    package_name text,
+    original_path text,
+    path text,
+    generated_at timestamp
+);
+create table if not exists {{ schema }}.dbt_tests (
+    unique_id text,
+    database_name text,
+    schema_name text,
+    name text,
+    short_name text,
+    alias text,
+    test_column_name text,
+    severity text,
+    warn_if text,
+    error_if text,
+    test_params text,
+    test_namespace text,
+    tags text,
+    model_tags text,
+    meta text,
+    depends_on_macros text,
+    depends_on_nodes text,
+    parent_model_unique_id text,
+    description text,
+    package_name text,
+    type text,
+    original_path text,
+    path text,
+    generated_at timestamp
+);
+create table if not exists {{ schema }}.dbt_sources (
+    unique_id text,
+    database_name text,
+    schema_name text,
+    source_name text,
+    name text,
+    identifier text,
+    loaded_at_field text,
+    freshness_warn_after text,
+    freshness_error_after text,
+    freshness_filter text,
+    relation_name text,
+    tags text,
+    meta text,
+    owner text,
+    package_name text,
+    original_path text,
+    path text,
+    source_description text,
+    description text,
+    generated_at timestamp
+);
+create table if not exists {{ schema }}.dbt_exposures (
+    unique_id text,
+    name text,
+    maturity text,
+    type text,
+    owner_email text,
+    owner_name text,
+    url text,
+    depends_on_macros text,
+    depends_on_nodes text,
+    description text,
+    tags text,
+    meta text,
+    package_name text,
+    original_path text,
+    path text,
+    generated_at timestamp,
+    label text
+);
+create table if not exists {{ schema }}.ingestion_runs (
+    run_id text,
+    source_name text,
+    table_name text,
+    load_id text,
+    pipeline_name text,
+    status text,
+    rows_extracted bigint,
+    rows_loaded bigint,
+    rows_quarantined bigint,
+    started_at timestamp,
+    completed_at timestamp,
+    duration_seconds double precision,
+    error text,
+    created_at timestamp
+)
+    {%- endset -%}
+    {{- return(ddl) -}}
 {% endmacro %}
