@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from ingestion.observability import IngestionRun, TableLoad, record_ingestion_run
+from ingestion.observability.report import build_report_data
 from ingestion.observability.warehouse import connected
 from ingestion.tests.obs_project import make_project
 
@@ -80,6 +81,13 @@ def test_every_invocation_is_appended_with_results_samples_and_nodes(tmp_path, a
         assert wh.query("select name, loaded_at_field from observability.dbt_sources") == [
             {"name": "orders", "loaded_at_field": "updated_at"}
         ]
+
+        # The report adapter reads the same tables on either adapter.
+        report = build_report_data(wh)
+    (unique_result,) = [
+        r for r in report["test_results"]["model.obs_it.orders_clean"] if r["metadata"]["test_name"] == "unique"
+    ]
+    assert unique_result["test_results"]["results_sample"] == [{"unique_field": 2, "n_records": 2}]
 
 
 def test_the_hook_can_be_switched_off(tmp_path):
