@@ -25,6 +25,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     current_run_id()  # one run id for this command and the dbt runs it starts (env HARBOR_RUN_ID)
     if os.environ.get("HARBOR_LOG_FORMAT") == "json":
         configure_json_logging()
+        os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
     try:
         return args.handler(args, settings)
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed) as error:

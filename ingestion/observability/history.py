@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Mapping
@@ -14,6 +15,7 @@ from typing import Protocol
 from ingestion.observability.warehouse import SCHEMA, Warehouse, connected
 
 RUN_ID_ENV = "HARBOR_RUN_ID"
+log = logging.getLogger("harbor.observability")
 
 # Same columns as macros/observability/history.sql (harbor_observability_ingestion_columns).
 INGESTION_COLUMNS: dict[str, str] = {
@@ -110,6 +112,16 @@ def record_ingestion_run(warehouse: Warehouse | str | Path, run: IngestionRun) -
     warehouse.execute(  # type: ignore[union-attr]
         f"insert into {SCHEMA}.ingestion_runs ({', '.join(names)}) values ({', '.join(':' + n for n in names)})",
         rows,
+    )
+    log.info(
+        "ingestion run recorded",
+        extra={
+            "source": run.source_name,
+            "load_id": run.load_id,
+            "status": run.status,
+            "rows_extracted": sum(int(r["rows_extracted"] or 0) for r in rows),  # type: ignore[call-overload]
+            "duration_seconds": run.duration_seconds,
+        },
     )
     return len(rows)
 

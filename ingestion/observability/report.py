@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -26,6 +27,7 @@ Row = dict[str, Any]
 
 # The internal interface this adapter was written against; a different version may ask different questions.
 ELEMENTARY_VERSION = "0.26.1"
+log = logging.getLogger("harbor.report")
 
 
 class ReportError(RuntimeError):
@@ -449,4 +451,6 @@ def write_report(warehouse: Warehouse, path: Path, *, days_back: int = 7, projec
     data = build_report_data(warehouse, days_back=days_back, project_name=project_name)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_html(data), encoding="utf-8")
-    return Report(path=path, data=data, seconds=time.monotonic() - started)
+    report = Report(path=path, data=data, seconds=time.monotonic() - started)
+    log.info("report written", extra={"path": str(path), "seconds": round(report.seconds, 3)})
+    return report
