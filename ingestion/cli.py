@@ -5,11 +5,14 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
+from ingestion.observability.logs import configure_json_logging
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import Settings
@@ -22,6 +25,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     settings = Settings.from_env()
+    runlog.run_id()  # one run id for this command and the dbt runs it starts (env HARBOR_RUN_ID)
+    if os.environ.get("HARBOR_LOG_FORMAT") == "json":
+        configure_json_logging()
+        os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
     try:
         return args.handler(args, settings)
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed) as error:
@@ -66,6 +73,12 @@ def _parser() -> argparse.ArgumentParser:
     build = commands.add_parser("build", help="dbt build against the warehouse (extra args go to dbt)")
     build.add_argument("dbt_args", nargs=argparse.REMAINDER)
     build.set_defaults(handler=lambda args, settings: run_dbt(settings, "build", *args.dbt_args))
+
+    report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
+    report.add_argument("--output", type=Path, help="where to write it (default: reports/harbor-report.html)")
+    report.add_argument("--days-back", type=int, default=7, help="history to show, in days")
+    report.add_argument("--warehouse", help="DuckDB file or postgresql+psycopg2:// URL (default: HARBOR_WAREHOUSE)")
+    report.set_defaults(handler=_report)
     return parser
 
 
@@ -124,6 +137,7 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     print(f"warehouse: {settings.warehouse}")
     if not args.no_docs:
         print(f"docs:      {settings.project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")
+    _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
     return 0
 
 
@@ -149,7 +163,7 @@ def ingest_sources(
     for source in sources:
         try:
             with _source_options(source, settings) as options:
-                results.append(INGESTERS[source](settings, full_refresh=full_refresh, **options))
+                results.append(_recorded(settings, INGESTERS[source](settings, full_refresh=full_refresh, **options)))
         except SourceUnavailable as error:
             failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
         except Exception as error:
@@ -212,6 +226,37 @@ def _print_quality(settings: Settings) -> None:
     if (target / "run_results.json").exists():
         print(quality_summary(target).line())
         print(coverage_summary(json.loads((target / "manifest.json").read_text())).line())
+
+
+def _recorded(settings: Settings, result: IngestResult) -> IngestResult:
+    """Appends the run to observability.ingestion_runs, under the run id dbt will carry too."""
+    from ingestion.observability.history import record_ingest_result
+
+    record_ingest_result(
+        settings.warehouse,
+        result,
+        loaded={table: counts.loaded for table, counts in result.tables.items()},
+        quarantined={table: counts.quarantined for table, counts in result.tables.items()},
+    )
+    return result
+
+
+def _report(args: argparse.Namespace, settings: Settings) -> int:
+    from ingestion.observability.alerts import alert_for_latest_run, send_alert
+    from ingestion.observability.metrics import write_metrics
+    from ingestion.observability.report import write_report  # elementary is a heavy import
+    from ingestion.observability.warehouse import connected
+
+    output = args.output or settings.project_dir / "reports" / "harbor-report.html"
+    with connected(args.warehouse or settings.warehouse, read_only=True) as warehouse:
+        report = write_report(warehouse, output.resolve(), days_back=args.days_back)
+        prom, dashboard = write_metrics(warehouse, output.resolve().parent)
+        alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri())
+    print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+    print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
+    if alert is not None and send_alert(alert):
+        print(f"alert:     {alert.severity} sent")
+    return 0
 
 
 def _counts(counts: dict[str, int]) -> str:

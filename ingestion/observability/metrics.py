@@ -1,0 +1,202 @@
+"""Run metrics as a Prometheus text file (for node_exporter's textfile collector or a push), plus the Grafana
+dashboard that reads them. Values describe the newest run: its ingestion, its dbt invocation, its freshness."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ingestion.observability.warehouse import SCHEMA, Warehouse
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    help: str
+    kind: str  # gauge | counter
+    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def to_prometheus(metrics: list[Metric]) -> str:
+    lines: list[str] = []
+    for metric in metrics:
+        lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} {metric.kind}"]
+        for labels, value in metric.samples:
+            rendered = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
+            lines.append(f"{metric.name}{{{rendered}}} {float(value):g}" if rendered else f"{metric.name} {value:g}")
+    return "\n".join(lines) + "\n"
+
+
+def collect_metrics(warehouse: Warehouse) -> list[Metric]:
+    latest = warehouse.query(
+        f"select invocation_id, job_run_id, command, run_started_at, run_completed_at from {SCHEMA}.dbt_invocations "
+        "where command in ('build', 'run', 'test', 'seed', 'snapshot') order by run_started_at desc limit 1"
+    )
+    metrics: list[Metric] = []
+    run_id = latest[0]["job_run_id"] if latest else None
+    ingestion = warehouse.query(
+        f"select run_id, source_name, table_name, rows_extracted, rows_loaded, rows_quarantined, duration_seconds, "
+        f"status from {SCHEMA}.ingestion_runs where run_id = (select max(run_id) from {SCHEMA}.ingestion_runs "
+        f"where created_at = (select max(created_at) from {SCHEMA}.ingestion_runs))"
+    )
+    durations = {(r["source_name"], r["run_id"]): r["duration_seconds"] or 0 for r in ingestion}
+    per_table = [({"source": r["source_name"], "table": r["table_name"], "run_id": r["run_id"]}, r) for r in ingestion]
+    metrics += [
+        Metric(
+            "harbor_rows_extracted",
+            "Rows extracted per source table in the latest ingestion run.",
+            "gauge",
+            [(labels, r["rows_extracted"] or 0) for labels, r in per_table],
+        ),
+        Metric(
+            "harbor_rows_loaded",
+            "Rows loaded per source table in the latest ingestion run.",
+            "gauge",
+            [(labels, r["rows_loaded"] or 0) for labels, r in per_table],
+        ),
+        Metric(
+            "harbor_rows_quarantined",
+            "Rows set aside as invalid per source table in the latest ingestion run.",
+            "gauge",
+            [(labels, r["rows_quarantined"] or 0) for labels, r in per_table],
+        ),
+        Metric(
+            "harbor_ingestion_duration_seconds",
+            "Duration of the latest ingestion run per source.",
+            "gauge",
+            [({"source": source, "run_id": rid}, seconds) for (source, rid), seconds in durations.items()],
+        ),
+    ]
+    if latest:
+        invocation = latest[0]
+        labels = {"run_id": run_id or "", "command": invocation["command"]}
+        results = warehouse.query(
+            f"select name, resource_type, status, execution_time, rows_affected from {SCHEMA}.dbt_run_results "
+            "where invocation_id = :invocation",
+            invocation=invocation["invocation_id"],
+        )
+        statuses: dict[tuple[str, str], int] = {}
+        for r in results:
+            statuses[(r["resource_type"], r["status"])] = statuses.get((r["resource_type"], r["status"]), 0) + 1
+        tests = [r for r in results if r["resource_type"] == "test"]
+        passed = sum(r["status"] == "pass" for r in tests)
+        duration = (invocation["run_completed_at"] - invocation["run_started_at"]).total_seconds()
+        metrics += [
+            Metric(
+                "harbor_dbt_duration_seconds", "Wall time of the latest dbt invocation.", "gauge", [(labels, duration)]
+            ),
+            Metric(
+                "harbor_dbt_node_duration_seconds",
+                "Execution time per model, seed and snapshot.",
+                "gauge",
+                [
+                    ({**labels, "node": r["name"], "resource_type": r["resource_type"]}, r["execution_time"] or 0)
+                    for r in results
+                    if r["resource_type"] != "test"
+                ],
+            ),
+            Metric(
+                "harbor_dbt_rows_affected",
+                "Rows written per model in the latest dbt invocation.",
+                "gauge",
+                [
+                    ({**labels, "node": r["name"]}, r["rows_affected"])
+                    for r in results
+                    if r["resource_type"] == "model" and r["rows_affected"] is not None
+                ],
+            ),
+            Metric(
+                "harbor_dbt_nodes",
+                "Nodes per resource type and status in the latest dbt invocation.",
+                "gauge",
+                [({**labels, "resource_type": t, "status": s}, n) for (t, s), n in sorted(statuses.items())],
+            ),
+            Metric(
+                "harbor_quality_pass_ratio",
+                "Share of data tests that passed in the latest dbt invocation.",
+                "gauge",
+                [(labels, passed / len(tests) if tests else 1.0)],
+            ),
+            Metric(
+                "harbor_tests_failed",
+                "Data tests that failed or errored in the latest dbt invocation.",
+                "gauge",
+                [(labels, sum(r["status"] in ("fail", "error") for r in tests))],
+            ),
+        ]
+    freshness = warehouse.query(
+        f"select f.unique_id, f.max_loaded_at_time_ago_in_s, f.status from {SCHEMA}.dbt_source_freshness_results f "
+        f"where f.invocation_id = (select invocation_id from {SCHEMA}.dbt_invocations where command = 'freshness' "
+        "order by run_started_at desc limit 1)"
+    )
+    metrics.append(
+        Metric(
+            "harbor_source_freshness_lag_seconds",
+            "Seconds since the newest row of each source table.",
+            "gauge",
+            [
+                (
+                    {"source": r["unique_id"].removeprefix("source."), "status": r["status"]},
+                    r["max_loaded_at_time_ago_in_s"] or 0,
+                )
+                for r in freshness
+            ],
+        )
+    )
+    return metrics
+
+
+def grafana_dashboard() -> dict[str, Any]:
+    """A Grafana dashboard over the metrics above (datasource: a Prometheus that scrapes the text file)."""
+    panels = [
+        (
+            "Rows extracted / loaded / quarantined",
+            "timeseries",
+            [
+                "sum by (table) (harbor_rows_extracted)",
+                "sum by (table) (harbor_rows_loaded)",
+                "sum by (table) (harbor_rows_quarantined)",
+            ],
+        ),
+        ("Quality pass rate", "gauge", ["harbor_quality_pass_ratio"]),
+        ("Failed tests", "stat", ["harbor_tests_failed"]),
+        ("dbt duration (s)", "timeseries", ["harbor_dbt_duration_seconds"]),
+        ("Slowest models (s)", "bargauge", ["topk(10, harbor_dbt_node_duration_seconds)"]),
+        ("Ingestion duration (s)", "timeseries", ["harbor_ingestion_duration_seconds"]),
+        ("Source freshness lag (s)", "timeseries", ["harbor_source_freshness_lag_seconds"]),
+        ("Nodes by status", "table", ["harbor_dbt_nodes"]),
+    ]
+    return {
+        "title": "Harbor pipeline",
+        "uid": "harbor-pipeline",
+        "schemaVersion": 39,
+        "tags": ["harbor", "dbt", "dlt"],
+        "time": {"from": "now-7d", "to": "now"},
+        "templating": {"list": [{"name": "datasource", "type": "datasource", "query": "prometheus"}]},
+        "panels": [
+            {
+                "id": i + 1,
+                "title": title,
+                "type": kind,
+                "datasource": {"type": "prometheus", "uid": "${datasource}"},
+                "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
+                "targets": [{"refId": chr(65 + j), "expr": expr} for j, expr in enumerate(exprs)],
+            }
+            for i, (title, kind, exprs) in enumerate(panels)
+        ],
+    }
+
+
+def write_metrics(warehouse: Warehouse, directory: Path) -> tuple[Path, Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    prom = directory / "harbor-metrics.prom"
+    prom.write_text(to_prometheus(collect_metrics(warehouse)), encoding="utf-8")
+    dashboard = directory / "grafana-dashboard.json"
+    dashboard.write_text(json.dumps(grafana_dashboard(), indent=2), encoding="utf-8")
+    return prom, dashboard

@@ -1,0 +1,82 @@
+"""The smallest possible warehouse client for the observability tables: DuckDB files and PostgreSQL URLs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Protocol
+
+import duckdb
+import sqlalchemy as sa
+
+SCHEMA = "observability"
+_NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+
+
+class Warehouse(Protocol):
+    kind: str
+
+    def query(self, sql: str, **params: Any) -> list[dict[str, Any]]: ...
+
+    def execute(self, sql: str, rows: list[dict[str, Any]] | None = None) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class DuckDBWarehouse:
+    kind = "duckdb"
+
+    def __init__(self, path: Path, *, read_only: bool = False) -> None:
+        self.con = duckdb.connect(str(path), read_only=read_only)
+
+    def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        cursor = self.con.execute(_NAMED_PARAM.sub(r"$\1", sql), params or None)
+        names = [d[0] for d in cursor.description]
+        return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+
+    def execute(self, sql: str, rows: list[dict[str, Any]] | None = None) -> None:
+        sql = _NAMED_PARAM.sub(r"$\1", sql)
+        if rows:
+            self.con.executemany(sql, rows)
+        else:
+            self.con.execute(sql)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class PostgresWarehouse:
+    kind = "postgres"
+
+    def __init__(self, url: str) -> None:
+        self.engine = sa.create_engine(url)
+
+    def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
+        with self.engine.connect() as conn:
+            return [dict(row._mapping) for row in conn.execute(sa.text(sql), params)]
+
+    def execute(self, sql: str, rows: list[dict[str, Any]] | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(sa.text(sql), rows or {})
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def open_warehouse(location: str | Path, *, read_only: bool = False) -> Warehouse:
+    """A DuckDB file path, or a `postgresql+psycopg2://` URL."""
+    text = str(location)
+    if text.startswith("postgresql"):
+        return PostgresWarehouse(text)
+    return DuckDBWarehouse(Path(text), read_only=read_only)
+
+
+@contextmanager
+def connected(location: str | Path, *, read_only: bool = False) -> Iterator[Warehouse]:
+    warehouse = open_warehouse(location, read_only=read_only)
+    try:
+        yield warehouse
+    finally:
+        warehouse.close()

@@ -1,0 +1,144 @@
+"""Alerts to a local Slack-compatible receiver, the Prometheus text file and Grafana dashboard, JSON logs."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import re
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, HTTPServer
+
+import pytest
+
+from ingestion import runlog
+from ingestion.observability import IngestionRun, TableLoad, record_ingestion_run
+from ingestion.observability.alerts import (
+    WEBHOOK_ENV,
+    Alert,
+    Problem,
+    alert_for_latest_run,
+    send_alert,
+    slack_payload,
+)
+from ingestion.observability.metrics import collect_metrics, grafana_dashboard, to_prometheus
+from ingestion.observability.warehouse import connected
+from ingestion.tests.obs_project import make_project
+
+
+@pytest.fixture(scope="module")
+def warehouse_with_a_failed_run(tmp_path_factory):
+    project = make_project(tmp_path_factory.mktemp("alerts") / "project")
+    project.env["HARBOR_RUN_ID"] = "run-alerts"
+    assert project.dbt("build").returncode == 1  # one failing test, one warning
+    location = project.path / "warehouse.duckdb"
+    started = datetime(2026, 1, 1, tzinfo=UTC)
+    record_ingestion_run(
+        location,
+        IngestionRun(
+            "shop",
+            started,
+            started + timedelta(seconds=2),
+            [TableLoad("orders", 5, rows_quarantined=1)],
+            load_id="1.2",
+            run_id="run-alerts",
+        ),
+    )
+    return location
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP server that records what is posted to it, like a Slack incoming webhook."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "type": self.headers["Content-Type"], "json": json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXX", received
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_failed_run_posts_a_critical_alert(warehouse_with_a_failed_run, receiver, monkeypatch):
+    url, received = receiver
+    monkeypatch.setenv(WEBHOOK_ENV, url)
+    with connected(warehouse_with_a_failed_run, read_only=True) as wh:
+        alert = alert_for_latest_run(wh, report_url="file:///reports/harbor-report.html")
+    assert alert is not None and alert.severity == "critical"
+    assert send_alert(alert) is True
+
+    (message,) = received
+    assert message["path"] == "/services/T000/B000/XXX" and message["type"] == "application/json"
+    payload = message["json"]
+    assert payload["text"].startswith("[CRITICAL] Harbor run: 1 failed, 1 warning(s)")
+    assert payload["run_id"] == "run-alerts" and payload["report_url"] == "file:///reports/harbor-report.html"
+    failures = {(f["name"], f["status"]) for f in payload["failures"]}
+    assert failures == {("unique_orders_clean_order_id", "fail"), ("not_null_orders_clean_amount", "warn")}
+    assert "unique_orders_clean_order_id" in payload["attachments"][0]["text"]
+
+
+def test_no_webhook_sends_nothing_and_is_not_an_error(warehouse_with_a_failed_run, receiver, monkeypatch):
+    _, received = receiver
+    monkeypatch.delenv(WEBHOOK_ENV, raising=False)
+    monkeypatch.chdir(warehouse_with_a_failed_run.parent)  # no .dlt/secrets.toml here
+    with connected(warehouse_with_a_failed_run, read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+    assert alert is not None
+    assert send_alert(alert) is False
+    assert received == []
+
+
+def test_warnings_and_info_follow_the_minimum_severity(receiver):
+    url, received = receiver
+    warning = Alert("warning", "r1", "i1", [Problem("test", "t", "warn")])
+    info = Alert("info", "r1", "i1")
+    assert send_alert(info, webhook_url=url) is False
+    assert send_alert(warning, webhook_url=url) is True
+    assert send_alert(info, webhook_url=url, min_severity="info") is True
+    assert [m["json"]["severity"] for m in received] == ["warning", "info"]
+    assert slack_payload(info)["attachments"][0]["text"] == "Nothing failed."
+
+
+def test_prometheus_text_and_grafana_dashboard(warehouse_with_a_failed_run):
+    with connected(warehouse_with_a_failed_run, read_only=True) as wh:
+        text = to_prometheus(collect_metrics(wh))
+    sample = re.compile(r'^[a-z_]+(\{([a-z_]+="[^"]*",?)*\})? -?[0-9.e+-]+$')
+    for line in text.splitlines():
+        assert line.startswith(("# HELP ", "# TYPE ")) or sample.match(line), line
+    assert 'harbor_rows_extracted{run_id="run-alerts",source="shop",table="orders"} 5' in text
+    assert 'harbor_rows_quarantined{run_id="run-alerts",source="shop",table="orders"} 1' in text
+    assert re.search(r'harbor_quality_pass_ratio\{command="build",run_id="run-alerts"\} 0\.333', text)
+    assert 'harbor_tests_failed{command="build",run_id="run-alerts"} 1' in text
+    assert re.search(r'harbor_dbt_node_duration_seconds\{.*node="orders_clean".*\} [0-9.]+', text)
+
+    exported = set(re.findall(r"^# TYPE (\w+)", text, flags=re.MULTILINE))
+    for panel in grafana_dashboard()["panels"]:
+        for target in panel["targets"]:
+            names = set(re.findall(r"harbor_\w+", target["expr"]))
+            assert names and names <= exported, target["expr"]
+
+
+def test_json_logs_carry_the_run_id(monkeypatch):
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-logs")
+    stream = io.StringIO()
+    runlog.configure(json_logs=True, stream=stream)
+    try:
+        logging.getLogger("harbor.test").info("loaded", extra={"table": "orders", "rows": 3})
+    finally:
+        logging.getLogger("harbor").handlers.clear()
+    entry = json.loads(stream.getvalue())
+    assert entry["run_id"] == "run-logs" and entry["message"] == "loaded"
+    assert (entry["table"], entry["rows"], entry["level"]) == ("orders", 3, "info")

@@ -1,0 +1,117 @@
+"""volume_anomalies, freshness_anomalies and schema_changes against synthetic histories, relative to today:
+each must flag the planted anomaly and stay quiet on the normal series."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from ingestion.observability.warehouse import connected
+from ingestion.tests.obs_project import make_project
+
+TESTS_YML = """\
+version: 2
+seeds:
+  - name: steady_events
+    data_tests:
+      - volume_anomalies: {arguments: {timestamp_column: event_at}}
+  - name: spiking_events
+    data_tests:
+      - volume_anomalies: {arguments: {timestamp_column: event_at}}
+  - name: weekly_events
+    data_tests:
+      - volume_anomalies:
+          arguments: {timestamp_column: event_at, training_period: {period: day, count: 28}}
+      - volume_anomalies:
+          arguments:
+            timestamp_column: event_at
+            training_period: {period: day, count: 28}
+            seasonality: day_of_week
+            min_training_set_size: 3
+  - name: fresh_events
+    data_tests:
+      - freshness_anomalies: {arguments: {timestamp_column: event_at}}
+  - name: stale_events
+    data_tests:
+      - freshness_anomalies: {arguments: {timestamp_column: event_at}}
+  - name: shape
+    data_tests:
+      - schema_changes
+"""
+
+
+def _csv(timestamps: list[datetime]) -> str:
+    return "event_at\n" + "".join(f"{t:%Y-%m-%d %H:%M:%S}\n" for t in sorted(timestamps))
+
+
+def _daily(counts: dict[int, int], today: datetime) -> list[datetime]:
+    """`counts[d]` rows spread over the day `d` days before today."""
+    return [
+        today - timedelta(days=d) + timedelta(minutes=7 + i * 1400 // max(n, 1))
+        for d, n in counts.items()
+        for i in range(n)
+    ]
+
+
+def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path):
+    project = make_project(tmp_path / "project")
+    seeds = project.path / "seeds"
+    (seeds / "orders.csv").unlink()
+    (project.path / "models" / "_models.yml").unlink()
+    (project.path / "models" / "orders_clean.sql").unlink()
+    today = datetime.now(UTC).replace(tzinfo=None, hour=0, minute=0, second=0, microsecond=0)
+
+    normal = {d: 20 + d % 3 for d in range(1, 31)}
+    (seeds / "steady_events.csv").write_text(_csv(_daily(normal, today)))
+    (seeds / "spiking_events.csv").write_text(_csv(_daily({**normal, 1: 80}, today)))
+    # The weekday of the newest day always has 2 rows; today it has 20: ordinary overall, odd for that weekday.
+    weekly = {d: (2 if d % 7 == 1 else 20 + d % 3) for d in range(1, 31)}
+    (seeds / "weekly_events.csv").write_text(_csv(_daily({**weekly, 1: 20}, today)))
+    hourly = [today - timedelta(hours=h, minutes=-5) for h in range(1, 24 * 17)]
+    (seeds / "fresh_events.csv").write_text(_csv(hourly))
+    (seeds / "stale_events.csv").write_text(_csv([t for t in hourly if t < today - timedelta(days=1, hours=12)]))
+    (seeds / "shape.csv").write_text("id,name\n1,a\n")
+    (project.path / "seeds" / "_seeds.yml").write_text(TESTS_YML)
+
+    first = project.dbt("build")
+    (seeds / "shape.csv").write_text("id,name,email\n1,a,x@y\n")
+    second = project.dbt("build", "--select", "shape", "--full-refresh")
+    third = project.dbt("build", "--select", "shape")
+
+    with connected(project.path / "warehouse.duckdb", read_only=True) as wh:
+        rows = wh.query(
+            "select r.table_name, r.test_short_name, r.test_params, r.status, r.invocation_id, i.run_started_at "
+            "from observability.elementary_test_results r "
+            "join observability.dbt_invocations i on r.invocation_id = i.invocation_id order by i.run_started_at"
+        )
+        samples = wh.query("select result_row from observability.test_result_rows")
+    assert first.returncode == 1, first.stdout
+    invocations = list(dict.fromkeys(r["invocation_id"] for r in rows))
+    assert len(invocations) == 3
+
+    def status(table: str, invocation: int = 0, **params) -> str:
+        (match,) = [
+            r["status"]
+            for r in rows
+            if r["table_name"] == table
+            and r["invocation_id"] == invocations[invocation]
+            and all(json.loads(r["test_params"]).get(k) == v for k, v in params.items())
+            and ("seasonality" in json.loads(r["test_params"])) == ("seasonality" in params)
+        ]
+        return match
+
+    assert status("steady_events") == "pass"
+    assert status("spiking_events") == "fail"
+    assert status("weekly_events") == "pass"
+    assert status("weekly_events", seasonality="day_of_week") == "fail"
+    assert status("fresh_events") == "pass"
+    assert status("stale_events") == "fail"
+    assert status("shape") == "pass"  # the first run only records the baseline
+    assert (second.returncode, status("shape", 1)) == (1, "fail")
+    assert (third.returncode, status("shape", 2)) == (0, "pass")
+
+    anomaly_rows = [json.loads(s["result_row"]) for s in samples]
+    spike = next(r for r in anomaly_rows if r.get("metric_value") == 80)
+    assert spike["z_score"] > 3 and spike["training_set_size"] == 14
+    (added,) = [r for r in anomaly_rows if r.get("change_type")]
+    assert (added["change_type"], added["column_name"], added["previous_type"]) == ("column_added", "email", None)

@@ -1,0 +1,153 @@
+"""The on-run-end hook's history and the ingestion run records, on DuckDB and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ingestion.observability import IngestionRun, TableLoad, record_ingestion_run
+from ingestion.observability.report import build_report_data
+from ingestion.observability.warehouse import connected
+from ingestion.tests.obs_project import make_project
+
+
+def _location(project, postgres_url):
+    return postgres_url if project.target == "postgres" else project.path / "warehouse.duckdb"
+
+
+@pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
+def test_every_invocation_is_appended_with_results_samples_and_nodes(tmp_path, adapter, request):
+    postgres_url = request.getfixturevalue("postgres_url") if adapter == "postgres" else None
+    project = make_project(tmp_path / "project", postgres_url=postgres_url)
+    project.env["HARBOR_RUN_ID"] = "run-42"
+
+    first = project.dbt("build")
+    assert first.returncode == 1, first.stdout  # the unique test fails, on purpose
+    assert "hook: obs_it.on-run-end.0" in first.stdout and "OK hook" in first.stdout
+    assert project.dbt("source", "freshness").returncode == 0
+    project.env["HARBOR_RUN_ID"] = "run-43"
+    project.dbt("build")
+
+    with connected(_location(project, postgres_url), read_only=True) as wh:
+        invocations = wh.query(
+            "select command, job_run_id, target_name, nodes_count from observability.dbt_invocations "
+            "order by run_started_at"
+        )
+        assert [(i["command"], i["job_run_id"]) for i in invocations] == [
+            ("build", "run-42"),
+            ("freshness", "run-42"),
+            ("build", "run-43"),
+        ]
+        runs = wh.query(
+            "select name, status, resource_type, execution_time, materialization from observability.dbt_run_results"
+        )
+        assert len([r for r in runs if r["resource_type"] != "source"]) == 2 * 5  # append-only: both builds
+        model_runs = [r for r in runs if r["name"] == "orders_clean"]
+        assert {r["materialization"] for r in model_runs} == {"view"}
+        assert all(r["execution_time"] > 0 for r in model_runs)
+
+        tests = wh.query(
+            "select id, test_short_name, status, failures, severity, table_name, column_name, test_params, "
+            "model_unique_id from observability.elementary_test_results where invocation_id = "
+            "(select invocation_id from observability.dbt_invocations where job_run_id = 'run-42' "
+            "and command = 'build')"
+        )
+        by_name = {(t["test_short_name"], t["column_name"]): t for t in tests}
+        unique = by_name[("unique", "order_id")]
+        assert (unique["status"], unique["failures"], unique["severity"]) == ("fail", 1, "error")
+        assert unique["table_name"] == "orders_clean"
+        assert unique["model_unique_id"] == "model.obs_it.orders_clean"
+        assert json.loads(unique["test_params"])["column_name"] == "order_id"
+        assert by_name[("not_null", "amount")]["status"] == "warn"
+        assert by_name[("not_null", "order_id")]["status"] == "pass"
+
+        samples = wh.query(
+            "select result_row from observability.test_result_rows where elementary_test_results_id = :id",
+            id=unique["id"],
+        )
+        assert [json.loads(s["result_row"]) for s in samples] == [{"unique_field": 2, "n_records": 2}]
+
+        freshness = wh.query("select unique_id, status, max_loaded_at from observability.dbt_source_freshness_results")
+        assert [(f["unique_id"], f["status"]) for f in freshness] == [("source.obs_it.shop.orders", "pass")]
+        assert str(freshness[0]["max_loaded_at"]).startswith("2024-01-03 10:00")
+
+        # Nodes describe the project's current state: rewritten, never duplicated.
+        (models,) = wh.query("select count(*) as n, min(depends_on_nodes) as deps from observability.dbt_models")
+        assert models["n"] == 1 and json.loads(models["deps"]) == ["seed.obs_it.orders"]
+        assert wh.query("select count(*) as n from observability.dbt_tests")[0]["n"] == 3
+        assert wh.query("select count(*) as n from observability.dbt_seeds")[0]["n"] == 1
+        assert wh.query("select name, loaded_at_field from observability.dbt_sources") == [
+            {"name": "orders", "loaded_at_field": "updated_at"}
+        ]
+
+        # The report adapter reads the same tables on either adapter.
+        report = build_report_data(wh)
+    (unique_result,) = [
+        r for r in report["test_results"]["model.obs_it.orders_clean"] if r["metadata"]["test_name"] == "unique"
+    ]
+    assert unique_result["test_results"]["results_sample"] == [{"unique_field": 2, "n_records": 2}]
+
+
+def test_the_hook_can_be_switched_off(tmp_path):
+    project = make_project(tmp_path / "project")
+    result = project.dbt("seed", "--vars", "{observability_enabled: false}")
+    assert result.returncode == 0, result.stdout
+    with connected(project.path / "warehouse.duckdb", read_only=True) as wh:
+        assert wh.query(
+            "select count(*) as n from information_schema.schemata where schema_name = 'observability'"
+        ) == [{"n": 0}]
+
+
+@pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
+def test_ingestion_runs_are_recorded_per_table(tmp_path, adapter, request, monkeypatch):
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-7")
+    location = request.getfixturevalue("postgres_url") if adapter == "postgres" else tmp_path / "wh.duckdb"
+    started = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
+    run = IngestionRun(
+        source_name="shop",
+        started_at=started,
+        completed_at=started + timedelta(seconds=3.5),
+        load_id="1767268800.1",
+        tables=[TableLoad("orders", 10, rows_quarantined=2), TableLoad("customers", 4, rows_loaded=4)],
+    )
+    assert record_ingestion_run(location, run) == 2
+    assert record_ingestion_run(location, IngestionRun("shop", started, started, status="error", error="boom")) == 1
+    with connected(location) as wh:
+        rows = wh.query(
+            "select run_id, table_name, status, rows_extracted, rows_loaded, rows_quarantined, duration_seconds, "
+            "load_id from observability.ingestion_runs order by table_name"
+        )
+    assert rows == [
+        {
+            "run_id": "run-7",
+            "table_name": "*",
+            "status": "error",
+            "rows_extracted": 0,
+            "rows_loaded": 0,
+            "rows_quarantined": 0,
+            "duration_seconds": 0.0,
+            "load_id": None,
+        },
+        {
+            "run_id": "run-7",
+            "table_name": "customers",
+            "status": "success",
+            "rows_extracted": 4,
+            "rows_loaded": 4,
+            "rows_quarantined": 0,
+            "duration_seconds": 3.5,
+            "load_id": "1767268800.1",
+        },
+        {
+            "run_id": "run-7",
+            "table_name": "orders",
+            "status": "success",
+            "rows_extracted": 10,
+            "rows_loaded": 8,
+            "rows_quarantined": 2,
+            "duration_seconds": 3.5,
+            "load_id": "1767268800.1",
+        },
+    ]

@@ -1,0 +1,107 @@
+"""`harbor report` from a real demo run, rendered by Elementary's UI and looked at in headless Chromium; the dbt
+docs likewise. Screenshots land in reports/screenshots/ (ignored by git, kept by CI as artifacts)."""
+
+from __future__ import annotations
+
+import duckdb
+import pytest
+
+from ingestion.cli import main
+from ingestion.demo import shop
+from ingestion.observability.report import HistoryRunner, build_report_data
+from ingestion.observability.warehouse import connected
+from ingestion.pipeline import ingest_shop
+from ingestion.settings import PROJECT_DIR, Settings
+from ingestion.tests.chromium import LivePage, page_text, screenshot
+from ingestion.transform import run_dbt
+
+SCREENSHOTS = PROJECT_DIR / "reports" / "screenshots"
+FAILING_TEST = "accepted_values_stg_shop__orders_order_status"
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """Two demo builds: a clean one, then one where the source sends an order status nobody expects."""
+    tmp = tmp_path_factory.mktemp("report")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("DBT_TARGET_PATH", str(tmp / "target"))
+        mp.setenv("DBT_LOG_PATH", str(tmp / "logs"))
+        mp.setenv("DBT_PROFILES_DIR", str(PROJECT_DIR))
+        mp.setenv("HARBOR_RUN_ID", "report-test-run")
+        settings = Settings(PROJECT_DIR, tmp / "harbor.duckdb", tmp / "data", f"sqlite:///{tmp / 'shop.sqlite'}")
+        settings.data_dir.mkdir()
+        shop.create_shop(settings.shop_url, seed=5, scale=0.2)
+        ingest_shop(settings)
+        run_dbt(settings, "build")
+        with duckdb.connect(str(settings.warehouse)) as conn:
+            conn.execute(
+                "insert into raw_shop.orders select * replace (order_id + 100000 as order_id, 'lost' as status) "
+                "from raw_shop.orders limit 1"
+            )
+        assert run_dbt(settings, "build", check=False) == 1
+        assert run_dbt(settings, "source", "freshness", check=False) in (0, 1)
+        yield settings, tmp
+
+
+def test_report_data_from_a_real_demo_run(demo_run):
+    settings, _ = demo_run
+    with connected(settings.warehouse, read_only=True) as warehouse:
+        data = build_report_data(warehouse)
+        runner = HistoryRunner(warehouse)
+        runner.run_operation("elementary_cli.get_models")
+        with pytest.raises(RuntimeError, match="does not answer"):
+            runner.run_operation("elementary_cli.get_something_new")
+
+    results = {r["metadata"]["test_unique_id"]: r for rs in data["test_results"].values() for r in rs}
+    failing = next(r for uid, r in results.items() if FAILING_TEST in uid)
+    assert failing["metadata"]["latest_run_status"] == "fail"
+    # The failed-row sample shows the status that broke the test.
+    assert any("lost" in str(row.values()) for row in failing["test_results"]["results_sample"])
+    # Test history: both builds, the older one passing.
+    (history,) = [
+        run
+        for run in data["test_runs"]["model.harbor.stg_shop__orders"]
+        if FAILING_TEST in run["metadata"]["test_unique_id"]
+    ]
+    assert [i["status"] for i in history["test_runs"]["invocations"]] == ["pass", "fail"]
+    # Model durations and trends: every Harbor model with its runs.
+    model_runs = {m["name"]: m for m in data["model_runs"]}
+    assert {"fct_orders", "dim_customers", "stg_shop__orders"} <= model_runs.keys()
+    assert len(model_runs["stg_shop__orders"]["runs"]) == 2
+    # Source freshness and lineage.
+    assert any(r["metadata"]["test_type"] == "source_freshness" for r in results.values())
+    nodes = {n["id"] for n in data["lineage"]["nodes"]}
+    assert {"model.harbor.fct_orders", "source.harbor.shop.orders"} <= nodes
+    assert ("model.harbor.fct_orders", "model.harbor.int_orders__amounts") in {
+        tuple(e) for e in data["lineage"]["edges"]
+    }
+
+
+def test_harbor_report_renders_in_chromium(demo_run, capsys):
+    settings, tmp = demo_run
+    output = tmp / "harbor-report.html"
+    assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(output)]) == 0
+    assert "1 failing test(s)" in capsys.readouterr().out
+    url = output.as_uri()
+
+    tests_page = page_text(url + "#/report/test-results/")
+    assert "stg_shop__orders" in tests_page and "accepted_values" in tests_page
+    assert "Failure" in tests_page
+    screenshot(url + "#/report/test-results/", SCREENSHOTS / "report-test-results.png")
+
+    models_page = page_text(url + "#/report/model-runs/")
+    assert "fct_orders" in models_page and "dim_customers" in models_page
+    # The lineage lays itself out in a Web Worker: watched in real time, not virtual time.
+    with LivePage(url + "#/report/lineage/") as page:
+        lineage = page.wait_for("fct_orders", "dim_customers", "stg_shop__orders", "int_orders__amounts")
+        assert "Source" in lineage and "Model" in lineage
+        page.screenshot(SCREENSHOTS / "report-lineage.png")
+
+
+def test_static_dbt_docs_render_in_chromium(demo_run):
+    settings, tmp = demo_run
+    run_dbt(settings, "docs", "generate", "--static")
+    url = (tmp / "target" / "static_index.html").as_uri()
+    text = page_text(url + "#!/model/model.harbor.fct_orders", budget_ms=20000)
+    assert "fct_orders" in text
+    screenshot(url + "#!/overview?g_v=1", SCREENSHOTS / "docs-lineage.png", budget_ms=20000)

@@ -1,0 +1,265 @@
+{#-
+    Anomaly tests with Elementary's names and main arguments, computed from the data itself (no metrics store):
+    each complete time bucket of the detection period is compared with the buckets of the training period
+    before it by z-score, `(value - mean) / stddev`; a bucket beyond `sensitivity` standard deviations fails.
+
+    - time_bucket: {period: hour|day|week, count: 1}; training_period / detection_period: {period, count}
+    - the detection period is excluded from training; only buckets that ended before the run count
+    - min_training_set_size: fewer training buckets than this and nothing is flagged
+    - seasonality: day_of_week compares a day only with the same weekday in training
+    - anomaly_direction: both | spike | drop
+    Failing rows (the anomalous buckets, with the numbers behind the verdict) are the test's result rows.
+-#}
+
+{% macro harbor_anomaly_period_hours(period) %}
+    {%- set hours = {'hour': 1, 'day': 24, 'week': 168} -%}
+    {%- if period.period not in hours -%}
+        {{ exceptions.raise_compiler_error("anomaly tests: period must be hour, day or week, got " ~ period.period) }}
+    {%- endif -%}
+    {{- return(hours[period.period] * (period.count | default(1))) -}}
+{% endmacro %}
+
+
+{#- One row per complete bucket of the training and detection window: bucket_start, bucket_end, is_detection. -#}
+{% macro harbor_anomaly_buckets(time_bucket, training_period, detection_period) %}
+    {%- set bucket_hours = harbor_anomaly_period_hours(time_bucket) -%}
+    {%- set detection_hours = harbor_anomaly_period_hours(detection_period) -%}
+    {%- set total_hours = harbor_anomaly_period_hours(training_period) + detection_hours -%}
+    {%- set now = modules.datetime.datetime.utcnow() -%}
+    {%- if time_bucket.period == 'hour' -%}
+        {%- set end = now.replace(minute=0, second=0, microsecond=0) -%}
+    {%- else -%}
+        {%- set end = now.replace(hour=0, minute=0, second=0, microsecond=0) -%}
+    {%- endif -%}
+    {%- set rows = [] -%}
+    {%- for i in range((total_hours / bucket_hours) | int) -%}
+        {%- set bucket_end = end - modules.datetime.timedelta(hours=i * bucket_hours) -%}
+        {%- set bucket_start = bucket_end - modules.datetime.timedelta(hours=bucket_hours) -%}
+        {%- do rows.append(
+            "select cast('" ~ bucket_start.strftime('%Y-%m-%d %H:%M:%S') ~ "' as timestamp) as bucket_start, "
+            ~ "cast('" ~ bucket_end.strftime('%Y-%m-%d %H:%M:%S') ~ "' as timestamp) as bucket_end, "
+            ~ ('true' if i * bucket_hours < detection_hours else 'false') ~ " as is_detection"
+        ) -%}
+    {%- endfor -%}
+    {{- return(rows | join('\n    union all\n    ')) -}}
+{% endmacro %}
+
+
+{#- Scores `metrics` (bucket_start, bucket_end, is_detection, metric_value) and keeps the anomalous detection buckets. -#}
+{% macro harbor_anomaly_scores(metrics, sensitivity, min_training_set_size, seasonality, anomaly_direction) %}
+    {%- if seasonality not in (none, 'day_of_week') -%}
+        {{ exceptions.raise_compiler_error("anomaly tests: seasonality must be day_of_week or none") }}
+    {%- endif -%}
+    {%- if anomaly_direction not in ('both', 'spike', 'drop') -%}
+        {{ exceptions.raise_compiler_error("anomaly tests: anomaly_direction must be both, spike or drop") }}
+    {%- endif -%}
+    {%- set season = "extract(dow from bucket_start)" if seasonality == 'day_of_week' else "0" -%}
+    with metrics as (
+        {{ metrics }}
+    ),
+
+    seasoned as (
+        select
+            *,
+            {{ season }} as season
+        from metrics
+    ),
+
+    training as (
+        select
+            season,
+            avg(cast(metric_value as {{ dbt.type_float() }})) as training_avg,
+            stddev_samp(cast(metric_value as {{ dbt.type_float() }})) as training_stddev,
+            count(*) as training_set_size,
+            min(bucket_start) as training_start,
+            max(bucket_end) as training_end
+        from seasoned
+        where not is_detection
+        group by season
+    ),
+
+    scored as (
+        select
+            seasoned.bucket_start,
+            seasoned.bucket_end,
+            seasoned.metric_value,
+            training.training_avg,
+            training.training_stddev,
+            training.training_set_size,
+            training.training_start,
+            training.training_end,
+            case
+                when training.training_stddev > 0
+                    then (seasoned.metric_value - training.training_avg) / training.training_stddev
+                when seasoned.metric_value = training.training_avg then 0
+                when seasoned.metric_value > training.training_avg then 1e9
+                else -1e9
+            end as z_score
+        from seasoned
+        inner join training on seasoned.season = training.season
+        where seasoned.is_detection
+    )
+
+    select *
+    from scored
+    where training_set_size >= {{ min_training_set_size }}
+    {%- if anomaly_direction == 'spike' %}
+        and z_score > {{ sensitivity }}
+    {%- elif anomaly_direction == 'drop' %}
+        and z_score < -{{ sensitivity }}
+    {%- else %}
+        and abs(z_score) > {{ sensitivity }}
+    {%- endif %}
+{% endmacro %}
+
+
+{% test volume_anomalies(
+    model,
+    timestamp_column,
+    time_bucket={'period': 'day', 'count': 1},
+    training_period={'period': 'day', 'count': 14},
+    detection_period={'period': 'day', 'count': 2},
+    sensitivity=3,
+    min_training_set_size=7,
+    seasonality=none,
+    anomaly_direction='both',
+    where_expression=none
+) %}
+    {%- set metrics -%}
+        with buckets as (
+            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period) }}
+        ),
+
+        source_rows as (
+            select cast({{ timestamp_column }} as timestamp) as event_at
+            from {{ model }}
+            {% if where_expression %}where {{ where_expression }}{% endif %}
+        )
+
+        select
+            buckets.bucket_start,
+            buckets.bucket_end,
+            buckets.is_detection,
+            count(source_rows.event_at) as metric_value
+        from buckets
+        left join source_rows
+            on source_rows.event_at >= buckets.bucket_start and source_rows.event_at < buckets.bucket_end
+        group by buckets.bucket_start, buckets.bucket_end, buckets.is_detection
+    {%- endset -%}
+    {{ harbor_anomaly_scores(metrics, sensitivity, min_training_set_size, seasonality, anomaly_direction) }}
+{% endtest %}
+
+
+{#- The metric is how stale the data was when each bucket ended: seconds since the newest row before its end. -#}
+{% test freshness_anomalies(
+    model,
+    timestamp_column,
+    time_bucket={'period': 'day', 'count': 1},
+    training_period={'period': 'day', 'count': 14},
+    detection_period={'period': 'day', 'count': 2},
+    sensitivity=3,
+    min_training_set_size=7,
+    seasonality=none,
+    anomaly_direction='spike',
+    where_expression=none
+) %}
+    {%- set metrics -%}
+        with buckets as (
+            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period) }}
+        ),
+
+        source_rows as (
+            select cast({{ timestamp_column }} as timestamp) as event_at
+            from {{ model }}
+            {% if where_expression %}where {{ where_expression }}{% endif %}
+        ),
+
+        latest as (
+            select
+                buckets.bucket_start,
+                buckets.bucket_end,
+                buckets.is_detection,
+                max(source_rows.event_at) as last_event_at
+            from buckets
+            left join source_rows on source_rows.event_at < buckets.bucket_end
+            group by buckets.bucket_start, buckets.bucket_end, buckets.is_detection
+        )
+
+        select
+            bucket_start,
+            bucket_end,
+            is_detection,
+            {{ dbt.datediff('coalesce(last_event_at, bucket_start)', 'bucket_end', 'second') }} as metric_value
+        from latest
+    {%- endset -%}
+    {{ harbor_anomaly_scores(metrics, sensitivity, min_training_set_size, seasonality, anomaly_direction) }}
+{% endtest %}
+
+
+{#-
+    Columns added, removed or retyped since the last time this test ran on the model. The test keeps its
+    baseline in observability.schema_columns_snapshot (written only by `dbt test` / `dbt build`), so a change
+    fails once and the next run compares against the new shape, as Elementary's schema_changes does.
+-#}
+{% test schema_changes(model) %}
+    {%- set schema = harbor_observability_schema() -%}
+    {%- set table_key = (model.database ~ '.' ~ model.schema ~ '.' ~ model.identifier) | lower -%}
+    {%- set changes = [] -%}
+    {%- if execute and flags.WHICH in ('test', 'build') -%}
+        {%- set current = {} -%}
+        {%- for column in adapter.get_columns_in_relation(model) -%}
+            {%- do current.update({column.name | lower: column.data_type | lower}) -%}
+        {%- endfor -%}
+        {%- do run_query(
+            'create schema if not exists ' ~ schema ~ ';\n'
+            ~ 'create table if not exists ' ~ schema ~ '.schema_columns_snapshot '
+            ~ '(full_table_name text, column_name text, data_type text, detected_at timestamp)'
+        ) -%}
+        {%- set baseline_rows = run_query(
+            'select column_name, data_type from ' ~ schema ~ '.schema_columns_snapshot '
+            ~ 'where full_table_name = ' ~ harbor_obs_lit(table_key) ~ ' and detected_at = ('
+            ~ 'select max(detected_at) from ' ~ schema ~ '.schema_columns_snapshot '
+            ~ 'where full_table_name = ' ~ harbor_obs_lit(table_key) ~ ')'
+        ) -%}
+        {%- set baseline = {} -%}
+        {%- for row in baseline_rows -%}{%- do baseline.update({row[0]: row[1]}) -%}{%- endfor -%}
+        {%- if baseline -%}
+            {%- for name, type in current.items() -%}
+                {%- if name not in baseline -%}
+                    {%- do changes.append(('column_added', name, none, type)) -%}
+                {%- elif baseline[name] != type -%}
+                    {%- do changes.append(('type_changed', name, baseline[name], type)) -%}
+                {%- endif -%}
+            {%- endfor -%}
+            {%- for name, type in baseline.items() if name not in current -%}
+                {%- do changes.append(('column_removed', name, type, none)) -%}
+            {%- endfor -%}
+        {%- endif -%}
+        {%- if not baseline or changes -%}
+            {%- set now = harbor_obs_ts(modules.datetime.datetime.utcnow()) -%}
+            {%- set values = [] -%}
+            {%- for name, type in current.items() -%}
+                {%- do values.append('(' ~ harbor_obs_lit(table_key) ~ ', ' ~ harbor_obs_lit(name) ~ ', '
+                    ~ harbor_obs_lit(type) ~ ', ' ~ now ~ ')') -%}
+            {%- endfor -%}
+            {%- do run_query('insert into ' ~ schema ~ '.schema_columns_snapshot values ' ~ values | join(', ')) -%}
+            {#- Tests never commit on their own: without this the baseline is rolled back. -#}
+            {%- do adapter.commit() -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if changes -%}
+        {%- for change, name, before, after in changes %}
+    select {{ harbor_obs_lit(change) }} as change_type, {{ harbor_obs_lit(name) }} as column_name,
+        {{ harbor_obs_lit(before) }} as previous_type, {{ harbor_obs_lit(after) }} as new_type
+            {%- if not loop.last %}
+    union all{% endif %}
+        {%- endfor %}
+    {%- else %}
+    select
+        cast(null as {{ dbt.type_string() }}) as change_type,
+        cast(null as {{ dbt.type_string() }}) as column_name,
+        cast(null as {{ dbt.type_string() }}) as previous_type,
+        cast(null as {{ dbt.type_string() }}) as new_type
+    where 1 = 0
+    {%- endif %}
+{% endtest %}
