@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
-from ingestion.observability.logs import configure_json_logging
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import Settings
@@ -26,8 +25,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     runlog.run_id()  # one run id for this command and the dbt runs it starts (env HARBOR_RUN_ID)
-    if os.environ.get("HARBOR_LOG_FORMAT") == "json":
-        configure_json_logging()
+    if runlog.json_logs_requested():
+        runlog.configure(json_logs=True)
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
     try:
         return args.handler(args, settings)
@@ -156,6 +155,7 @@ def ingest_sources(
     settings: Settings, sources: Sequence[str], full_refresh: bool = False, json_logs: bool = False
 ) -> int:
     """Ingest each source in turn (a failing one does not stop the others); print a closing summary."""
+    json_logs = json_logs or runlog.json_logs_requested()
     log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.PROGRESS["enabled"] = True
     results: list[IngestResult] = []

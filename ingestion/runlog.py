@@ -16,6 +16,7 @@ import uuid
 from datetime import UTC, datetime
 
 RUN_ID_ENV = "HARBOR_RUN_ID"
+LOG_FORMAT_ENV = "HARBOR_LOG_FORMAT"
 LOGGER = "harbor"
 
 
@@ -26,6 +27,11 @@ def run_id() -> str:
         value = f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:8]}"
         os.environ[RUN_ID_ENV] = value
     return value
+
+
+def json_logs_requested() -> bool:
+    """`HARBOR_LOG_FORMAT=json` asks every harbor command for JSON-lines logs, as `--json-logs` does."""
+    return os.environ.get(LOG_FORMAT_ENV, "").lower() == "json"
 
 
 class JsonFormatter(logging.Formatter):
