@@ -244,8 +244,12 @@ def run_pr_check(
 
     if freshness:
         report.steps.append(_freshness(settings, paths, env, report))
+    else:
+        report.steps.append(StepResult("dbt source freshness", True, "not asked for", skipped=True))
     if pytest_args is not None:
         report.steps.append(_pytest(settings, pytest_args))
+    else:
+        report.steps.append(StepResult("Python tests (pytest)", True, "not asked for", skipped=True))
     write_summary(report, paths.summary)
     return report
 
