@@ -55,3 +55,8 @@ prod-state: setup
 # BASE=<git ref> compares with another base than origin/main (or main); CI_PR_ARGS=--no-pytest skips pytest.
 ci-pr: setup
 	$(BIN)/python -m ingestion.slim_ci pr $(if $(BASE),--base $(BASE)) $(CI_PR_ARGS)
+
+## Benchmarks (README "Performance"; not part of `make test`): SCALES="100000 1000000 10000000" order items.
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m bench.run $(if $(SCALES),--scales $(SCALES))
