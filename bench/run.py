@@ -33,6 +33,7 @@ import sqlalchemy as sa
 
 from bench.fill import Scale, change_fraction, fill_shop
 from ingestion.demo.shop import SHOP_TABLES
+from ingestion.demo.shop import metadata as shop_metadata
 from ingestion.settings import PROJECT_DIR, Settings
 
 ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
@@ -50,6 +51,19 @@ def step_harbor_ingest(settings: Settings) -> dict:
 
     result = ingest_shop(settings)
     return {"rows": result.total_rows, "rows_per_table": result.rows_extracted}
+
+
+def step_fast_ingest(settings: Settings) -> dict:
+    """The prototype (ingestion/sources/fast_sql.py): DuckDB's scanner reads, dlt keeps state, merge, metadata."""
+    from ingestion.pipeline import make_pipeline
+    from ingestion.sources.fast_sql import fast_shop_source
+
+    pipeline = make_pipeline("shop", settings)
+    source = fast_shop_source(credentials=settings.shop_url, extension_dir=str(settings.data_dir / "duckdb_extensions"))
+    pipeline.run(source).raise_on_failed_jobs()
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    rows = {t: counts.get(t, 0) for t in SHOP_TABLES}
+    return {"rows": sum(rows.values()), "rows_per_table": rows}
 
 
 def step_duckdb_scan(settings: Settings) -> dict:
@@ -84,6 +98,7 @@ def step_reference_sql(settings: Settings) -> dict:
 STEPS = {
     "harbor_ingest": step_harbor_ingest,
     "duckdb_scan": step_duckdb_scan,
+    "fast_ingest": step_fast_ingest,
     "dbt_build": lambda s: step_dbt(s, "build"),
     "dbt_run": lambda s: step_dbt(s, "run"),
     "reference_sql": step_reference_sql,
@@ -161,6 +176,7 @@ def bench_scale(order_items: int, work_dir: Path, change: float = 0.01) -> dict:
     shutil.rmtree(scale_dir, ignore_errors=True)
     harbor = Settings(PROJECT_DIR, scale_dir / "harbor.duckdb", scale_dir / "data", url)
     reference = Settings(PROJECT_DIR, scale_dir / "reference.duckdb", scale_dir / "data", url)
+    fast = Settings(PROJECT_DIR, scale_dir / "fast.duckdb", scale_dir / "fast_data", url)
     os.environ["DBT_TARGET_PATH"] = str(scale_dir / "target")
     os.environ["DBT_LOG_PATH"] = str(scale_dir / "logs")
     result: dict = {"order_items": order_items}
@@ -173,13 +189,19 @@ def bench_scale(order_items: int, work_dir: Path, change: float = 0.01) -> dict:
 
         ingest = run_step("harbor_ingest", harbor)
         scan = run_step("duckdb_scan", reference)
-        assert ingest["rows"] == scan["rows"] == total, (ingest["rows"], scan["rows"], total)
+        fast_ingest = run_step("fast_ingest", fast)
+        assert ingest["rows"] == scan["rows"] == fast_ingest["rows"] == total, (ingest, scan, fast_ingest, total)
         result["ingest"] = {
             "harbor": ingest,
             "duckdb_scan": scan,
+            "fast": fast_ingest,
             "ratio": round(scan["seconds"] / ingest["seconds"], 3),
+            "ratio_fast": round(scan["seconds"] / fast_ingest["seconds"], 3),
         }
-        log(f"[{order_items:,}] ingest: harbor {ingest['seconds']}s, duckdb scan {scan['seconds']}s")
+        log(
+            f"[{order_items:,}] ingest: harbor {ingest['seconds']}s, fast {fast_ingest['seconds']}s, "
+            f"duckdb scan {scan['seconds']}s"
+        )
 
         build = run_step("dbt_build", harbor)
         run = run_step("dbt_run", harbor)
@@ -199,6 +221,7 @@ def bench_scale(order_items: int, work_dir: Path, change: float = 0.01) -> dict:
         result["changed_rows"] = change_fraction(url, change)
         inc_ingest = run_step("harbor_ingest", harbor)
         inc_build = run_step("dbt_build", harbor)
+        inc_fast = run_step("fast_ingest", fast)
         full = ingest["seconds"] + build["seconds"]
         incremental = inc_ingest["seconds"] + inc_build["seconds"]
         result["incremental"] = {
@@ -208,9 +231,14 @@ def bench_scale(order_items: int, work_dir: Path, change: float = 0.01) -> dict:
             "fraction_of_full": round(incremental / full, 3),
             "ingest_fraction_of_full": round(inc_ingest["seconds"] / ingest["seconds"], 3),
             "build_fraction_of_full": round(inc_build["seconds"] / build["seconds"], 3),
+            "fast_ingest": inc_fast,
+            "fast_fraction_of_full": round(
+                (inc_fast["seconds"] + inc_build["seconds"]) / (fast_ingest["seconds"] + build["seconds"]), 3
+            ),
         }
         log(f"[{order_items:,}] incremental: ingest {inc_ingest['seconds']}s, build {inc_build['seconds']}s")
         result["marts_equal_after_change"] = marts_equal_after_rebuild(harbor)
+        result["fast_raw_equal"] = raw_equal(harbor.warehouse, fast.warehouse)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
@@ -225,6 +253,22 @@ def marts_equal(warehouse: Path) -> bool:
             (diff,) = conn.execute(
                 f"select count(*) from ((from marts.{mart} except all from bench_ref.{mart}) "
                 f"union all (from bench_ref.{mart} except all from marts.{mart}))"
+            ).fetchone()
+            if diff:
+                return False
+    return True
+
+
+def raw_equal(warehouse: Path, other: Path) -> bool:
+    """Both extracts left the same source rows in raw_shop (the columns of the shop's own tables)."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        conn.execute(f"attach '{other}' as other (read_only)")
+        for table in SHOP_TABLES:
+            columns = ", ".join(c.name for c in shop_metadata.tables[table].columns)
+            (diff,) = conn.execute(
+                f"select count(*) from ((select {columns} from raw_shop.{table} except all "
+                f"select {columns} from other.raw_shop.{table}) union all (select {columns} from "
+                f"other.raw_shop.{table} except all select {columns} from raw_shop.{table}))"
             ).fetchone()
             if diff:
                 return False
@@ -262,22 +306,54 @@ def _postgres_version() -> str:
 
 
 def table(results: list[dict]) -> str:
-    head = (
-        f"{'order items':>12} {'src rows':>10} {'harbor s':>9} {'rows/s':>9} {'scan s':>7} {'rows/s':>9} "
-        f"{'ratio':>6} {'dbt s':>6} {'SQL s':>6} {'x SQL':>6} {'inc %':>6} {'RSS MiB':>8} {'equal':>5}"
+    columns = (
+        ("order items", 12),
+        ("src rows", 10),
+        ("harbor s", 9),
+        ("rows/s", 9),
+        ("fast s", 7),
+        ("rows/s", 9),
+        ("scan s", 7),
+        ("rows/s", 9),
+        ("ratio", 6),
+        ("fast", 6),
+        ("dbt s", 6),
+        ("SQL s", 6),
+        ("x SQL", 6),
+        ("inc %", 6),
+        ("fast%", 6),
+        ("RSS MiB", 8),
+        ("fastRSS", 8),
+        ("equal", 5),
     )
+    head = " ".join(f"{name:>{width}}" for name, width in columns)
     lines = [head, "-" * len(head)]
     for r in results:
         rows = sum(r["source_rows"].values())
-        h, s = r["ingest"]["harbor"], r["ingest"]["duckdb_scan"]
-        t = r["transform"]
-        lines.append(
-            f"{r['order_items']:>12,} {rows:>10,} {h['seconds']:>9.1f} {rows / h['seconds']:>9,.0f} "
-            f"{s['seconds']:>7.1f} {rows / s['seconds']:>9,.0f} {r['ingest']['ratio']:>6.2f} "
-            f"{t['dbt_build']['seconds']:>6.1f} {t['reference_sql']['seconds']:>6.1f} {t['ratio_build']:>6.1f} "
-            f"{100 * r['incremental']['fraction_of_full']:>5.1f}% {h['peak_rss_mib']:>8.0f} "
-            f"{'yes' if r['marts_equal'] and r['marts_equal_after_change'] else 'NO':>5}"
+        h, f, s = r["ingest"]["harbor"], r["ingest"]["fast"], r["ingest"]["duckdb_scan"]
+        t, inc = r["transform"], r["incremental"]
+        equal = r["marts_equal"] and r["marts_equal_after_change"] and r["fast_raw_equal"]
+        values = (
+            f"{r['order_items']:,}",
+            f"{rows:,}",
+            f"{h['seconds']:.1f}",
+            f"{rows / h['seconds']:,.0f}",
+            f"{f['seconds']:.1f}",
+            f"{rows / f['seconds']:,.0f}",
+            f"{s['seconds']:.1f}",
+            f"{rows / s['seconds']:,.0f}",
+            f"{r['ingest']['ratio']:.2f}",
+            f"{r['ingest']['ratio_fast']:.2f}",
+            f"{t['dbt_build']['seconds']:.1f}",
+            f"{t['reference_sql']['seconds']:.1f}",
+            f"{t['ratio_build']:.1f}",
+            f"{100 * inc['fraction_of_full']:.1f}%",
+            f"{100 * inc['fast_fraction_of_full']:.1f}%",
+            f"{h['peak_rss_mib']:.0f}",
+            f"{f['peak_rss_mib']:.0f}",
+            "yes" if equal else "NO",
         )
+        lines.append(" ".join(f"{v:>{width}}" for v, (_, width) in zip(values, columns, strict=True)))
     return "\n".join(lines)
 
 
@@ -310,8 +386,9 @@ def main(argv: list[str] | None = None) -> int:
     path.write_text(json.dumps(output, indent=2, default=str) + "\n")
     print(table(results))
     print(
-        "ratio = Harbor ingest rows/s over DuckDB's PostgreSQL scan; x SQL = dbt build time over the plain SQL "
-        f"script; inc % = incremental ingest + build after a {args.change:.0%} change, of the full run"
+        "ratio / fast = Harbor's ingest / the fast_sql prototype's, in rows/s, over DuckDB's PostgreSQL scan; "
+        "x SQL = dbt build time over the plain SQL script; inc % / fast% = incremental ingest + dbt build after a "
+        f"{args.change:.0%} change, of the full run; equal = marts equal to the SQL's, fast raw equal to Harbor's"
     )
     print(f"details: {path}")
     return 0
