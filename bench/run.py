@@ -47,10 +47,14 @@ MARTS = {"fct_orders": "order_id", "dim_customers": "customer_id"}
 
 
 def step_harbor_ingest(settings: Settings) -> dict:
-    from ingestion.pipeline import ingest_shop
+    from ingestion.pipeline import ingest_shop, make_pipeline
 
     result = ingest_shop(settings)
-    return {"rows": result.total_rows, "rows_per_table": result.rows_extracted}
+    return {
+        "rows": result.total_rows,
+        "rows_per_table": result.rows_extracted,
+        "dlt_steps": dlt_step_seconds(make_pipeline("shop", settings)),
+    }
 
 
 def step_fast_ingest(settings: Settings) -> dict:
@@ -63,7 +67,17 @@ def step_fast_ingest(settings: Settings) -> dict:
     pipeline.run(source).raise_on_failed_jobs()
     counts = pipeline.last_trace.last_normalize_info.row_counts
     rows = {t: counts.get(t, 0) for t in SHOP_TABLES}
-    return {"rows": sum(rows.values()), "rows_per_table": rows}
+    return {"rows": sum(rows.values()), "rows_per_table": rows, "dlt_steps": dlt_step_seconds(pipeline)}
+
+
+def dlt_step_seconds(pipeline) -> dict[str, float]:
+    """Seconds per dlt step (extract, normalize, load) of the pipeline's last run, from its saved trace."""
+    trace = pipeline.last_trace
+    return {
+        step.step: round((step.finished_at - step.started_at).total_seconds(), 2)
+        for step in (trace.steps if trace else [])
+        if step.finished_at and step.step in ("extract", "normalize", "load")
+    }
 
 
 def step_duckdb_scan(settings: Settings) -> dict:

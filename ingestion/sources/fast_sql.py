@@ -36,7 +36,11 @@ def fast_shop_source(
     batch_rows: int = 200_000,
     extension_dir: str | None = None,
     extracted_at: datetime | None = None,
+    parallelized: bool = True,
 ) -> Iterable[DltResource]:
+    """One resource per table. A table's first load (no cursor in dlt's state yet) replaces instead of merging:
+    the same rows, but dlt's merge (staging table, then delete-insert) took 60% of a first load's time. Tables
+    are read in parallel (dlt's thread pool; DuckDB releases the GIL while it scans)."""
     url = sa.engine.make_url(str(credentials))
     if url.get_backend_name() != "postgresql":
         raise SourceConfigError(f"fast_shop_source reads PostgreSQL only, not {url.get_backend_name()}")
@@ -54,6 +58,10 @@ def fast_shop_source(
         if value is not None
     )
     add_metadata = metadata_adder("shop", extracted_at or datetime.now(UTC))
+    cursors = {
+        name: resource_state.get("incremental", {}).get(cursor_column, {}).get("last_value")
+        for name, resource_state in dlt.current.source_state().get("resources", {}).items()
+    }
     for table in table_names:
         primary_key = inspector.get_pk_constraint(table).get("constrained_columns") or []
         if not primary_key:
@@ -61,8 +69,9 @@ def fast_shop_source(
         reader = dlt.resource(
             _read_table,
             name=table,
-            write_disposition="merge",
+            write_disposition="merge" if cursors.get(table) is not None else "replace",
             primary_key=primary_key,
+            parallelized=parallelized,
         )(
             dsn,
             table,
