@@ -47,3 +47,18 @@ docs: setup
 
 clean:
 	rm -rf target logs dbt_packages warehouse data
+
+## Pull-request CI (README "Contributing / pull requests"): production state, then the slim PR check.
+.PHONY: prod-state ci-pr
+# REF=<git ref> builds production as of that commit (the PR workflow's fallback when no state is cached).
+prod-state: setup
+	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(REF))
+
+# BASE=<git ref> compares with another base than origin/main (or main); CI_PR_ARGS=--no-pytest skips pytest.
+ci-pr: setup
+	$(BIN)/python -m ingestion.slim_ci pr $(if $(BASE),--base $(BASE)) $(CI_PR_ARGS)
+
+## Benchmarks (README "Performance"; not part of `make test`): SCALES="100000 1000000 10000000" order items.
+.PHONY: bench
+bench: setup
+	$(BIN)/python -m bench.run $(if $(SCALES),--scales $(SCALES))

@@ -1,0 +1,413 @@
+"""Harbor's benchmark suite (`make bench`): ingestion, transformation, incremental cost and memory, each
+measured side by side with a reference on the same data in the same run.
+
+Per scale (order items): fill a fresh PostgreSQL database with the demo shop (bench/fill.py), then
+1. ingest: `harbor ingest shop` into a fresh DuckDB file, and DuckDB's own PostgreSQL scanner copying the same
+   tables into another fresh file (the reference); ratio = Harbor's rows/s over the reference's;
+2. transform: a full `dbt build` (and `dbt run --full-refresh`, models only) against a plain DuckDB SQL script computing the same
+   marts (bench/reference_marts.sql); the marts are checked equal;
+3. incremental: change 1% of the source rows, then incremental ingest + `dbt build`, as a fraction of the full run;
+4. memory: every step runs in a child process that reports its own peak resident memory.
+A table goes to stdout, everything to bench/results/<time>.json with the machine's description.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+
+import duckdb
+import psutil
+import sqlalchemy as sa
+
+from bench.fill import Scale, change_fraction, fill_shop
+from ingestion.demo.shop import SHOP_TABLES
+from ingestion.demo.shop import metadata as shop_metadata
+from ingestion.settings import PROJECT_DIR, Settings
+
+ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+RESULTS_DIR = PROJECT_DIR / "bench" / "results"
+REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
+MARTS = {"fct_orders": "order_id", "dim_customers": "customer_id"}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Steps: each runs in a child process (`python -m bench.run --step NAME`) so its peak memory is its own.
+
+
+def step_harbor_ingest(settings: Settings) -> dict:
+    from ingestion.pipeline import ingest_shop, make_pipeline
+
+    result = ingest_shop(settings)
+    return {
+        "rows": result.total_rows,
+        "rows_per_table": result.rows_extracted,
+        "dlt_steps": dlt_step_seconds(make_pipeline("shop", settings)),
+    }
+
+
+def step_fast_ingest(settings: Settings) -> dict:
+    """The prototype (ingestion/sources/fast_sql.py): DuckDB's scanner reads, dlt keeps state, merge, metadata."""
+    from ingestion.pipeline import make_pipeline
+    from ingestion.sources.fast_sql import fast_shop_source
+
+    pipeline = make_pipeline("shop", settings)
+    source = fast_shop_source(credentials=settings.shop_url, extension_dir=str(settings.data_dir / "duckdb_extensions"))
+    pipeline.run(source).raise_on_failed_jobs()
+    counts = pipeline.last_trace.last_normalize_info.row_counts
+    rows = {t: counts.get(t, 0) for t in SHOP_TABLES}
+    return {"rows": sum(rows.values()), "rows_per_table": rows, "dlt_steps": dlt_step_seconds(pipeline)}
+
+
+def dlt_step_seconds(pipeline) -> dict[str, float]:
+    """Seconds per dlt step (extract, normalize, load) of the pipeline's last run, from its saved trace."""
+    trace = pipeline.last_trace
+    return {
+        step.step: round((step.finished_at - step.started_at).total_seconds(), 2)
+        for step in (trace.steps if trace else [])
+        if step.finished_at and step.step in ("extract", "normalize", "load")
+    }
+
+
+def step_duckdb_scan(settings: Settings) -> dict:
+    """The reference: DuckDB's PostgreSQL scanner copies every shop table, create-table-as."""
+    url = sa.engine.make_url(settings.shop_url)
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        load_postgres_scanner(conn, settings.data_dir / "duckdb_extensions")
+        dsn = f"host={url.host} port={url.port or 5432} user={url.username} dbname={url.database}"
+        conn.execute(f"attach '{dsn}' as pg (type postgres, read_only)")
+        conn.execute("create schema if not exists raw_ref")
+        rows = {}
+        for table in SHOP_TABLES:
+            conn.execute(f"create or replace table raw_ref.{table} as select * from pg.public.{table}")
+            rows[table] = conn.execute(f"select count(*) from raw_ref.{table}").fetchone()[0]
+    return {"rows": sum(rows.values()), "rows_per_table": rows}
+
+
+def step_dbt(settings: Settings, *args: str) -> dict:
+    from ingestion.transform import run_dbt
+
+    run_dbt(settings, *args)
+    return {}
+
+
+def step_reference_sql(settings: Settings) -> dict:
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(REFERENCE_SQL.read_text())
+        rows = {m: conn.execute(f"select count(*) from bench_ref.{m}").fetchone()[0] for m in MARTS}
+    return {"rows_per_table": rows}
+
+
+STEPS = {
+    "harbor_ingest": step_harbor_ingest,
+    "duckdb_scan": step_duckdb_scan,
+    "fast_ingest": step_fast_ingest,
+    "dbt_build": lambda s: step_dbt(s, "build"),
+    # Models only, all rebuilt: right after `dbt build` a plain `dbt run` would merge the staging tables instead.
+    "dbt_run": lambda s: step_dbt(s, "run", "--full-refresh"),
+    "reference_sql": step_reference_sql,
+}
+
+
+def load_postgres_scanner(conn: duckdb.DuckDBPyConnection, extension_dir: Path) -> None:
+    """Load the scanner from the `duckdb-extension-postgres` wheel: no download. The wheel names the file
+    `postgres`, DuckDB expects `postgres_scanner` (its entry point), so it is laid out under that name."""
+    import duckdb_extension_postgres
+
+    version = f"v{duckdb.__version__}"
+    shipped = Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension"
+    (platform_name,) = conn.execute("pragma platform").fetchone()
+    target = extension_dir / version / platform_name / "postgres_scanner.duckdb_extension"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(shipped, target)
+    conn.execute(f"set extension_directory = '{extension_dir}'")
+    conn.execute("load postgres_scanner")
+
+
+def run_step(name: str, settings: Settings) -> dict:
+    """Run one step in a child process; returns its seconds, peak RSS and what the step reported."""
+    env = {
+        **os.environ,
+        "HARBOR_WAREHOUSE": str(settings.warehouse),
+        "HARBOR_DATA_DIR": str(settings.data_dir),
+        "SOURCES__SHOP__CREDENTIALS": settings.shop_url,
+    }
+    started = time.monotonic()
+    completed = subprocess.run(
+        [sys.executable, "-m", "bench.run", "--step", name],
+        cwd=PROJECT_DIR,
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    seconds = time.monotonic() - started
+    if completed.returncode != 0:
+        raise RuntimeError(f"bench step {name} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
+    report = json.loads(completed.stdout.strip().splitlines()[-1])
+    return {**report, "wall_seconds": round(seconds, 2)}
+
+
+def _child(name: str) -> None:
+    settings = Settings.from_env()
+    started = time.monotonic()
+    # dbt's own log lines would break the one-line JSON contract on stdout: send them to stderr.
+    stdout = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        report = STEPS[name](settings)
+    finally:
+        sys.stdout.flush()
+        os.dup2(stdout, 1)
+    seconds = time.monotonic() - started
+    peak_kib = max(
+        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    )
+    print(json.dumps({**report, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024, 1)}))
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One scale
+
+
+def bench_scale(order_items: int, work_dir: Path, change: float = 0.01) -> dict:
+    database = f"harbor_bench_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create database "{database}"'))
+    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    scale_dir = work_dir / f"scale_{order_items}"
+    shutil.rmtree(scale_dir, ignore_errors=True)
+    harbor = Settings(PROJECT_DIR, scale_dir / "harbor.duckdb", scale_dir / "data", url)
+    reference = Settings(PROJECT_DIR, scale_dir / "reference.duckdb", scale_dir / "data", url)
+    fast = Settings(PROJECT_DIR, scale_dir / "fast.duckdb", scale_dir / "fast_data", url)
+    os.environ["DBT_TARGET_PATH"] = str(scale_dir / "target")
+    os.environ["DBT_LOG_PATH"] = str(scale_dir / "logs")
+    result: dict = {"order_items": order_items}
+    try:
+        started = time.monotonic()
+        result["source_rows"] = fill_shop(url, Scale(order_items))
+        result["fill_seconds"] = round(time.monotonic() - started, 2)
+        total = sum(result["source_rows"].values())
+        log(f"[{order_items:,}] filled PostgreSQL: {total:,} rows in {result['fill_seconds']}s")
+
+        ingest = run_step("harbor_ingest", harbor)
+        scan = run_step("duckdb_scan", reference)
+        fast_ingest = run_step("fast_ingest", fast)
+        assert ingest["rows"] == scan["rows"] == fast_ingest["rows"] == total, (ingest, scan, fast_ingest, total)
+        result["ingest"] = {
+            "harbor": ingest,
+            "duckdb_scan": scan,
+            "fast": fast_ingest,
+            "ratio": round(scan["seconds"] / ingest["seconds"], 3),
+            "ratio_fast": round(scan["seconds"] / fast_ingest["seconds"], 3),
+        }
+        log(
+            f"[{order_items:,}] ingest: harbor {ingest['seconds']}s, fast {fast_ingest['seconds']}s, "
+            f"duckdb scan {scan['seconds']}s"
+        )
+
+        build = run_step("dbt_build", harbor)
+        run = run_step("dbt_run", harbor)
+        ref_sql = run_step("reference_sql", harbor)
+        result["marts_equal"] = marts_equal(harbor.warehouse)
+        result["transform"] = {
+            "dbt_build": build,
+            "dbt_run": run,
+            "reference_sql": ref_sql,
+            "ratio_build": round(build["seconds"] / ref_sql["seconds"], 2),
+            "ratio_run": round(run["seconds"] / ref_sql["seconds"], 2),
+        }
+        log(
+            f"[{order_items:,}] transform: dbt build {build['seconds']}s, run {run['seconds']}s, SQL {ref_sql['seconds']}s"
+        )
+
+        result["changed_rows"] = change_fraction(url, change)
+        inc_ingest = run_step("harbor_ingest", harbor)
+        inc_build = run_step("dbt_build", harbor)
+        inc_fast = run_step("fast_ingest", fast)
+        full = ingest["seconds"] + build["seconds"]
+        incremental = inc_ingest["seconds"] + inc_build["seconds"]
+        result["incremental"] = {
+            "change_fraction": change,
+            "ingest": inc_ingest,
+            "dbt_build": inc_build,
+            "fraction_of_full": round(incremental / full, 3),
+            "ingest_fraction_of_full": round(inc_ingest["seconds"] / ingest["seconds"], 3),
+            "build_fraction_of_full": round(inc_build["seconds"] / build["seconds"], 3),
+            "fast_ingest": inc_fast,
+            "fast_fraction_of_full": round(
+                (inc_fast["seconds"] + inc_build["seconds"]) / (fast_ingest["seconds"] + build["seconds"]), 3
+            ),
+        }
+        log(f"[{order_items:,}] incremental: ingest {inc_ingest['seconds']}s, build {inc_build['seconds']}s")
+        result["marts_equal_after_change"] = marts_equal_after_rebuild(harbor)
+        result["fast_raw_equal"] = raw_equal(harbor.warehouse, fast.warehouse)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
+        admin.dispose()
+    return result
+
+
+def marts_equal(warehouse: Path) -> bool:
+    """dbt's marts and the plain-SQL ones hold the same rows (symmetric difference empty)."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        for mart in MARTS:
+            (diff,) = conn.execute(
+                f"select count(*) from ((from marts.{mart} except all from bench_ref.{mart}) "
+                f"union all (from bench_ref.{mart} except all from marts.{mart}))"
+            ).fetchone()
+            if diff:
+                return False
+    return True
+
+
+def raw_equal(warehouse: Path, other: Path) -> bool:
+    """Both extracts left the same source rows in raw_shop (the columns of the shop's own tables)."""
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        conn.execute(f"attach '{other}' as other (read_only)")
+        for table in SHOP_TABLES:
+            columns = ", ".join(c.name for c in shop_metadata.tables[table].columns)
+            (diff,) = conn.execute(
+                f"select count(*) from ((select {columns} from raw_shop.{table} except all "
+                f"select {columns} from other.raw_shop.{table}) union all (select {columns} from "
+                f"other.raw_shop.{table} except all select {columns} from raw_shop.{table}))"
+            ).fetchone()
+            if diff:
+                return False
+    return True
+
+
+def marts_equal_after_rebuild(settings: Settings) -> bool:
+    run_step("reference_sql", settings)
+    return marts_equal(settings.warehouse)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The suite
+
+
+def machine() -> dict:
+    return {
+        "cpus": os.cpu_count(),
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "postgres": _postgres_version(),
+        "versions": {
+            p: metadata.version(p) for p in ("dlt", "duckdb", "dbt-core", "dbt-duckdb", "pyarrow", "sqlalchemy")
+        },
+    }
+
+
+def _postgres_version() -> str:
+    engine = sa.create_engine(ADMIN_URL)
+    with engine.connect() as conn:
+        version = conn.execute(sa.text("show server_version")).scalar_one()
+    engine.dispose()
+    return version
+
+
+def table(results: list[dict]) -> str:
+    columns = (
+        ("order items", 12),
+        ("src rows", 10),
+        ("harbor s", 9),
+        ("rows/s", 9),
+        ("fast s", 7),
+        ("rows/s", 9),
+        ("scan s", 7),
+        ("rows/s", 9),
+        ("ratio", 6),
+        ("fast", 6),
+        ("dbt s", 6),
+        ("SQL s", 6),
+        ("x SQL", 6),
+        ("inc %", 6),
+        ("fast%", 6),
+        ("RSS MiB", 8),
+        ("fastRSS", 8),
+        ("equal", 5),
+    )
+    head = " ".join(f"{name:>{width}}" for name, width in columns)
+    lines = [head, "-" * len(head)]
+    for r in results:
+        rows = sum(r["source_rows"].values())
+        h, f, s = r["ingest"]["harbor"], r["ingest"]["fast"], r["ingest"]["duckdb_scan"]
+        t, inc = r["transform"], r["incremental"]
+        equal = r["marts_equal"] and r["marts_equal_after_change"] and r["fast_raw_equal"]
+        values = (
+            f"{r['order_items']:,}",
+            f"{rows:,}",
+            f"{h['seconds']:.1f}",
+            f"{rows / h['seconds']:,.0f}",
+            f"{f['seconds']:.1f}",
+            f"{rows / f['seconds']:,.0f}",
+            f"{s['seconds']:.1f}",
+            f"{rows / s['seconds']:,.0f}",
+            f"{r['ingest']['ratio']:.2f}",
+            f"{r['ingest']['ratio_fast']:.2f}",
+            f"{t['dbt_build']['seconds']:.1f}",
+            f"{t['reference_sql']['seconds']:.1f}",
+            f"{t['ratio_build']:.1f}",
+            f"{100 * inc['fraction_of_full']:.1f}%",
+            f"{100 * inc['fast_fraction_of_full']:.1f}%",
+            f"{h['peak_rss_mib']:.0f}",
+            f"{f['peak_rss_mib']:.0f}",
+            "yes" if equal else "NO",
+        )
+        lines.append(" ".join(f"{v:>{width}}" for v, (_, width) in zip(values, columns, strict=True)))
+    return "\n".join(lines)
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--scales", type=int, nargs="+", default=[100_000, 1_000_000], help="order items")
+    parser.add_argument(
+        "--change", type=float, default=0.01, help="fraction of rows changed before the incremental run"
+    )
+    parser.add_argument("--work-dir", type=Path, default=RESULTS_DIR / "work", help="warehouses (deleted after)")
+    parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.step:
+        _child(args.step)
+        return 0
+
+    results = []
+    for scale in args.scales:
+        results.append(bench_scale(scale, args.work_dir, args.change))
+        if not args.keep:
+            shutil.rmtree(args.work_dir / f"scale_{scale}", ignore_errors=True)
+    output = {"run_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "results": results}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    path = RESULTS_DIR / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    path.write_text(json.dumps(output, indent=2, default=str) + "\n")
+    print(table(results))
+    print(
+        "ratio / fast = Harbor's ingest / the fast_sql prototype's, in rows/s, over DuckDB's PostgreSQL scan; "
+        "x SQL = dbt build time over the plain SQL script; inc % / fast% = incremental ingest + dbt build after a "
+        f"{args.change:.0%} change, of the full run; equal = marts equal to the SQL's, fast raw equal to Harbor's"
+    )
+    print(f"details: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,463 @@
+"""Slim CI for pull requests: build and test only what a change touches, deferring the rest to production.
+
+Two commands, each a `make` target and a step of the GitHub workflows:
+
+- `prod-state` (`make prod-state`) builds the production target and keeps dbt's `manifest.json` and
+  `run_results.json` in the production state folder (`state/prod/`, ignored by git).
+- `pr` (`make ci-pr`) runs the checks of a pull request against that state: ruff and sqlfluff on the changed
+  files only, `dbt build --select state:modified+ --defer --state state/prod` into a DuckDB file of the PR's
+  own, `dbt source freshness`, the Python tests, and a markdown summary for the PR comment.
+
+The PR file carries production's file name, so its catalog name and every relation name match production's:
+dbt compares sources by their rendered database, and a PR file named otherwise would mark every source (and
+so the whole project) modified. It starts as a view over each production table and view (production attached
+read-only as `harbor_prod`), which is what a deferred `ref` to an unchanged parent and a `source` read; the
+PR's build replaces the views of the models it changes with tables of its own. Nothing is copied.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import duckdb
+
+from ingestion.settings import Settings
+from ingestion.transform import dbt_env, dbt_executable
+
+ARTIFACTS = ("manifest.json", "run_results.json")
+# Where dbt looks for SQL files of its own (dbt_project.yml); macros are excluded by .sqlfluffignore.
+DBT_SQL_DIRS = ("models", "analyses", "tests", "snapshots", "seeds")
+PROD_TARGET = "dev"
+PR_TARGET = "pr"
+PROD_ALIAS = "harbor_prod"  # profiles.yml, target pr
+FAILED_STATUSES = {"error", "fail", "runtime error"}
+
+
+class CiError(RuntimeError):
+    """The check cannot run (missing production state, unknown base ref): not a failure of the change."""
+
+
+@dataclass(frozen=True)
+class CiPaths:
+    state_dir: Path  # production artifacts: manifest.json, run_results.json, prod.json
+    work_dir: Path  # the PR run's dbt target folder and logs
+    pr_warehouse: Path  # the DuckDB file the PR builds into
+    summary: Path  # markdown for the PR comment
+
+    @classmethod
+    def for_settings(cls, settings: Settings, pr_id: str | None = None) -> CiPaths:
+        state = os.environ.get("HARBOR_PROD_STATE")
+        pr = pr_slug(pr_id or os.environ.get("HARBOR_PR_ID") or _current_branch(settings.project_dir))
+        return cls(
+            state_dir=Path(state).resolve() if state else settings.project_dir / "state" / "prod",
+            work_dir=settings.project_dir / "target" / "ci-pr",
+            pr_warehouse=settings.warehouse.parent / "pr" / pr / settings.warehouse.name,
+            summary=settings.project_dir / "reports" / "ci-pr" / "summary.md",
+        )
+
+
+@dataclass
+class StepResult:
+    name: str
+    ok: bool
+    detail: str = ""
+    seconds: float = 0.0
+    skipped: bool = False
+
+
+@dataclass
+class NodeResult:
+    unique_id: str
+    resource_type: str
+    name: str
+    status: str
+
+
+@dataclass
+class PrReport:
+    base: str
+    changed_files: list[str]
+    steps: list[StepResult] = field(default_factory=list)
+    nodes: list[NodeResult] = field(default_factory=list)
+    freshness: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    @property
+    def built_models(self) -> list[str]:
+        return sorted(n.name for n in self.nodes if n.resource_type == "model" and n.status == "success")
+
+    @property
+    def selected_models(self) -> list[str]:
+        return sorted(n.name for n in self.nodes if n.resource_type == "model")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Production state
+
+
+def save_prod_state(settings: Settings, state_dir: Path, *, target: str = PROD_TARGET, ref: str | None = None) -> Path:
+    """`dbt build` the production target and keep its manifest and run results in `state_dir`.
+
+    With `ref`, the project is built as of that git commit (a temporary worktree), e.g. the PR's base when
+    no saved production state is at hand.
+    """
+    if ref is not None:
+        with tempfile.TemporaryDirectory(prefix="harbor-prod-ref-") as tmp:
+            checkout = Path(tmp) / "src"
+            _git(settings.project_dir, "worktree", "add", "--detach", str(checkout), ref)
+            try:
+                at_ref = Settings(checkout, settings.warehouse, settings.data_dir, settings.shop_url)
+                return save_prod_state(at_ref, state_dir, target=target)
+            finally:
+                _git(settings.project_dir, "worktree", "remove", "--force", str(checkout), check=False)
+    with tempfile.TemporaryDirectory(prefix="harbor-prod-state-") as tmp:
+        code = _dbt(settings, ["build", "--target", target, "--target-path", tmp], log_dir=Path(tmp) / "logs")
+        # A failed production build still leaves a manifest the PR check can compare with; keep it, but fail.
+        state_dir.mkdir(parents=True, exist_ok=True)
+        for name in ARTIFACTS:
+            source = Path(tmp) / name
+            if source.exists():
+                shutil.copy2(source, state_dir / name)
+    (state_dir / "prod.json").write_text(
+        json.dumps(
+            {
+                "target": target,
+                "warehouse": str(settings.warehouse),
+                "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                "commit": _git(settings.project_dir, "rev-parse", "HEAD", check=False).strip(),
+                "dbt_exit_code": code,
+            },
+            indent=2,
+        )
+        + "\n"
+    )
+    if code != 0:
+        raise CiError(f"the production build failed (dbt exit code {code}); state saved in {state_dir} anyway")
+    return state_dir
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# What changed
+
+
+def changed_files(project_dir: Path, base: str) -> list[str]:
+    """Files that differ from the merge base with `base`: committed, staged, unstaged and untracked."""
+    if not _git(project_dir, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).strip():
+        raise CiError(f"base ref {base!r} not found; fetch it (CI: fetch-depth 0) or pass --base")
+    merge_base = _git(project_dir, "merge-base", base, "HEAD").strip()
+    diff = _git(project_dir, "diff", "--name-only", "--diff-filter=ACMRT", merge_base, "--")
+    untracked = _git(project_dir, "ls-files", "--others", "--exclude-standard")
+    return sorted({line for line in (diff + untracked).splitlines() if line})
+
+
+def sql_to_lint(files: Iterable[str]) -> list[str]:
+    return [f for f in files if f.endswith(".sql") and f.split("/", 1)[0] in DBT_SQL_DIRS]
+
+
+def python_to_lint(files: Iterable[str]) -> list[str]:
+    return [f for f in files if f.endswith(".py")]
+
+
+def default_base(project_dir: Path) -> str:
+    explicit = os.environ.get("HARBOR_BASE_REF")
+    if explicit:
+        return explicit
+    for candidate in ("origin/main", "main"):
+        if _git(project_dir, "rev-parse", "--verify", "--quiet", candidate, check=False).strip():
+            return candidate
+    raise CiError("no base ref: set HARBOR_BASE_REF or pass --base")
+
+
+def pr_slug(name: str) -> str:
+    """A DuckDB catalog name of the PR's own: it must never equal production's."""
+    slug = re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_") or "local"
+    return f"pr_{slug}"[:60]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The pull-request check
+
+
+def run_pr_check(
+    settings: Settings,
+    paths: CiPaths,
+    *,
+    base: str,
+    lint: bool = True,
+    freshness: bool = True,
+    pytest_args: Sequence[str] | None = (),
+) -> PrReport:
+    """All checks of a pull request; never stops at the first failure so the summary tells everything."""
+    files = changed_files(settings.project_dir, base)
+    report = PrReport(base=base, changed_files=files)
+    manifest_path = paths.state_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise CiError(f"no production state in {paths.state_dir}: run `make prod-state` first")
+    if not settings.warehouse.exists():
+        raise CiError(f"production warehouse {settings.warehouse} not found: run `make prod-state` first")
+
+    if lint:
+        report.steps.append(_lint_sql(settings, sql_to_lint(files)))
+        report.steps.append(_lint_python(settings, python_to_lint(files)))
+
+    mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse)
+    report.steps.append(
+        StepResult("PR warehouse", True, f"{paths.pr_warehouse.name}: {mirrored} production relation(s) as views")
+    )
+    if paths.work_dir.exists():
+        shutil.rmtree(paths.work_dir)
+    paths.work_dir.mkdir(parents=True)
+    env = {"HARBOR_PR_WAREHOUSE": str(paths.pr_warehouse)}
+
+    started = time.monotonic()
+    code = _dbt(
+        settings,
+        [
+            *("build", "--target", PR_TARGET, "--target-path", str(paths.work_dir)),
+            *("--select", "state:modified+", "--defer", "--state", str(paths.state_dir)),
+        ],
+        env=env,
+        log_dir=paths.work_dir / "logs",
+    )
+    report.nodes = _read_run_results(paths.work_dir / "run_results.json")
+    failed = [n.name for n in report.nodes if n.status in FAILED_STATUSES]
+    models = report.built_models
+    detail = f"{len(models)} model(s) built, {sum(n.resource_type == 'test' for n in report.nodes)} test(s)"
+    if failed:
+        detail += f"; failed: {', '.join(failed)}"
+    report.steps.append(StepResult("dbt build (state:modified+)", code == 0, detail, time.monotonic() - started))
+
+    if freshness:
+        report.steps.append(_freshness(settings, paths, env, report))
+    else:
+        report.steps.append(StepResult("dbt source freshness", True, "not asked for", skipped=True))
+    if pytest_args is not None:
+        report.steps.append(_pytest(settings, pytest_args))
+    else:
+        report.steps.append(StepResult("Python tests (pytest)", True, "not asked for", skipped=True))
+    write_summary(report, paths.summary)
+    return report
+
+
+def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path) -> int:
+    """A fresh PR file with a view over every production table and view; returns how many."""
+    if pr_warehouse.resolve() == prod_warehouse.resolve():
+        raise CiError("the PR warehouse must not be the production warehouse")
+    pr_warehouse.parent.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", ".wal"):
+        Path(f"{pr_warehouse}{suffix}").unlink(missing_ok=True)
+    with duckdb.connect(str(pr_warehouse)) as conn:
+        conn.execute(f"attach '{_sql_string(str(prod_warehouse))}' as {PROD_ALIAS} (read_only)")
+        relations = conn.execute(
+            "select schema_name, table_name from duckdb_tables() where database_name = $db "
+            "union all select schema_name, view_name from duckdb_views() where database_name = $db and not internal",
+            {"db": PROD_ALIAS},
+        ).fetchall()
+        for schema, name in relations:
+            conn.execute(f"create schema if not exists {_ident(schema)}")
+            conn.execute(
+                f"create or replace view {_ident(schema)}.{_ident(name)} as "
+                f"select * from {PROD_ALIAS}.{_ident(schema)}.{_ident(name)}"
+            )
+        conn.execute(f"detach {PROD_ALIAS}")
+    return len(relations)
+
+
+def write_summary(report: PrReport, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(render_summary(report))
+    return path
+
+
+def render_summary(report: PrReport) -> str:
+    verdict = "passed" if report.ok else "FAILED"
+    lines = [
+        f"## Harbor PR check: {verdict}",
+        "",
+        f"Compared with `{report.base}`: {len(report.changed_files)} changed file(s).",
+        "",
+    ]
+    lines += ["| check | result | detail | time |", "| --- | --- | --- | --- |"]
+    for step in report.steps:
+        result = "skipped" if step.skipped else "pass" if step.ok else "**fail**"
+        lines.append(f"| {step.name} | {result} | {step.detail or ''} | {step.seconds:.1f}s |")
+    models = [n for n in report.nodes if n.resource_type != "test"]
+    tests = [n for n in report.nodes if n.resource_type == "test"]
+    lines.append("")
+    if not report.nodes:
+        lines.append("No dbt node changed: nothing was built (unchanged models stay as in production).")
+    else:
+        lines.append(f"Built (modified and downstream; unchanged parents read from production): {len(models)} node(s)")
+        lines.append("")
+        lines += [f"- `{n.name}` ({n.resource_type}): {n.status}" for n in models]
+        failed_tests = [n for n in tests if n.status != "pass"]
+        lines.append("")
+        lines.append(f"Tests: {len(tests) - len(failed_tests)} of {len(tests)} passed.")
+        lines += [f"- `{n.name}`: **{n.status}**" for n in failed_tests]
+    if report.freshness:
+        stale = {k: v for k, v in report.freshness.items() if v != "pass"}
+        lines.append("")
+        lines.append(
+            f"Source freshness: {len(report.freshness) - len(stale)} of {len(report.freshness)} source table(s) fresh."
+        )
+        lines += [f"- `{k}`: {v}" for k, v in sorted(stale.items())]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Steps
+
+
+def _lint_sql(settings: Settings, files: list[str]) -> StepResult:
+    if not files:
+        return StepResult("sqlfluff lint (changed SQL)", True, "no SQL file changed", skipped=True)
+    started = time.monotonic()
+    env = {
+        "HARBOR_TARGET": "ci",
+        "HARBOR_WAREHOUSE": str(settings.project_dir / "target" / "lint.duckdb"),
+    }
+    code = _run([_tool("sqlfluff"), "lint", *files], settings, env=env)
+    return StepResult("sqlfluff lint (changed SQL)", code == 0, ", ".join(files), time.monotonic() - started)
+
+
+def _lint_python(settings: Settings, files: list[str]) -> StepResult:
+    if not files:
+        return StepResult("ruff (changed Python)", True, "no Python file changed", skipped=True)
+    started = time.monotonic()
+    check = _run([_tool("ruff"), "check", *files], settings)
+    fmt = _run([_tool("ruff"), "format", "--check", *files], settings)
+    return StepResult("ruff (changed Python)", check == 0 and fmt == 0, ", ".join(files), time.monotonic() - started)
+
+
+def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: PrReport) -> StepResult:
+    started = time.monotonic()
+    output = paths.work_dir / "sources.json"
+    code = _dbt(
+        settings,
+        ["source", "freshness", "--target", PR_TARGET, "--target-path", str(paths.work_dir)],
+        env=env,
+        log_dir=paths.work_dir / "logs",
+    )
+    if output.exists():
+        results = json.loads(output.read_text()).get("results", [])
+        report.freshness = {r["unique_id"].removeprefix("source.harbor."): r["status"] for r in results}
+    # Stale production data is not the change's fault: only a freshness check that cannot run fails the PR.
+    broken = [k for k, v in report.freshness.items() if v == "runtime error"]
+    ok = not broken and (code == 0 or bool(report.freshness))
+    stale = sum(v in ("warn", "error") for v in report.freshness.values())
+    detail = f"{len(report.freshness)} source table(s), {stale} stale (reported, not failing)"
+    if broken:
+        detail += f"; cannot check: {', '.join(broken)}"
+    return StepResult("dbt source freshness", ok, detail, time.monotonic() - started)
+
+
+def _pytest(settings: Settings, args: Sequence[str]) -> StepResult:
+    started = time.monotonic()
+    code = _run([sys.executable, "-m", "pytest", "-q", *args], settings)
+    return StepResult("Python tests (pytest)", code == 0, f"exit code {code}", time.monotonic() - started)
+
+
+def _read_run_results(path: Path) -> list[NodeResult]:
+    if not path.exists():
+        return []  # dbt writes none when the selection is empty
+    results = json.loads(path.read_text()).get("results", [])
+    nodes = []
+    for result in results:
+        unique_id = result["unique_id"]
+        resource_type, _, rest = unique_id.partition(".")
+        nodes.append(NodeResult(unique_id, resource_type, rest.split(".", 1)[-1], str(result["status"])))
+    return nodes
+
+
+def _dbt(settings: Settings, args: list[str], *, env: dict[str, str] | None = None, log_dir: Path) -> int:
+    return _run([dbt_executable(), *args, "--log-path", str(log_dir)], settings, env=env)
+
+
+def _run(command: list[str], settings: Settings, *, env: dict[str, str] | None = None) -> int:
+    full_env = {**dbt_env(settings), "DBT_PROFILES_DIR": str(settings.project_dir), **(env or {})}
+    print(f"+ {' '.join(command)}", flush=True)
+    return subprocess.run(command, cwd=settings.project_dir, env=full_env, check=False).returncode
+
+
+def _tool(name: str) -> str:
+    candidate = Path(sys.executable).parent / name
+    return str(candidate) if candidate.exists() else name
+
+
+def _git(project_dir: Path, *args: str, check: bool = True) -> str:
+    completed = subprocess.run(["git", *args], cwd=project_dir, capture_output=True, text=True, check=False)
+    if check and completed.returncode != 0:
+        raise CiError(f"git {' '.join(args)} failed: {completed.stderr.strip()}")
+    return completed.stdout
+
+
+def _current_branch(project_dir: Path) -> str:
+    return _git(project_dir, "rev-parse", "--abbrev-ref", "HEAD", check=False).strip() or "local"
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sql_string(value: str) -> str:
+    return value.replace("'", "''")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Command line (the Makefile's `prod-state` and `ci-pr` targets)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ingestion.slim_ci", description=__doc__.split("\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    prod = commands.add_parser("prod-state", help="build production and keep its dbt artifacts")
+    prod.add_argument("--state-dir", type=Path, help="default: state/prod (or HARBOR_PROD_STATE)")
+    prod.add_argument("--ref", help="build the project as of this git ref (e.g. the PR's base) instead of HEAD")
+    pr = commands.add_parser("pr", help="the pull-request check against the saved production state")
+    pr.add_argument("--base", help="git ref the PR is compared with (default: HARBOR_BASE_REF, origin/main, main)")
+    pr.add_argument("--pr-id", help="names the PR's DuckDB file (default: HARBOR_PR_ID or the branch)")
+    pr.add_argument("--no-pytest", action="store_true", help="skip the Python tests")
+    pr.add_argument("--no-freshness", action="store_true", help="skip dbt source freshness")
+    args = parser.parse_args(argv)
+
+    settings = Settings.from_env()
+    try:
+        if args.command == "prod-state":
+            paths = CiPaths.for_settings(settings)
+            state_dir = args.state_dir.resolve() if args.state_dir else paths.state_dir
+            save_prod_state(settings, state_dir, ref=args.ref)
+            print(f"production state saved in {state_dir}")
+            return 0
+        paths = CiPaths.for_settings(settings, args.pr_id)
+        report = run_pr_check(
+            settings,
+            paths,
+            base=args.base or default_base(settings.project_dir),
+            freshness=not args.no_freshness,
+            pytest_args=None if args.no_pytest else (),
+        )
+    except CiError as error:
+        print(f"ci: error: {error}", file=sys.stderr)
+        return 2
+    print(render_summary(report))
+    print(f"summary written to {paths.summary}")
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

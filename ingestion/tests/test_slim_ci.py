@@ -1,0 +1,156 @@
+"""The pull-request check in a scratch copy of the project: it builds what a change touches and nothing else."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ingestion import slim_ci
+from ingestion.demo import shop
+from ingestion.pipeline import ingest_shop
+from ingestion.settings import PROJECT_DIR, Settings
+
+PAYMENTS_MODEL = "models/staging/shop/stg_shop__payments.sql"
+# stg_shop__payments feeds int_orders__amounts -> fct_orders -> dim_customers, and nothing else.
+PAYMENTS_AND_DESCENDANTS = ["dim_customers", "fct_orders", "int_orders__amounts", "stg_shop__payments"]
+
+
+@pytest.fixture(scope="module")
+def scratch(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, slim_ci.CiPaths]]:
+    """A git repository copied from this project (branch main), a tiny production warehouse and its state."""
+    root = tmp_path_factory.mktemp("slim_ci")
+    repo = root / "repo"
+    files = subprocess.run(
+        ["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=PROJECT_DIR, capture_output=True, check=True
+    ).stdout.split(b"\0")
+    for name in filter(None, (f.decode() for f in files)):
+        if (PROJECT_DIR / name).is_file():
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(PROJECT_DIR / name, repo / name)
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-q", "-m", "production")
+    _git(repo, "checkout", "-q", "-b", "feature")
+
+    data_dir = root / "data"
+    data_dir.mkdir()
+    settings = Settings(repo, root / "warehouse" / "harbor.duckdb", data_dir, f"sqlite:///{data_dir / 'shop.sqlite'}")
+    shop.create_shop(settings.shop_url, seed=5, scale=0.2)
+    ingest_shop(settings)
+    paths = slim_ci.CiPaths(
+        state_dir=root / "state" / "prod",
+        work_dir=repo / "target" / "ci-pr",
+        pr_warehouse=root / "warehouse" / "pr" / "pr_test" / "harbor.duckdb",
+        summary=root / "summary.md",
+    )
+    slim_ci.save_prod_state(settings, paths.state_dir)
+    assert {p.name for p in paths.state_dir.iterdir()} >= {"manifest.json", "run_results.json"}
+    yield settings, paths
+
+
+@pytest.fixture
+def pr(scratch: tuple[Settings, slim_ci.CiPaths]) -> Iterator[tuple[Settings, slim_ci.CiPaths]]:
+    settings, _ = scratch
+    yield scratch
+    _git(settings.project_dir, "checkout", "-q", "--", ".")
+    _git(settings.project_dir, "clean", "-q", "-f", "--", "ingestion", "models")
+
+
+def test_a_changed_staging_model_builds_exactly_it_and_its_descendants(pr):
+    settings, paths = pr
+    model = settings.project_dir / PAYMENTS_MODEL
+    model.write_text(
+        model.read_text().replace(
+            "        lower(status) as payment_status,\n",
+            "        lower(status) as payment_status,\n        amount > 0 as is_positive,\n",
+        )
+    )
+    report = slim_ci.run_pr_check(settings, paths, base="main", pytest_args=None)
+
+    assert report.ok, slim_ci.render_summary(report)
+    assert report.changed_files == [PAYMENTS_MODEL]
+    assert report.built_models == PAYMENTS_AND_DESCENDANTS
+    assert report.selected_models == PAYMENTS_AND_DESCENDANTS  # nothing upstream or unrelated, not even skipped
+    tests = [n for n in report.nodes if n.resource_type == "test"]
+    assert tests and all(n.status == "pass" for n in tests)
+    assert [s.name for s in report.steps if s.skipped] == ["ruff (changed Python)", "Python tests (pytest)"]
+    assert report.freshness and set(report.freshness.values()) == {"pass"}
+
+    with duckdb.connect(str(paths.pr_warehouse), read_only=True) as conn:
+        kinds = dict(conn.execute("select table_name, table_type from information_schema.tables").fetchall())
+        (positive,) = conn.execute("select count(*) from staging.stg_shop__payments where is_positive").fetchone()
+    # The PR built its own tables; the unchanged parents stayed views over production.
+    assert kinds["stg_shop__payments"] == kinds["fct_orders"] == "BASE TABLE"
+    assert kinds["stg_shop__orders"] == kinds["stg_shop__customers"] == "VIEW"
+    assert positive > 0
+    summary = paths.summary.read_text()
+    assert "passed" in summary and "`stg_shop__payments` (model): success" in summary
+    assert "stg_shop__orders" not in summary
+
+
+def test_a_change_that_breaks_a_data_test_fails_the_check(pr, monkeypatch):
+    settings, paths = pr
+    model = settings.project_dir / PAYMENTS_MODEL
+    # Every payment twice: the model builds, its unique test on payment_id fails.
+    model.write_text(
+        model.read_text().replace("select * from final", "select * from final\nunion all\nselect * from final")
+    )
+    monkeypatch.setenv("HARBOR_PROJECT_DIR", str(settings.project_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_PROD_STATE", str(paths.state_dir))
+    monkeypatch.setenv("HARBOR_PR_ID", "broken")
+
+    code = slim_ci.main(["pr", "--base", "main", "--no-pytest", "--no-freshness"])
+
+    assert code == 1
+    run_paths = slim_ci.CiPaths.for_settings(Settings.from_env())
+    summary = run_paths.summary.read_text()
+    assert "FAILED" in summary
+    assert "`unique_stg_shop__payments_payment_id" in summary
+    assert run_paths.pr_warehouse.parent.name == "pr_broken"
+
+
+def test_a_python_or_docs_change_builds_no_model(pr):
+    settings, paths = pr
+    (settings.project_dir / "README.md").write_text("# Harbor\n\nA docs-only change.\n")
+    module = settings.project_dir / "ingestion" / "settings.py"
+    module.write_text(module.read_text().replace("Where Harbor keeps things.", "Where Harbor keeps its things."))
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", freshness=False, pytest_args=None)
+
+    assert report.ok, slim_ci.render_summary(report)
+    assert report.changed_files == ["README.md", "ingestion/settings.py"]
+    assert report.nodes == []
+    ruff = next(s for s in report.steps if s.name.startswith("ruff"))
+    assert not ruff.skipped and ruff.detail == "ingestion/settings.py"
+    assert "nothing was built" in paths.summary.read_text()
+
+
+def test_changed_files_are_routed_to_the_right_linters():
+    files = ["models/marts/fct_orders.sql", "macros/staging.sql", "ingestion/cli.py", "README.md", "tests/t.sql"]
+    assert slim_ci.sql_to_lint(files) == ["models/marts/fct_orders.sql", "tests/t.sql"]
+    assert slim_ci.python_to_lint(files) == ["ingestion/cli.py"]
+    assert slim_ci.pr_slug("Feature/Add-Refunds #12") == "pr_feature_add_refunds_12"
+    assert slim_ci.pr_slug("") == "pr_local"
+
+
+def test_missing_production_state_is_an_error_not_a_failed_check(scratch, tmp_path):
+    settings, paths = scratch
+    missing = slim_ci.CiPaths(tmp_path / "none", paths.work_dir, paths.pr_warehouse, paths.summary)
+    with pytest.raises(slim_ci.CiError, match="make prod-state"):
+        slim_ci.run_pr_check(settings, missing, base="main", lint=False, pytest_args=None)
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.email=ci@harbor.test", "-c", "user.name=harbor-ci", *args],
+        cwd=repo,
+        check=True,
+        capture_output=True,
+    )
