@@ -30,14 +30,14 @@ pytest: setup
 	$(BIN)/pytest
 
 lint: setup
-	$(BIN)/ruff check ingestion
-	$(BIN)/ruff format --check ingestion
+	$(BIN)/ruff check ingestion bench
+	$(BIN)/ruff format --check ingestion bench
 	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff lint models analyses tests snapshots
 
 format: setup
-	$(BIN)/ruff check --fix ingestion
-	$(BIN)/ruff format ingestion
+	$(BIN)/ruff check --fix ingestion bench
+	$(BIN)/ruff format ingestion bench
 	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff fix models analyses tests snapshots
 

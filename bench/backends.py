@@ -1,6 +1,6 @@
 """Rows per second of the shop (SQL) source into DuckDB, per backend, on TPC-H data in PostgreSQL.
 
-    .venv/bin/python -m ingestion.bench_shop --scale 0.1 --backends pyarrow connectorx
+    .venv/bin/python -m bench.backends --scale 0.1 --backends pyarrow connectorx
 
 Creates a throw-away PostgreSQL database (TPC-H tables from DuckDB's tpch extension), loads `lineitem`
 and `orders` through `shop_source` with each backend into a temporary warehouse, prints rows/s, drops it.
