@@ -63,29 +63,57 @@ select i.order_id, i.item_count, i.unit_count, i.order_total, coalesce(p.amount_
 from item_totals as i
 left join payment_totals as p on i.order_id = p.order_id;
 
+-- Exchange rates are not part of the benchmark's sources: the reference reads dbt's (possibly empty) staging table.
+create or replace view bench_ref.order_usd_rates as
+with latest_rate_dates as (
+    select o.order_id, o.currency_code, max(r.rate_date) as rate_date
+    from bench_ref.stg_orders as o
+    inner join staging.stg_fx__exchange_rates as r
+        on o.currency_code = r.currency_code and r.rate_date <= cast(date_trunc('day', o.ordered_at) as date)
+    group by o.order_id, o.currency_code
+)
+select l.order_id, r.usd_per_unit
+from latest_rate_dates as l
+inner join staging.stg_fx__exchange_rates as r on l.currency_code = r.currency_code and l.rate_date = r.rate_date;
+
+create or replace view bench_ref.order_statuses as
+select * from (values
+    ('placed', 'open', false), ('paid', 'open', true), ('shipped', 'open', true),
+    ('completed', 'closed', true), ('cancelled', 'closed', false), ('returned', 'closed', false)
+) as statuses (order_status, status_group, is_revenue);
+
 create or replace table bench_ref.fct_orders as
 select
-    o.order_id, o.customer_id, o.order_status, o.currency_code, o.ordered_at,
+    o.order_id, o.customer_id, o.order_status, s.status_group, o.currency_code, o.ordered_at,
     cast(date_trunc('day', o.ordered_at) as date) as order_date,
-    coalesce(a.item_count, 0) as item_count, coalesce(a.unit_count, 0) as unit_count,
-    coalesce(a.order_total, 0) as order_total, coalesce(a.amount_paid, 0) as amount_paid,
-    o.order_status in ('paid', 'shipped', 'completed') as is_revenue, o.updated_at
+    cast(coalesce(a.item_count, 0) as integer) as item_count, cast(coalesce(a.unit_count, 0) as integer) as unit_count,
+    cast(coalesce(a.order_total, 0) as numeric(18, 2)) as order_total,
+    cast(coalesce(a.amount_paid, 0) as numeric(18, 2)) as amount_paid,
+    cast(r.usd_per_unit as numeric(18, 6)) as usd_per_unit,
+    cast(round(coalesce(a.order_total, 0) * r.usd_per_unit, 2) as numeric(18, 2)) as order_total_usd,
+    coalesce(s.is_revenue, false) as is_revenue, o.updated_at
 from bench_ref.stg_orders as o
 left join bench_ref.order_amounts as a on o.order_id = a.order_id
+left join bench_ref.order_usd_rates as r on o.order_id = r.order_id
+left join bench_ref.order_statuses as s on o.order_status = s.order_status
 where not o.is_deleted;
 
 create or replace table bench_ref.dim_customers as
 with customer_orders as (
     select
         customer_id, min(ordered_at) as first_ordered_at, max(ordered_at) as last_ordered_at, count(*) as order_count,
-        sum(case when is_revenue then order_total else 0 end) as lifetime_value
+        sum(case when is_revenue then order_total else 0 end) as lifetime_value,
+        sum(case when is_revenue then order_total_usd else 0 end) as lifetime_value_usd
     from bench_ref.fct_orders
     group by customer_id
 )
 select
-    c.customer_id, c.first_name, md5(cast(c.email as varchar)) as email_hash, c.country_code, c.created_at,
-    co.first_ordered_at, co.last_ordered_at, coalesce(co.order_count, 0) as order_count,
-    coalesce(co.lifetime_value, 0) as lifetime_value, c.updated_at
+    c.customer_id, c.first_name, md5(cast(c.email as varchar)) as email_hash,
+    case when c.phone is not null then '***' || right(c.phone, 2) end as phone_masked,
+    c.country_code, k.country_name, k.region, c.created_at,
+    co.first_ordered_at, co.last_ordered_at, cast(coalesce(co.order_count, 0) as integer) as order_count,
+    cast(coalesce(co.lifetime_value, 0) as numeric(18, 2)) as lifetime_value,
+    cast(co.lifetime_value_usd as numeric(18, 2)) as lifetime_value_usd, c.is_deleted, c.updated_at
 from bench_ref.stg_customers as c
-left join customer_orders as co on c.customer_id = co.customer_id
-where not c.is_deleted;
+left join seeds.countries as k on c.country_code = k.country_code
+left join customer_orders as co on c.customer_id = co.customer_id;

@@ -33,8 +33,9 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.observability.warehouse import SCHEMA as HISTORY_SCHEMA
 from ingestion.settings import Settings
-from ingestion.transform import dbt_env, dbt_executable
+from ingestion.transform import dbt_env, dbt_executable, ensure_packages
 
 ARTIFACTS = ("manifest.json", "run_results.json")
 # Where dbt looks for SQL files of its own (dbt_project.yml); macros are excluded by .sqlfluffignore.
@@ -255,7 +256,11 @@ def run_pr_check(
 
 
 def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path) -> int:
-    """A fresh PR file with a view over every production table and view; returns how many."""
+    """A fresh PR file with a view over every production table and view; returns how many.
+
+    Production's run history (the `observability` schema) is not mirrored: the PR build appends its own history
+    to tables of its own, which the on-run-end hook creates, and production's stays untouched.
+    """
     if pr_warehouse.resolve() == prod_warehouse.resolve():
         raise CiError("the PR warehouse must not be the production warehouse")
     pr_warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -268,6 +273,7 @@ def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path) -> int:
             "union all select schema_name, view_name from duckdb_views() where database_name = $db and not internal",
             {"db": PROD_ALIAS},
         ).fetchall()
+        relations = [(schema, name) for schema, name in relations if schema != HISTORY_SCHEMA]
         for schema, name in relations:
             conn.execute(f"create schema if not exists {_ident(schema)}")
             conn.execute(
@@ -385,6 +391,7 @@ def _read_run_results(path: Path) -> list[NodeResult]:
 
 
 def _dbt(settings: Settings, args: list[str], *, env: dict[str, str] | None = None, log_dir: Path) -> int:
+    ensure_packages(settings)
     return _run([dbt_executable(), *args, "--log-path", str(log_dir)], settings, env=env)
 
 

@@ -35,7 +35,7 @@ def chromium() -> str:
 
 
 def _run(url: str, *args: str, budget_ms: int) -> subprocess.CompletedProcess[str]:
-    with tempfile.TemporaryDirectory(prefix="harbor-chromium-") as profile:
+    with tempfile.TemporaryDirectory(prefix="harbor-chromium-", ignore_cleanup_errors=True) as profile:
         return subprocess.run(
             [chromium(), *FLAGS, f"--user-data-dir={profile}", f"--virtual-time-budget={budget_ms}", *args, url],
             capture_output=True,
@@ -64,7 +64,7 @@ class LivePage:
     (Elementary's lineage), which virtual time never lets finish."""
 
     def __init__(self, url: str) -> None:
-        self._profile = tempfile.TemporaryDirectory(prefix="harbor-chromium-")
+        self._profile = tempfile.TemporaryDirectory(prefix="harbor-chromium-", ignore_cleanup_errors=True)
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 from collections.abc import Iterator
@@ -17,7 +18,19 @@ from ingestion.settings import PROJECT_DIR, Settings
 
 PAYMENTS_MODEL = "models/staging/shop/stg_shop__payments.sql"
 # stg_shop__payments feeds int_orders__amounts -> fct_orders -> dim_customers, and nothing else.
-PAYMENTS_AND_DESCENDANTS = ["dim_customers", "fct_orders", "int_orders__amounts", "stg_shop__payments"]
+PAYMENTS_NODE = "model.harbor.stg_shop__payments"
+
+
+def model_and_descendants(manifest_path: Path, unique_id: str) -> list[str]:
+    """Model names downstream of `unique_id` (itself included), walked from production's manifest."""
+    child_map = json.loads(manifest_path.read_text())["child_map"]
+    seen, stack = {unique_id}, [unique_id]
+    while stack:
+        for child in child_map.get(stack.pop(), []):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return sorted(node.split(".")[-1] for node in seen if node.startswith("model."))
 
 
 @pytest.fixture(scope="module")
@@ -74,8 +87,11 @@ def test_a_changed_staging_model_builds_exactly_it_and_its_descendants(pr):
 
     assert report.ok, slim_ci.render_summary(report)
     assert report.changed_files == [PAYMENTS_MODEL]
-    assert report.built_models == PAYMENTS_AND_DESCENDANTS
-    assert report.selected_models == PAYMENTS_AND_DESCENDANTS  # nothing upstream or unrelated, not even skipped
+    expected = model_and_descendants(paths.state_dir / "manifest.json", PAYMENTS_NODE)
+    assert {"stg_shop__payments", "int_orders__amounts", "fct_orders", "dim_customers"} <= set(expected)
+    assert "stg_shop__orders" not in expected
+    assert report.built_models == expected
+    assert report.selected_models == expected  # nothing upstream or unrelated, not even skipped
     tests = [n for n in report.nodes if n.resource_type == "test"]
     assert tests and all(n.status == "pass" for n in tests)
     assert [s.name for s in report.steps if s.skipped] == ["ruff (changed Python)", "Python tests (pytest)"]
