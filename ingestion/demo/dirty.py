@@ -49,7 +49,6 @@ def _planted(dataset: str) -> tuple[Dirt, ...]:
             "order_items",
             "quantity",
             "an order line with a negative quantity",
-            singular_tests=("assert_shop_amounts_are_in_range",),
             derived_columns=("unit_count", "order_total", "lifetime_value"),
             statements=(
                 f"update {raw}.order_items set quantity = -3"
@@ -61,7 +60,6 @@ def _planted(dataset: str) -> tuple[Dirt, ...]:
             "payments",
             "order_id",
             "a payment for an order that does not exist",
-            singular_tests=("assert_shop_foreign_keys_resolve",),
             derived_columns=("amount_paid",),
             statements=(
                 f"update {raw}.payments set order_id = (select max(order_id) + 1000 from {raw}.orders)"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import duckdb
 
 from ingestion import cli
@@ -29,9 +31,18 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
     assert report.missed == []
     assert report.unexplained == []
     assert {kind for kind, tests in report.caught.items() if tests} == {dirt.kind for dirt in planted}
-    # The failing rows are kept for inspection in the audit schema.
+    # The failing rows are kept for inspection in the audit schema, in a table named after the test.
+    manifest = json.loads((dbt_target_dir(settings.project_dir) / "manifest.json").read_text())
+    (orphan_payments_test,) = [
+        node["alias"]
+        for node in manifest["nodes"].values()
+        if node["resource_type"] == "test"
+        and node.get("attached_node") == "model.harbor.stg_shop__payments"
+        and node.get("column_name") == "order_id"
+        and (node.get("test_metadata") or {}).get("name") == "relationships"
+    ]
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
-        (orphans,) = conn.execute("select count(*) from audit.assert_shop_foreign_keys_resolve").fetchone()
+        (orphans,) = conn.execute(f'select count(*) from audit."{orphan_payments_test}"').fetchone()
     assert orphans == 1
     summary = summarize(outcomes)
     assert summary.warned >= 1  # the stale source warns; integrity defects error
