@@ -35,6 +35,7 @@ from bench.fill import Scale, change_fraction, fill_shop
 from ingestion.demo.shop import SHOP_TABLES
 from ingestion.demo.shop import metadata as shop_metadata
 from ingestion.settings import PROJECT_DIR, Settings
+from ingestion.sources.fast_sql import load_postgres_scanner
 
 ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
@@ -118,22 +119,6 @@ STEPS = {
     "dbt_run": lambda s: step_dbt(s, "run", "--full-refresh"),
     "reference_sql": step_reference_sql,
 }
-
-
-def load_postgres_scanner(conn: duckdb.DuckDBPyConnection, extension_dir: Path) -> None:
-    """Load the scanner from the `duckdb-extension-postgres` wheel: no download. The wheel names the file
-    `postgres`, DuckDB expects `postgres_scanner` (its entry point), so it is laid out under that name."""
-    import duckdb_extension_postgres
-
-    version = f"v{duckdb.__version__}"
-    shipped = Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension"
-    (platform_name,) = conn.execute("pragma platform").fetchone()
-    target = extension_dir / version / platform_name / "postgres_scanner.duckdb_extension"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(shipped, target)
-    conn.execute(f"set extension_directory = '{extension_dir}'")
-    conn.execute("load postgres_scanner")
 
 
 def run_step(name: str, settings: Settings) -> dict:
