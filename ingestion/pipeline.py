@@ -152,6 +152,8 @@ def run_source(
         )
     tally = Tally()
     try:
+        # Before the source is built: it reads the state (cursors, first loads), which must be the warehouse's.
+        pipeline.sync_destination()
         source = build(datetime.now(UTC), tally)
         info: LoadInfo = pipeline.run(source, refresh="drop_sources" if full_refresh else None)
     except Exception as error:

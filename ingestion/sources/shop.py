@@ -10,8 +10,14 @@ Any SQLAlchemy URL works; the demo shop is just the default configuration. Every
   from the database unless configured.
 
 A table with a cursor is read from `cursor - lag` on every run, so a row committed late by a long
-transaction is still picked up; the merge on the primary key makes the re-read harmless. A table without
-one (no such column, or `cursor_column = ""`) is reloaded in full each run (replace).
+transaction is still picked up; the merge on the primary key makes the re-read harmless. Its first load (no
+cursor in dlt's state yet) replaces instead of merging: the same rows, without dlt's merge of a whole table
+(staging copy, deduplication, delete-insert), which cost most of a first load's time and memory. A table
+without a cursor (no such column, or `cursor_column = ""`) is reloaded in full each run (replace).
+
+Backends (`backend`): `auto` reads PostgreSQL with DuckDB's own scanner (`duckdb`, see
+`ingestion/sources/postgres_scan.py`) and any other database through dlt's `sql_database` with `pyarrow`;
+`connectorx`, `pyarrow` and `sqlalchemy` pick a `sql_database` backend explicitly.
 
 Deletes: Harbor expects sources to soft-delete (a `deleted_at` timestamp that also bumps the cursor), as the
 demo shop does. The row then arrives again with `deleted_at` set and replaces the live version in raw;
@@ -33,12 +39,14 @@ import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
+from dlt.common.exceptions import DltException
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
 from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
+from ingestion.sources.postgres_scan import scanner_table
 from ingestion.sources.quarantine import Tally, dead_letter
 
 log = logging.getLogger("harbor.ingestion.shop")
@@ -46,6 +54,7 @@ log = logging.getLogger("harbor.ingestion.shop")
 DEFAULT_CURSOR = "updated_at"
 DEFAULT_LAG_SECONDS = 3600
 ALL_TABLES = "*"
+BACKENDS = ("auto", "duckdb", "connectorx", "pyarrow", "sqlalchemy")
 
 
 class SourceConfigError(ValueError):
@@ -71,10 +80,14 @@ def shop_source(
     not enforce them) goes to `_dead_letters` instead of failing the whole table.
     """
     engine = engine_for(str(credentials))
+    if backend not in BACKENDS:
+        raise SourceConfigError(f"shop: backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
     if backend == "auto":
-        # connectorx reads PostgreSQL about twice as fast as pyarrow (README, "Ingestion"); SQLite and
-        # other databases keep the pyarrow backend, which works through any SQLAlchemy dialect.
-        backend = "connectorx" if engine.dialect.name == "postgresql" else "pyarrow"
+        # DuckDB's scanner reads PostgreSQL several times faster than sql_database (README, "Performance");
+        # SQLite and other databases keep pyarrow, which works through any SQLAlchemy dialect.
+        backend = "duckdb" if engine.dialect.name == "postgresql" else "pyarrow"
+    if backend == "duckdb" and engine.dialect.name != "postgresql":
+        raise SourceConfigError(f"shop: backend 'duckdb' reads PostgreSQL only, not {engine.dialect.name}")
     where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
     wait_for_database(engine, where)
     inspector = sa.inspect(engine)
@@ -89,6 +102,7 @@ def shop_source(
     unknown = sorted(set(options) - set(table_names))
     if unknown:
         raise SourceConfigError(f"shop: table_options for {', '.join(unknown)}, which are not among the loaded tables")
+    loaded_before = _tables_with_a_cursor()
     for table in table_names:
         if not inspector.has_table(table, schema=schema):
             raise SourceConfigError(f"shop: table {table!r} not found in {where}")
@@ -110,27 +124,33 @@ def shop_source(
         if cursor and cursor not in columns:
             raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
         lag = int(table_option.get("lag_seconds", lag_seconds))
-        backend_kwargs = {}
-        if backend == "connectorx":
-            # connectorx takes a plain URL (no SQLAlchemy driver suffix) and streams arrow batches
-            backend_kwargs = {
-                "conn": engine.url.set(drivername=engine.url.get_backend_name()).render_as_string(hide_password=False),
-                "return_type": "arrow_stream",
-                "batch_size": chunk_size,
-            }
-        resource = sql_table(
-            credentials=engine,
-            table=table,
-            schema=schema,
-            backend=backend,
-            backend_kwargs=backend_kwargs,
-            chunk_size=chunk_size,
-            reflection_level="full_with_precision",
-            # rows without a cursor are quarantined by the step below rather than failing the table
-            incremental=dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None,
-            write_disposition="merge" if cursor else "replace",
-            primary_key=primary_key,
-        )
+        # rows without a cursor are quarantined by the step below rather than failing the table
+        incremental = dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None
+        first_load = loaded_before is not None and table not in loaded_before
+        write_disposition = "merge" if cursor and not first_load else "replace"
+        if backend == "duckdb":
+            resource = scanner_table(
+                engine.url,
+                table,
+                schema=schema or inspector.default_schema_name,
+                primary_key=primary_key,
+                cursor=incremental,
+                write_disposition=write_disposition,
+                batch_rows=chunk_size,
+            )
+        else:
+            resource = sql_table(
+                credentials=engine,
+                table=table,
+                schema=schema,
+                backend=backend,
+                backend_kwargs=_backend_kwargs(engine, backend, chunk_size),
+                chunk_size=chunk_size,
+                reflection_level="full_with_precision",
+                incremental=incremental,
+                write_disposition=write_disposition,
+                primary_key=primary_key,
+            )
         # New columns evolve freely; a changed type stops the load instead of corrupting raw.
         resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
         required = [*primary_key, *([cursor] if cursor else [])]
@@ -138,6 +158,33 @@ def shop_source(
             resource.add_map(_decimal_caster(reflected))
         resource.add_yield_map(_quarantine_missing(table, required, where, stamp, tally))
         yield resource.add_map(add_metadata)
+
+
+def _tables_with_a_cursor() -> set[str] | None:
+    """Tables whose incremental cursor is in dlt's state: loaded before, so merged from now on; None when
+    there is no pipeline state to ask (every table then merges, which is always correct). The pipeline syncs
+    its state with the warehouse before the source is built (`ingestion.pipeline.run_source`), so a lost local
+    state never turns a merge of the changed rows into a replace of the whole table by them."""
+    try:
+        resources = dlt.current.source_state().get("resources", {})
+    except DltException:  # no active pipeline: the source is being built outside a run
+        return None
+    return {
+        name
+        for name, state in resources.items()
+        if any(cursor.get("last_value") is not None for cursor in state.get("incremental", {}).values())
+    }
+
+
+def _backend_kwargs(engine: sa.Engine, backend: str, chunk_size: int) -> dict:
+    if backend != "connectorx":
+        return {}
+    # connectorx takes a plain URL (no SQLAlchemy driver suffix) and streams arrow batches
+    return {
+        "conn": engine.url.set(drivername=engine.url.get_backend_name()).render_as_string(hide_password=False),
+        "return_type": "arrow_stream",
+        "batch_size": chunk_size,
+    }
 
 
 def _decimal_caster(reflected: list[dict]):

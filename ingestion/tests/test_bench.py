@@ -1,5 +1,5 @@
-"""The benchmark's parts at a tiny scale: the set-based fill, the 1% change, the fast extract prototype and the
-plain-SQL reference marts (the full suite is `make bench`, not part of the tests)."""
+"""The benchmark's parts at a tiny scale: the set-based fill, the 1% change, the two PostgreSQL backends it
+compares and the plain-SQL reference marts (the full suite is `make bench`, not part of the tests)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,8 @@ import sqlalchemy as sa
 
 from bench.fill import Scale, change_fraction, fill_shop
 from bench.run import REFERENCE_SQL, marts_equal, raw_equal
-from ingestion.pipeline import ingest_shop, make_pipeline
+from ingestion.pipeline import ingest_shop
 from ingestion.settings import Settings
-from ingestion.sources.fast_sql import fast_shop_source
 from ingestion.transform import run_dbt
 
 
@@ -44,38 +43,38 @@ def test_fill_is_consistent_and_proportional(postgres_url):
     assert touched["order_items"] == 10 + 10
 
 
-def test_fast_extract_loads_what_harbor_loads_and_stays_incremental(settings, postgres_url, tmp_path):
+def test_the_scanner_backend_loads_what_connectorx_loads_and_stays_incremental(
+    settings, postgres_url, tmp_path, monkeypatch
+):
     fill_shop(postgres_url, Scale(2_000))
-    harbor = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
-    fast = Settings(settings.project_dir, tmp_path / "fast" / "harbor.duckdb", tmp_path / "fast_data", postgres_url)
+    scanner = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    connectorx = Settings(settings.project_dir, tmp_path / "cx" / "harbor.duckdb", tmp_path / "cx_data", postgres_url)
 
-    def fast_ingest() -> dict[str, int]:
-        pipeline = make_pipeline("shop", fast)
-        source = fast_shop_source(credentials=postgres_url, extension_dir=str(tmp_path / "extensions"))
-        pipeline.run(source).raise_on_failed_jobs()
-        counts = pipeline.last_trace.last_normalize_info.row_counts
-        return {t: counts.get(t, 0) for t in source.resources}
+    def ingest_with_connectorx() -> dict[str, int]:
+        with monkeypatch.context() as m:
+            m.setenv("SOURCES__SHOP__BACKEND", "connectorx")
+            return ingest_shop(connectorx).rows_extracted
 
-    first = fast_ingest()
-    assert first == ingest_shop(harbor).rows_extracted
-    assert raw_equal(harbor.warehouse, fast.warehouse)
+    first = ingest_shop(scanner).rows_extracted
+    assert first == ingest_with_connectorx()
+    assert raw_equal(scanner.warehouse, connectorx.warehouse)
 
     touched = change_fraction(postgres_url, 0.02)
-    second = fast_ingest()
-    ingest_shop(harbor)
+    second = ingest_shop(scanner).rows_extracted
+    ingest_with_connectorx()
     # The changed rows come again, plus the lag window's re-reads of the last hour before the previous cursor.
     assert all(second[t] >= touched[t] for t in touched)
     assert sum(second.values()) < 0.2 * sum(first.values())
-    assert raw_equal(harbor.warehouse, fast.warehouse)
-    with duckdb.connect(str(fast.warehouse), read_only=True) as conn:
+    assert raw_equal(scanner.warehouse, connectorx.warehouse)
+    with duckdb.connect(str(scanner.warehouse), read_only=True) as conn:
         (loads, missing_metadata) = conn.execute(
             "select count(distinct _dlt_load_id), count(*) filter (where _extracted_at is null or _source is null) "
             "from raw_shop.orders"
         ).fetchone()
     assert loads == 2 and missing_metadata == 0
 
-    # dbt builds on the prototype's raw tables as on Harbor's, and the plain-SQL reference computes the same marts.
-    run_dbt(fast, "build")
-    with duckdb.connect(str(fast.warehouse)) as conn:
+    # The plain-SQL reference computes the same marts as dbt on these raw tables.
+    run_dbt(scanner, "build")
+    with duckdb.connect(str(scanner.warehouse)) as conn:
         conn.execute(REFERENCE_SQL.read_text())
-    assert marts_equal(fast.warehouse)
+    assert marts_equal(scanner.warehouse)

@@ -4,6 +4,7 @@ configuration alone; schema drift (a new column loads, a type change stops the l
 from __future__ import annotations
 
 import json
+import shutil
 from datetime import timedelta
 
 import duckdb
@@ -164,8 +165,8 @@ def test_rows_without_key_or_cursor_are_quarantined_and_the_rest_loads(settings,
     assert '"name": "b"' in dead[0][1]
 
 
-@pytest.mark.parametrize("backend", ["pyarrow", "connectorx"])
-def test_both_fast_backends_keep_types_exact(settings, postgres_url, monkeypatch, backend):
+@pytest.mark.parametrize("backend", ["duckdb", "pyarrow", "connectorx"])
+def test_every_backend_keeps_types_exact(settings, postgres_url, monkeypatch, backend):
     monkeypatch.setenv("SOURCES__SHOP__BACKEND", backend)
     shop.create_shop(postgres_url, scale=0.2)
     ingest_shop(Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url))
@@ -210,3 +211,51 @@ def test_a_row_committed_late_inside_the_lag_window_is_still_loaded(settings):
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         assert conn.execute("select count(*) from raw_shop.orders where order_id = 10000").fetchone() == (1,)
         assert conn.execute("select count(*) = count(distinct order_id) from raw_shop.orders").fetchone() == (True,)
+
+
+def raw_write_dispositions(settings: Settings) -> dict[str, str]:
+    from ingestion.pipeline import make_pipeline
+
+    tables = make_pipeline("shop", settings).default_schema.tables
+    return {name: tables[name]["write_disposition"] for name in shop.SHOP_TABLES}
+
+
+def test_a_first_load_replaces_later_loads_merge_and_a_lost_local_state_never_replaces(settings, postgres_url):
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    shop.create_shop(postgres_url, scale=0.2)
+    ingest_shop(settings)
+    assert set(raw_write_dispositions(settings).values()) == {"replace"}
+
+    shop.advance_shop(postgres_url, ticks=1)
+    changed = ingest_shop(settings)
+    assert set(raw_write_dispositions(settings).values()) == {"merge"}
+    assert 0 < changed.total_rows < sum(source_counts(postgres_url).values())
+
+    # The machine loses dlt's local state (a new checkout, a wiped cache) but keeps the warehouse: the state comes
+    # back from the warehouse, so the next run still reads only the changed rows and merges them.
+    shutil.rmtree(settings.pipelines_dir / "harbor_shop")
+    shop.advance_shop(postgres_url, ticks=1)
+    again = ingest_shop(settings)
+    assert 0 < again.total_rows < sum(source_counts(postgres_url).values())
+    assert set(raw_write_dispositions(settings).values()) == {"merge"}
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        raw = {t: conn.execute(f"select count(*) from raw_shop.{t}").fetchone()[0] for t in shop.SHOP_TABLES}
+    assert raw == source_counts(postgres_url)
+
+
+def source_counts(url: str) -> dict[str, int]:
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        counts = {t: conn.execute(sa.text(f"select count(*) from {t}")).scalar_one() for t in shop.SHOP_TABLES}
+    engine.dispose()
+    return counts
+
+
+def test_a_backend_that_cannot_read_the_database_is_refused(settings, monkeypatch):
+    shop.create_shop(settings.shop_url, scale=0.1)
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", "duckdb")
+    with pytest.raises(Exception, match="backend 'duckdb' reads PostgreSQL only, not sqlite"):
+        ingest_shop(settings)
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", "turbo")
+    with pytest.raises(Exception, match="backend must be one of auto, duckdb, connectorx, pyarrow, sqlalchemy"):
+        ingest_shop(settings)
