@@ -23,7 +23,7 @@ ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.1, help="TPC-H scale factor (0.1 = 600k lineitem rows)")
-    parser.add_argument("--backends", nargs="+", default=["pyarrow", "connectorx"])
+    parser.add_argument("--backends", nargs="+", default=["duckdb", "connectorx", "pyarrow"])
     parser.add_argument("--admin-url", default=ADMIN_URL)
     args = parser.parse_args()
 

@@ -224,7 +224,7 @@ def _quarantine_missing(table: str, required: list[str], where: str, extracted_a
             nulls = pc.is_null(item[column])
             mask = nulls if mask is None else pc.or_(mask, nulls)
         if mask is None or not pc.any(mask).as_py():
-            yield item
+            yield _not_nullable(item, required)
             return
         for row in item.filter(mask).to_pylist():
             tally.quarantined[table] += 1
@@ -240,9 +240,20 @@ def _quarantine_missing(table: str, required: list[str], where: str, extracted_a
             )
         valid = item.filter(pc.invert(mask))
         if valid.num_rows:
-            yield valid
+            yield _not_nullable(valid, required)
 
     return step
+
+
+def _not_nullable(item: pa.Table, required: list[str]) -> pa.Table:
+    """Mark the checked columns not nullable in the Arrow schema, as dlt's primary-key hint says they are:
+    otherwise dlt warns about the differing hint on every batch."""
+    schema = item.schema
+    for column in required:
+        index = schema.get_field_index(column)
+        if schema.field(index).nullable:
+            schema = schema.set(index, schema.field(index).with_nullable(False))
+    return item if schema is item.schema else item.cast(schema)
 
 
 def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None = None) -> None:
