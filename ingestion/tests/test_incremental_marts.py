@@ -56,6 +56,7 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
             rows = _select(warehouse, f"select count(*) from marts.{mart} where order_id = {deleted['order_id']}")
             assert rows == [(0,)], mart
         assert _order(warehouse, old_item["order_id"])["order_total"] == old_item["order_total"] + old_item["added"]
+        assert _lifetime_value(warehouse, old_item["customer_id"]) != old_item["lifetime_value"]
         assert _order(warehouse, moved["order_id"])["order_date"] == moved["order_date"]
         assert _order(warehouse, reassigned["order_id"])["customer_id"] == reassigned["customer_id"]
         assert _order(warehouse, priced["order_id"])["usd_per_unit"] == priced["usd_per_unit"]
@@ -76,6 +77,12 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
             {old_item["order_id"], moved["order_id"], reassigned["order_id"], *priced["orders_on_new_rate"]}
         )
         assert [order_id for (order_id,) in recomputed] == expected, warehouse.target
+        recomputed_lines = _select(
+            warehouse,
+            "select order_item_id from marts.fct_order_items where _loaded_at > %s order by order_item_id",
+            (built_at,),
+        )
+        assert [line_id for (line_id,) in recomputed_lines] == change["lines_to_recompute"], warehouse.target
         for mart in INCREMENTAL_MARTS:
             ((total, touched),) = _select(
                 warehouse,
@@ -95,7 +102,7 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
             )
 
 
-def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]) -> dict[str, Any]:
     """Writes the changes into raw as one later load and returns what each should do to the marts. Orders are
     picked by SQL with a total order, so both engines (loaded from the same shop) get the same changes."""
     orders = _select(
@@ -137,7 +144,7 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
     ]
 
     deleted = pick(lambda r: r[5])
-    old_item_order = pick(lambda r: r[4] > 0)
+    old_item_order = pick(lambda r: r[4] > 0 and r[5])
     moved = pick(lambda r: r[2] != deleted[2])
     reassigned = pick(lambda r: r[1] != deleted[1])
     new_customer = next(r[1] for r in orders if r[1] not in (reassigned[1], deleted[1]))
@@ -146,6 +153,19 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
         "select order_item_id, unit_price from marts.fct_order_items where order_id = %s "
         "order by order_item_id limit 1",
         (old_item_order[0],),
+    )
+
+    # Lines copy the order's customer, currency and day: those of the moved and reassigned orders change.
+    lines_to_recompute = sorted(
+        {item_id}
+        | {
+            line_id
+            for (line_id,) in _select(
+                warehouse,
+                "select order_item_id from marts.fct_order_items where order_id in (%s, %s)",
+                (moved[0], reassigned[0]),
+            )
+        }
     )
 
     load_id = f"{time.time():.6f}"
@@ -163,6 +183,7 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
         return sum(1 for r in orders if r[{"customer_id": 1, "order_date": 2}[column]] == value)
 
     return {
+        "lines_to_recompute": lines_to_recompute,
         "deleted": {
             "order_id": deleted[0],
             "customer_id": deleted[1],
@@ -172,6 +193,8 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
         },
         "old_item": {
             "order_id": old_item_order[0],
+            "customer_id": old_item_order[1],
+            "lifetime_value": _lifetime_value(warehouse, old_item_order[1]),
             "order_total": by_id[old_item_order[0]][4],
             "added": 2 * unit_price,
         },
@@ -273,6 +296,13 @@ def _order(warehouse: Warehouse, order_id: int) -> dict[str, Any]:
 def _customer_orders(warehouse: Warehouse, customer_id: int) -> int:
     ((count,),) = _select(warehouse, f"select order_count from marts.dim_customers where customer_id = {customer_id}")
     return count
+
+
+def _lifetime_value(warehouse: Warehouse, customer_id: int) -> Any:
+    ((value,),) = _select(
+        warehouse, "select lifetime_value from marts.dim_customers where customer_id = %s", (customer_id,)
+    )
+    return value
 
 
 def _day_orders(warehouse: Warehouse, day: date) -> int:

@@ -1,5 +1,6 @@
-{#- Incremental (README "Transformations / Incremental marts"): a run recomputes the lines that changed and the
-    lines of orders that changed since the newest `_loaded_at`; lines of orders soft-deleted since are removed. -#}
+{#- Incremental (README "Transformations / Incremental marts"): a run recomputes the lines that changed since the
+    newest `_loaded_at` and the lines of orders whose customer, currency or day changed since (compared with the
+    stored line); lines of orders soft-deleted since are removed. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_keys',
@@ -26,11 +27,26 @@ orders as (
 affected as (
 
     select order_item_id from order_items
+    where {{ changed_since_last_build() }}
+
+    union
+
+    -- Lines of changed orders, when what a line copies from its order changed or the order is deleted (a
+    -- status change alone leaves the lines as they are).
+    select order_items.order_item_id
+    from orders
+    inner join order_items
+        on orders.order_id = order_items.order_id
+    left join {{ this }} as built
+        on order_items.order_item_id = built.order_item_id
     where
-        {{ changed_since_last_build() }}
-        or order_id in (
-            select order_id from orders
-            where {{ changed_since_last_build() }}
+        {{ changed_since_last_build('orders._staged_at') }}
+        and (
+            orders.is_deleted
+            or built.order_item_id is null
+            or built.customer_id is distinct from orders.customer_id
+            or built.currency_code is distinct from orders.currency_code
+            or built.order_date is distinct from cast({{ dbt.date_trunc('day', 'orders.ordered_at') }} as date)
         )
 
 ),

@@ -1,6 +1,6 @@
-{#- Incremental (README "Transformations / Incremental marts"): a run recomputes the payments that changed and
-    the payments of orders that changed since the newest `_loaded_at`; payments of orders soft-deleted since are
-    removed. -#}
+{#- Incremental (README "Transformations / Incremental marts"): a run recomputes the payments that changed since
+    the newest `_loaded_at` and the payments of orders whose customer or currency changed since (compared with
+    the stored payment); payments of orders soft-deleted since are removed. -#}
 {{ config(
     materialized='incremental',
     incremental_strategy='replace_keys',
@@ -27,11 +27,25 @@ orders as (
 affected as (
 
     select payment_id from payments
+    where {{ changed_since_last_build() }}
+
+    union
+
+    -- Payments of changed orders, when what a payment copies from its order changed or the order is deleted
+    -- (a status change alone leaves the payments as they are).
+    select payments.payment_id
+    from orders
+    inner join payments
+        on orders.order_id = payments.order_id
+    left join {{ this }} as built
+        on payments.payment_id = built.payment_id
     where
-        {{ changed_since_last_build() }}
-        or order_id in (
-            select order_id from orders
-            where {{ changed_since_last_build() }}
+        {{ changed_since_last_build('orders._staged_at') }}
+        and (
+            orders.is_deleted
+            or built.payment_id is null
+            or built.customer_id is distinct from orders.customer_id
+            or built.currency_code is distinct from orders.currency_code
         )
 
 ),
