@@ -42,11 +42,16 @@
     {{ harbor.snowflake__deduplicate(relation, partition_by, order_by) }}
 {%- endmacro %}
 
-{#- The rows of `relation` (one per key, already deduplicated) that are at least as new as the version the
+{#- The rows of `relation` (one per key, already deduplicated) that are newer than the version the
     incremental model already holds: a late duplicate carrying an older `updated_at` must not overwrite a
     newer staged row. Ordering is the same as `deduplicate`'s (updated_at, then load id), so an incremental
-    run keeps exactly the version a full refresh would pick. Outside incremental runs it passes rows through. -#}
-{% macro keep_newer_than_staged(relation, unique_key, updated_at='updated_at', loaded_by='_dlt_load_id') -%}
+    run keeps exactly the version a full refresh would pick. The version already staged itself (same
+    `updated_at`, same load), re-read because of `staging_lookback_hours`, is not merged again: its `_staged_at`
+    stays, so incremental marts do not recompute it (`same_version_again=true` merges it again: for models whose
+    dedup order has more tie-breakers than `loaded_by`). Outside incremental runs it passes rows through. -#}
+{% macro keep_newer_than_staged(
+    relation, unique_key, updated_at='updated_at', loaded_by='_dlt_load_id', same_version_again=false
+) -%}
     {%- if is_incremental() -%}
     select incoming.*
     from {{ relation }} as incoming
@@ -57,7 +62,7 @@
         or incoming.{{ updated_at }} > staged.{{ updated_at }}
         or (
             incoming.{{ updated_at }} = staged.{{ updated_at }}
-            and incoming.{{ loaded_by }} >= staged.{{ loaded_by }}
+            and incoming.{{ loaded_by }} {{ '>=' if same_version_again else '>' }} staged.{{ loaded_by }}
         )
     {%- else -%}
     select * from {{ relation }}

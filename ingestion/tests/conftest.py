@@ -42,3 +42,13 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
         admin.dispose()
+
+
+@pytest.fixture
+def pg_env(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """dbt's `pg` target and ingestion's postgres destination both pointed at the test's own database."""
+    monkeypatch.setenv("HARBOR_PG_DATABASE", sa.engine.make_url(postgres_url).database)
+    monkeypatch.setenv("HARBOR_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("HARBOR_PG_PORT", "5432")
+    monkeypatch.setenv("HARBOR_PG_USER", "postgres")
+    return postgres_url

@@ -12,42 +12,10 @@ payments as (
 
 ),
 
-item_totals as (
-
-    select
-        order_id,
-        count(*) as item_count,
-        sum(quantity) as unit_count,
-        sum(quantity * unit_price) as order_total
-
-    from order_items
-    group by order_id
-
-),
-
-payment_totals as (
-
-    select
-        order_id,
-        sum(case when payment_status = 'succeeded' then amount else 0 end) as amount_paid
-
-    from payments
-    group by order_id
-
-),
-
+-- macros/orders.sql: the same logic `fct_orders` applies to the orders an incremental run recomputes.
 final as (
 
-    select
-        item_totals.order_id,
-        item_totals.item_count,
-        item_totals.unit_count,
-        item_totals.order_total,
-        coalesce(payment_totals.amount_paid, 0) as amount_paid
-
-    from item_totals
-    left join payment_totals
-        on item_totals.order_id = payment_totals.order_id
+    {{ order_amounts('order_items', 'payments') }}
 
 )
 

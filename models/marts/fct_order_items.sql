@@ -1,3 +1,13 @@
+{#- Incremental (README "Transformations / Incremental marts"): a run recomputes the lines that changed since the
+    newest `_loaded_at` and the lines of orders whose customer, currency or day changed since (compared with the
+    stored line); lines of orders soft-deleted since are removed. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='order_item_id',
+    on_schema_change='append_new_columns'
+) }}
+
 with
 
 order_items as (
@@ -12,25 +22,76 @@ orders as (
 
 ),
 
-final as (
+{% if is_incremental() %}
+
+affected as (
+
+    select order_item_id from order_items
+    where {{ changed_since_last_build() }}
+
+    union
+
+    -- Lines of changed orders, when what a line copies from its order changed or the order is deleted (a
+    -- status change alone leaves the lines as they are).
+    select order_items.order_item_id
+    from orders
+    inner join order_items
+        on orders.order_id = order_items.order_id
+    left join {{ this }} as built
+        on order_items.order_item_id = built.order_item_id
+    where
+        {{ changed_since_last_build('orders._staged_at') }}
+        and (
+            orders.is_deleted
+            or built.order_item_id is null
+            or built.customer_id is distinct from orders.customer_id
+            or built.currency_code is distinct from orders.currency_code
+            or built.order_date is distinct from cast({{ dbt.date_trunc('day', 'orders.ordered_at') }} as date)
+        )
+
+),
+
+{% endif %}
+
+scoped_order_items as (
+
+    select * from order_items
+    {% if is_incremental() %}
+        where order_item_id in (select order_item_id from affected)
+    {% endif %}
+
+),
+
+live_order_items as (
 
     select
-        order_items.order_item_id,
-        order_items.order_id,
-        order_items.product_id,
+        scoped_order_items.order_item_id,
+        scoped_order_items.order_id,
+        scoped_order_items.product_id,
         orders.customer_id,
         cast(orders.currency_code as {{ dbt.type_string() }}) as currency_code,
         cast({{ dbt.date_trunc('day', 'orders.ordered_at') }} as date) as order_date,
-        order_items.quantity,
-        cast(order_items.unit_price as numeric(18, 2)) as unit_price,
-        cast(order_items.quantity * order_items.unit_price as numeric(18, 2)) as line_total,
-        order_items.updated_at
+        scoped_order_items.quantity,
+        cast(scoped_order_items.unit_price as numeric(18, 2)) as unit_price,
+        cast(scoped_order_items.quantity * scoped_order_items.unit_price as numeric(18, 2)) as line_total,
+        scoped_order_items.updated_at,
+        {{ run_timestamp() }} as _loaded_at
 
-    from order_items
+    from scoped_order_items
     -- Lines of soft-deleted orders go with their order.
     inner join orders
-        on order_items.order_id = orders.order_id
+        on scoped_order_items.order_id = orders.order_id
     where not orders.is_deleted
+
+),
+
+final as (
+
+    {% if is_incremental() -%}
+        {{ rows_or_tombstones('affected', 'live_order_items', 'order_item_id') }}
+    {%- else -%}
+        select * from live_order_items
+    {%- endif %}
 
 )
 

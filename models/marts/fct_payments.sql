@@ -1,3 +1,13 @@
+{#- Incremental (README "Transformations / Incremental marts"): a run recomputes the payments that changed since
+    the newest `_loaded_at` and the payments of orders whose customer or currency changed since (compared with
+    the stored payment); payments of orders soft-deleted since are removed. -#}
+{{ config(
+    materialized='incremental',
+    incremental_strategy='replace_keys',
+    unique_key='payment_id',
+    on_schema_change='append_new_columns'
+) }}
+
 with
 
 payments as (
@@ -12,25 +22,75 @@ orders as (
 
 ),
 
-final as (
+{% if is_incremental() %}
+
+affected as (
+
+    select payment_id from payments
+    where {{ changed_since_last_build() }}
+
+    union
+
+    -- Payments of changed orders, when what a payment copies from its order changed or the order is deleted
+    -- (a status change alone leaves the payments as they are).
+    select payments.payment_id
+    from orders
+    inner join payments
+        on orders.order_id = payments.order_id
+    left join {{ this }} as built
+        on payments.payment_id = built.payment_id
+    where
+        {{ changed_since_last_build('orders._staged_at') }}
+        and (
+            orders.is_deleted
+            or built.payment_id is null
+            or built.customer_id is distinct from orders.customer_id
+            or built.currency_code is distinct from orders.currency_code
+        )
+
+),
+
+{% endif %}
+
+scoped_payments as (
+
+    select * from payments
+    {% if is_incremental() %}
+        where payment_id in (select payment_id from affected)
+    {% endif %}
+
+),
+
+live_payments as (
 
     select
-        payments.payment_id,
-        payments.order_id,
+        scoped_payments.payment_id,
+        scoped_payments.order_id,
         orders.customer_id,
-        cast(payments.payment_method as {{ dbt.type_string() }}) as payment_method,
-        cast(payments.payment_status as {{ dbt.type_string() }}) as payment_status,
+        cast(scoped_payments.payment_method as {{ dbt.type_string() }}) as payment_method,
+        cast(scoped_payments.payment_status as {{ dbt.type_string() }}) as payment_status,
         cast(orders.currency_code as {{ dbt.type_string() }}) as currency_code,
-        cast(payments.amount as numeric(18, 2)) as amount,
-        payments.created_at as paid_at,
-        cast({{ dbt.date_trunc('day', 'payments.created_at') }} as date) as payment_date,
-        payments.updated_at
+        cast(scoped_payments.amount as numeric(18, 2)) as amount,
+        scoped_payments.created_at as paid_at,
+        cast({{ dbt.date_trunc('day', 'scoped_payments.created_at') }} as date) as payment_date,
+        scoped_payments.updated_at,
+        {{ run_timestamp() }} as _loaded_at
 
-    from payments
+    from scoped_payments
     -- Payments of soft-deleted orders go with their order.
     inner join orders
-        on payments.order_id = orders.order_id
+        on scoped_payments.order_id = orders.order_id
     where not orders.is_deleted
+
+),
+
+final as (
+
+    {% if is_incremental() -%}
+        {{ rows_or_tombstones('affected', 'live_payments', 'payment_id') }}
+    {%- else -%}
+        select * from live_payments
+    {%- endif %}
 
 )
 

@@ -44,7 +44,7 @@ deduplicated as (
 
 final as (
 
-    {{ keep_newer_than_staged('deduplicated', 'event_id', updated_at='event_time') }}
+    {{ keep_newer_than_staged('deduplicated', 'event_id', updated_at='event_time', same_version_again=true) }}
 
 )
 

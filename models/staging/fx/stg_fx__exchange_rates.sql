@@ -25,7 +25,9 @@ renamed as (
         cast(usd_per_unit as numeric(18, 6)) as usd_per_unit,
         cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
         _extracted_at,
-        _dlt_load_id
+        _dlt_load_id,
+        -- When dbt merged this version (macros/marts.sql): incremental marts recompute what changed after it.
+        {{ run_timestamp() }} as _staged_at
 
     from source
 

@@ -24,7 +24,9 @@ renamed as (
         cast(deleted_at as {{ dbt.type_timestamp() }}) as deleted_at,
         deleted_at is not null as is_deleted,
         _extracted_at,
-        _dlt_load_id
+        _dlt_load_id,
+        -- When dbt merged this version (macros/marts.sql): incremental marts recompute what changed after it.
+        {{ run_timestamp() }} as _staged_at
 
     from source
 

@@ -1,0 +1,312 @@
+"""Incremental marts (README "Transformations / Incremental marts"): after one targeted change of each hard kind,
+written into raw as a later load, an incremental `dbt build` gives exactly the marts of a `--full-refresh`, on
+DuckDB and on PostgreSQL, and recomputes only the rows the changes affect (untouched rows keep `_loaded_at`).
+
+The changes: a soft-deleted order; an item of the oldest order (long outside any time window) changed; a late
+exchange rate that an already-built order now picks; an order moved to another day; an order moved to
+another customer."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ingestion.demo import shop
+from ingestion.demo.fx_api import FxApi
+from ingestion.tests.test_transformations import MARTS, Warehouse, _select
+
+INCREMENTAL_MARTS = ("agg_daily_revenue", "dim_customers", "fct_order_items", "fct_orders", "fct_payments")
+
+
+def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(settings, pg_env, monkeypatch):
+    on_duckdb = Warehouse(settings, "ci")
+    on_postgres = Warehouse(settings, "pg", pg_env)
+    both = (on_duckdb, on_postgres)
+    shop.create_shop(settings.shop_url, seed=11, scale=0.2, events_to=settings.data_dir)
+    with FxApi(seed=11, tick=0) as fx_api:
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            withheld = _withhold_rate(warehouse)
+            warehouse.build()
+
+    incremental = {}
+    for warehouse in both:
+        initial = warehouse.marts()
+        (built_at,) = _select(warehouse, "select max(_loaded_at) from marts.fct_orders")[0]
+        change = _change_raw(warehouse, withheld)
+        warehouse.build()
+        marts = incremental[warehouse.target] = warehouse.marts()
+
+        # Each change shows in the marts...
+        deleted, old_item, moved, reassigned, priced = (
+            change["deleted"],
+            change["old_item"],
+            change["moved"],
+            change["reassigned"],
+            change["priced"],
+        )
+        assert _select(warehouse, f"select count(*) from marts.fct_orders where order_id = {deleted['order_id']}") == [
+            (0,)
+        ]
+        for mart in ("fct_order_items", "fct_payments"):
+            rows = _select(warehouse, f"select count(*) from marts.{mart} where order_id = {deleted['order_id']}")
+            assert rows == [(0,)], mart
+        assert _order(warehouse, old_item["order_id"])["order_total"] == old_item["order_total"] + old_item["added"]
+        assert _lifetime_value(warehouse, old_item["customer_id"]) != old_item["lifetime_value"]
+        assert _order(warehouse, moved["order_id"])["order_date"] == moved["order_date"]
+        assert _order(warehouse, reassigned["order_id"])["customer_id"] == reassigned["customer_id"]
+        assert _order(warehouse, priced["order_id"])["usd_per_unit"] == priced["usd_per_unit"]
+        assert _order(warehouse, priced["order_id"])["order_total_usd"] != priced["order_total_usd"]
+        # ... including the aggregates that lost an order: the deleted order's customer and day, the moved
+        # order's old day, the reassigned order's old customer.
+        assert _customer_orders(warehouse, deleted["customer_id"]) == deleted["customer_order_count"] - 1
+        assert _customer_orders(warehouse, reassigned["old_customer_id"]) == reassigned["old_customer_order_count"] - 1
+        assert _day_orders(warehouse, deleted["order_date"]) == deleted["day_order_count"] - 1
+        assert _day_orders(warehouse, moved["old_order_date"]) == moved["old_day_order_count"] - 1
+        assert marts != initial
+
+        # Only what the changes affect was recomputed; every other row kept its `_loaded_at`.
+        recomputed = _select(
+            warehouse, "select order_id from marts.fct_orders where _loaded_at > %s order by order_id", (built_at,)
+        )
+        expected = sorted(
+            {old_item["order_id"], moved["order_id"], reassigned["order_id"], *priced["orders_on_new_rate"]}
+        )
+        assert [order_id for (order_id,) in recomputed] == expected, warehouse.target
+        recomputed_lines = _select(
+            warehouse,
+            "select order_item_id from marts.fct_order_items where _loaded_at > %s order by order_item_id",
+            (built_at,),
+        )
+        assert [line_id for (line_id,) in recomputed_lines] == change["lines_to_recompute"], warehouse.target
+        for mart in INCREMENTAL_MARTS:
+            ((total, touched),) = _select(
+                warehouse,
+                f"select count(*), count(case when _loaded_at > %s then 1 end) from marts.{mart}",
+                (built_at,),
+            )
+            assert 0 < touched <= max(10, total // 10), f"{mart} on {warehouse.target}: {touched} of {total} rows"
+
+    for mart in MARTS:
+        assert incremental["ci"][mart] == incremental["pg"][mart], f"{mart}: DuckDB and PostgreSQL differ"
+    for warehouse in both:
+        warehouse.build("--full-refresh")
+        full_refresh = warehouse.marts()
+        for mart in MARTS:
+            assert incremental[warehouse.target][mart] == full_refresh[mart], (
+                f"{mart} on {warehouse.target}: incremental differs from full refresh"
+            )
+
+
+def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]) -> dict[str, Any]:
+    """Writes the changes into raw as one later load and returns what each should do to the marts. Orders are
+    picked by SQL with a total order, so both engines (loaded from the same shop) get the same changes."""
+    orders = _select(
+        warehouse,
+        "select order_id, customer_id, order_date, currency_code, order_total, is_revenue "
+        "from marts.fct_orders order by ordered_at, order_id",
+    )
+    by_id = {row[0]: row for row in orders}
+    used: set[int] = set()
+
+    def pick(condition: Any) -> tuple:
+        row = next(r for r in orders if r[0] not in used and condition(r))
+        used.add(row[0])
+        return row
+
+    # The late rate: orders of the withheld rate's currency and day use the day before's; now it arrives.
+    currency, rate_day, raw_rate = withheld
+    late = _select(
+        warehouse,
+        "select fct.order_id, rates.usd_per_unit from marts.fct_orders as fct "
+        "inner join intermediate.int_orders__usd_rates as rates on fct.order_id = rates.order_id "
+        "where fct.currency_code = %s and fct.order_date = %s and fct.order_total > 0 order by fct.order_id",
+        (currency, rate_day),
+    )
+    assert late, "the withheld rate's day has orders"
+    priced_id, old_rate = late[0]
+    used.add(priced_id)
+    priced_total_usd = _order(warehouse, priced_id)["order_total_usd"]
+    new_rate = (Decimal(str(old_rate)) * Decimal("1.5")).quantize(Decimal("0.000001"))
+    orders_on_new_rate = [
+        order_id
+        for (order_id,) in _select(
+            warehouse,
+            "select fct.order_id from marts.fct_orders as fct "
+            "inner join intermediate.int_orders__usd_rates as rates on fct.order_id = rates.order_id "
+            "where fct.currency_code = %s and fct.order_date >= %s and rates.rate_date < %s",
+            (currency, rate_day, rate_day),
+        )
+    ]
+
+    deleted = pick(lambda r: r[5])
+    old_item_order = pick(lambda r: r[4] > 0 and r[5])
+    moved = pick(lambda r: r[2] != deleted[2])
+    reassigned = pick(lambda r: r[1] != deleted[1])
+    new_customer = next(r[1] for r in orders if r[1] not in (reassigned[1], deleted[1]))
+    ((item_id, unit_price),) = _select(
+        warehouse,
+        "select order_item_id, unit_price from marts.fct_order_items where order_id = %s "
+        "order by order_item_id limit 1",
+        (old_item_order[0],),
+    )
+
+    # Lines copy the order's customer, currency and day: those of the moved and reassigned orders change.
+    lines_to_recompute = sorted(
+        {item_id}
+        | {
+            line_id
+            for (line_id,) in _select(
+                warehouse,
+                "select order_item_id from marts.fct_order_items where order_id in (%s, %s)",
+                (moved[0], reassigned[0]),
+            )
+        }
+    )
+
+    load_id = f"{time.time():.6f}"
+    now = datetime.now(UTC)
+    with warehouse.connect() as conn:
+        cur = conn.cursor()
+        stamp = {"_extracted_at": now, "_dlt_load_id": load_id}
+        _new_version(cur, "raw_shop.orders", "order_id", deleted[0], {**stamp, "deleted_at": now})
+        _new_version(cur, "raw_shop.order_items", "order_item_id", item_id, stamp, add={"quantity": 2})
+        _new_version(cur, "raw_shop.orders", "order_id", moved[0], stamp, add={"ordered_at": timedelta(days=-40)})
+        _new_version(cur, "raw_shop.orders", "order_id", reassigned[0], {**stamp, "customer_id": new_customer})
+        _insert(cur, "raw_fx.exchange_rates", _late_rate(raw_rate, new_rate, stamp))
+
+    def order_count(column: str, value: Any) -> int:
+        return sum(1 for r in orders if r[{"customer_id": 1, "order_date": 2}[column]] == value)
+
+    return {
+        "lines_to_recompute": lines_to_recompute,
+        "deleted": {
+            "order_id": deleted[0],
+            "customer_id": deleted[1],
+            "order_date": deleted[2],
+            "customer_order_count": order_count("customer_id", deleted[1]),
+            "day_order_count": order_count("order_date", deleted[2]),
+        },
+        "old_item": {
+            "order_id": old_item_order[0],
+            "customer_id": old_item_order[1],
+            "lifetime_value": _lifetime_value(warehouse, old_item_order[1]),
+            "order_total": by_id[old_item_order[0]][4],
+            "added": 2 * unit_price,
+        },
+        "moved": {
+            "order_id": moved[0],
+            "order_date": moved[2] - timedelta(days=40),
+            "old_order_date": moved[2],
+            "old_day_order_count": order_count("order_date", moved[2]) - (deleted[2] == moved[2]),
+        },
+        "reassigned": {
+            "order_id": reassigned[0],
+            "customer_id": new_customer,
+            "old_customer_id": reassigned[1],
+            "old_customer_order_count": order_count("customer_id", reassigned[1]),
+        },
+        "priced": {
+            "order_id": priced_id,
+            "usd_per_unit": new_rate,
+            "order_total_usd": priced_total_usd,
+            "orders_on_new_rate": orders_on_new_rate,
+        },
+    }
+
+
+def _new_version(
+    cur: Any, table: str, key_column: str, key: int, changes: dict[str, Any], add: dict[str, Any] | None = None
+) -> None:
+    """A newer version of a raw row (its latest one with `changes` set and `add` added), one day later by
+    `updated_at`, as a later load would bring it."""
+    cur.execute(
+        f"select * from {table} where {key_column} = %s order by updated_at desc, _dlt_load_id desc limit 1", (key,)
+    )
+    names = [d[0] for d in cur.description]
+    row = dict(zip(names, cur.fetchone(), strict=True))
+    for column, delta in (add or {}).items():
+        row[column] += delta
+    row.update(changes)
+    row["updated_at"] += timedelta(days=1)
+    _insert(cur, table, row)
+
+
+def _withhold_rate(warehouse: Warehouse) -> tuple[str, date, dict[str, Any]]:
+    """Removes from raw, before the first build, the rate of the (currency, day) with the most orders that has
+    rates before and after it, so the first build prices that day's orders at the day before's rate. Returns
+    the currency, the day and the raw row, which `_late_rate` brings back later."""
+    orders = _select(warehouse, "select upper(currency), ordered_at from raw_shop.orders")
+    order_days = Counter((currency, _utc_day(ordered_at)) for currency, ordered_at in orders)
+    with warehouse.connect() as conn:
+        cur = conn.cursor()
+        cur.execute("select * from raw_fx.exchange_rates")
+        names = [d[0] for d in cur.description]
+        rates = [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
+        days = {(r["currency_code"].upper(), date.fromisoformat(str(r["rate_date"])[:10])): r for r in rates}
+        inner = [
+            key
+            for key in days
+            if any(c == key[0] and d < key[1] for c, d in days) and any(c == key[0] and d > key[1] for c, d in days)
+        ]
+        currency, day = max(inner, key=lambda key: (order_days[key], key))
+        row = days[currency, day]
+        cur.execute(
+            "delete from raw_fx.exchange_rates where currency_code = %s and rate_date = %s",
+            (row["currency_code"], row["rate_date"]),
+        )
+    return currency, day, row
+
+
+def _late_rate(row: dict[str, Any], usd_per_unit: Decimal, changes: dict[str, Any]) -> dict[str, Any]:
+    """The withheld raw rate, arriving late with a revised value."""
+    now = datetime.now(UTC)
+    return {
+        **row,
+        "usd_per_unit": type(row["usd_per_unit"])(str(usd_per_unit)),
+        "updated_at": now if row["updated_at"].tzinfo else now.replace(tzinfo=None),
+        **changes,
+    }
+
+
+def _utc_day(value: datetime) -> date:
+    return (value.astimezone(UTC) if value.tzinfo else value).date()
+
+
+def _insert(cur: Any, table: str, row: dict[str, Any]) -> None:
+    if "_dlt_id" in row:
+        row["_dlt_id"] = uuid.uuid4().hex[:14]
+    columns = ", ".join(row)
+    marks = ", ".join(["%s"] * len(row))
+    cur.execute(f"insert into {table} ({columns}) values ({marks})", tuple(row.values()))
+
+
+def _order(warehouse: Warehouse, order_id: int) -> dict[str, Any]:
+    with warehouse.connect() as conn:
+        cur = conn.cursor()
+        cur.execute("select * from marts.fct_orders where order_id = %s", (order_id,))
+        names = [d[0] for d in cur.description]
+        return dict(zip(names, cur.fetchone(), strict=True))
+
+
+def _customer_orders(warehouse: Warehouse, customer_id: int) -> int:
+    ((count,),) = _select(warehouse, f"select order_count from marts.dim_customers where customer_id = {customer_id}")
+    return count
+
+
+def _lifetime_value(warehouse: Warehouse, customer_id: int) -> Any:
+    ((value,),) = _select(
+        warehouse, "select lifetime_value from marts.dim_customers where customer_id = %s", (customer_id,)
+    )
+    return value
+
+
+def _day_orders(warehouse: Warehouse, day: date) -> int:
+    ((count,),) = _select(
+        warehouse, "select coalesce(sum(order_count), 0) from marts.agg_daily_revenue where order_date = %s", (day,)
+    )
+    return count

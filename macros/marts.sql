@@ -1,0 +1,68 @@
+{#- Helpers of the incremental marts (README "Transformations / Incremental marts").
+
+    Bookkeeping: staging models stamp each row version they merge with `_staged_at`, and incremental marts
+    stamp each row they (re)compute with `_loaded_at`; both are `run_timestamp()`, the start of the dbt
+    invocation. A mart's watermark is its newest `_loaded_at`: every staged version stamped after it is not
+    reflected in the mart yet. Staging runs before the marts in the same invocation, so nothing staged is
+    missed, whatever the clocks of the sources (it assumes two dbt invocations never write one warehouse at
+    the same time). -#}
+
+{#- The start of this dbt invocation as a timestamp literal (UTC, microseconds). -#}
+{% macro run_timestamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ api.Column.translate_type('timestamp') }})
+{%- endmacro %}
+
+{#- A condition on the rows of an upstream relation: true for rows stamped (`stamp_column`) after the newest
+    `_loaded_at` of the mart being built, i.e. changes the mart has not reflected yet. When the mart has no
+    `_loaded_at` yet (it was a plain table before it became incremental) every row counts as changed, so the
+    first incremental run recomputes everything. -#}
+{% macro changed_since_last_build(stamp_column='_staged_at') -%}
+    {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
+    {%- if '_loaded_at' in existing -%}
+        {{ stamp_column }} > (
+            select coalesce(max(_loaded_at), {{ dbt.cast("'1900-01-01'", api.Column.translate_type('timestamp')) }})
+            from {{ this }}
+        )
+    {%- else -%}
+        1 = 1
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The rows an incremental run hands to the `replace_keys` strategy: for every affected key (`key_column`
+    of `affected`, distinct), the recomputed rows of `recomputed` with that key, or a tombstone when none is
+    left (key set, every other column null, `_loaded_at` null): the strategy deletes the key and inserts
+    nothing. Columns are the model's contract columns. -#}
+{% macro rows_or_tombstones(affected, recomputed, key_column) -%}
+    select
+    {%- for column in model.columns %}
+        {% if column == key_column -%}
+            affected.{{ column }}
+        {%- else -%}
+            recomputed.{{ column }}
+        {%- endif %}{{ "," if not loop.last }}
+    {%- endfor %}
+    from (select distinct {{ key_column }} from {{ affected }}) as affected
+    left join {{ recomputed }} as recomputed
+        on affected.{{ key_column }} = recomputed.{{ key_column }}
+{%- endmacro %}
+
+{#- Incremental strategy `replace_keys`: every key (`unique_key`, one column) present in the new rows is
+    deleted from the mart, then the new rows that are not tombstones (`_loaded_at` null) are inserted. Unlike
+    `delete+insert`, a key can so be removed (a soft-deleted order) and a key's rows replaced by a different
+    number of rows (a day's rows per currency). -#}
+{% macro get_incremental_replace_keys_sql(arg_dict) -%}
+    {%- set target = arg_dict['target_relation'] -%}
+    {%- set source = arg_dict['temp_relation'] -%}
+    {%- set unique_key = arg_dict['unique_key'] -%}
+    {%- if unique_key is not string -%}
+        {{ exceptions.raise_compiler_error("replace_keys needs a unique_key of one column, got " ~ unique_key) }}
+    {%- endif -%}
+    {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    delete from {{ target }}
+    where {{ unique_key }} in (select {{ unique_key }} from {{ source }});
+
+    insert into {{ target }} ({{ columns }})
+    select {{ columns }}
+    from {{ source }}
+    where _loaded_at is not null
+{%- endmacro %}
