@@ -29,9 +29,13 @@ test: lint pytest
 pytest: setup
 	$(BIN)/pytest
 
+YAML := models snapshots seeds analyses tests integration_tests packages .github dbt_project.yml profiles.yml \
+	packages.yml .pre-commit-config.yaml .yamllint.yml
+
 lint: setup
 	$(BIN)/ruff check ingestion bench
 	$(BIN)/ruff format --check ingestion bench
+	$(BIN)/yamllint --strict -c .yamllint.yml $(YAML)
 	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff lint models analyses tests snapshots
 
