@@ -1,17 +1,28 @@
 {#- Helpers shared by the staging models. -#}
 
-{#- The incremental filter of a staging model: rows extracted since the newest row already staged, less
-    `staging_lookback_hours`. It is on load time, never on business time, so a row that arrives late with an
-    old `updated_at` still lands. -#}
-{% macro loaded_since_last_run(loaded_at_column='_extracted_at') -%}
-    {{ loaded_at_column }} >= (
-        select
-            {{ dbt.dateadd(
-                'hour',
-                -1 * var('staging_lookback_hours'),
-                'coalesce(max(' ~ loaded_at_column ~ '), ' ~ dbt.cast("'1900-01-01'", api.Column.translate_type('timestamp')) ~ ')'
-            ) }}
-        from {{ this }}
+{#- The incremental filter of a staging model: rows of loads it has not staged yet. A load is new when its
+    `_extracted_at` is after the newest one already staged, or — the lookback — when it falls within
+    `staging_lookback_hours` before it but its `_dlt_load_id` is not in the model yet (a load that committed
+    after a later one was staged). Rows of loads already staged are never read again, so the first run after a
+    full load reads the change, not the full load once more. The filter is on load time, never on business
+    time, so a row that arrives late with an old `updated_at` still lands. -#}
+{% macro loaded_since_last_run(loaded_at_column='_extracted_at', load_id_column='_dlt_load_id') -%}
+    {%- set window_start -%}
+        (
+            select
+                {{ dbt.dateadd(
+                    'hour',
+                    -1 * var('staging_lookback_hours'),
+                    'coalesce(max(' ~ loaded_at_column ~ '), ' ~ dbt.cast("'1900-01-01'", api.Column.translate_type('timestamp')) ~ ')'
+                ) }}
+            from {{ this }}
+        )
+    {%- endset -%}
+    {{ loaded_at_column }} >= {{ window_start }}
+    and {{ load_id_column }} not in (
+        select distinct staged_loads.{{ load_id_column }}
+        from {{ this }} as staged_loads
+        where staged_loads.{{ loaded_at_column }} >= {{ window_start }}
     )
 {%- endmacro %}
 
