@@ -9,6 +9,7 @@ Per scale (order items): fill a fresh PostgreSQL database with the demo shop (be
    (bench/reference_marts.sql: staging, fct_orders, dim_customers) against that script, the marts checked
    equal; and the whole project's `dbt build` for scale;
 3. incremental: change 1% of the source rows, then incremental ingest + `dbt build`, as a fraction of the full run;
+   then a second 1% change built with the changed test scope (`--vars {test_scope: changed}`);
 4. memory: every step runs in a child process that reports its own peak resident memory.
 A table goes to stdout, everything to bench/results/<time>.json with the machine's description.
 """
@@ -127,6 +128,7 @@ STEPS = {
     "duckdb_scan": step_duckdb_scan,
     "connectorx_ingest": step_connectorx_ingest,
     "dbt_build": lambda s: step_dbt(s, "build"),
+    "dbt_build_changed_scope": lambda s: step_dbt(s, "build", "--vars", "{test_scope: changed}"),
     # The reference's models only (staging, intermediate, the two marts), all rebuilt: the like-for-like
     # comparison. (Right after `dbt build` a plain `dbt run` would merge the staging tables instead.)
     "dbt_run": lambda s: step_dbt(s, "run", "--full-refresh", "--select", *(f"+{mart}" for mart in MARTS)),
@@ -249,6 +251,22 @@ def bench_scale(order_items: int, work_dir: Path, change: float = 0.01) -> dict:
         log(f"[{order_items:,}] incremental: ingest {inc_ingest['seconds']}s, build {inc_build['seconds']}s")
         result["marts_equal_after_change"] = marts_equal_after_rebuild(harbor)
         result["connectorx_raw_equal"] = raw_equal(harbor.warehouse, connectorx.warehouse)
+
+        # A second change of the same size, built with the changed test scope (README "Test scope").
+        result["changed_rows_second"] = change_fraction(url, change, tick=2)
+        scoped_ingest = run_step("harbor_ingest", harbor)
+        scoped_build = run_step("dbt_build_changed_scope", harbor)
+        result["incremental_changed_scope"] = {
+            "ingest": scoped_ingest,
+            "dbt_build": scoped_build,
+            "fraction_of_full": round((scoped_ingest["seconds"] + scoped_build["seconds"]) / full, 3),
+            "build_fraction_of_full": round(scoped_build["seconds"] / build["seconds"], 3),
+        }
+        log(
+            f"[{order_items:,}] incremental, changed test scope: ingest {scoped_ingest['seconds']}s, "
+            f"build {scoped_build['seconds']}s"
+        )
+        result["marts_equal_after_second_change"] = marts_equal_after_rebuild(harbor)
     finally:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
@@ -335,6 +353,7 @@ def table(results: list[dict]) -> str:
         ("x SQL", 6),
         ("build s", 8),
         ("inc %", 6),
+        ("scoped", 7),
         ("RSS MiB", 8),
         ("equal", 5),
     )
@@ -344,7 +363,15 @@ def table(results: list[dict]) -> str:
         rows = sum(r["source_rows"].values())
         h, cx, s = r["ingest"]["harbor"], r["ingest"]["connectorx"], r["ingest"]["duckdb_scan"]
         t, inc = r["transform"], r["incremental"]
-        equal = r["marts_equal"] and r["marts_equal_after_change"] and r["connectorx_raw_equal"]
+        equal = all(
+            r[check]
+            for check in (
+                "marts_equal",
+                "marts_equal_after_change",
+                "marts_equal_after_second_change",
+                "connectorx_raw_equal",
+            )
+        )
         values = (
             f"{r['order_items']:,}",
             f"{rows:,}",
@@ -360,6 +387,7 @@ def table(results: list[dict]) -> str:
             f"{t['ratio_run']:.2f}",
             f"{t['dbt_build']['seconds']:.1f}",
             f"{100 * inc['fraction_of_full']:.1f}%",
+            f"{100 * r['incremental_changed_scope']['fraction_of_full']:.1f}%",
             f"{h['peak_rss_mib']:.0f}",
             "yes" if equal else "NO",
         )
@@ -400,6 +428,7 @@ def main(argv: list[str] | None = None) -> int:
         "for the connectorx backend; dbt s = `dbt run --full-refresh` of the reference's models, x SQL = that "
         "over the plain SQL script; build s = the whole project's `dbt build` (models, seeds, snapshots, tests); "
         f"inc % = incremental ingest + dbt build after a {args.change:.0%} change, of the full ingest + build; "
+        "scoped = the same after a second change, built with --vars '{test_scope: changed}'; "
         "RSS = Harbor ingest's peak; equal = marts equal to the SQL's, raw tables equal across backends"
     )
     print(f"details: {path}")
