@@ -45,7 +45,12 @@
     {%- if test_name not in row_level_tests -%}
         {%- do return(none) -%}
     {%- endif -%}
-    {%- set columns = adapter.get_columns_in_relation(relation) | map(attribute='name') | map('lower') | list -%}
+    {#- The tested model's columns as the project declares them (every model documents its columns): no query. -#}
+    {%- set attached = model.attached_node if model.attached_node is defined else none -%}
+    {%- if not attached or attached not in graph.nodes -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set columns = graph.nodes[attached].columns.keys() | map('lower') | list -%}
     {%- for stamp in ['_loaded_at', '_staged_at'] -%}
         {%- if stamp in columns -%}
             {%- do return(stamp) -%}
