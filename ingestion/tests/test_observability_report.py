@@ -34,9 +34,10 @@ def demo_run(tmp_path_factory):
         ingest_shop(settings)
         run_dbt(settings, "build")
         with duckdb.connect(str(settings.warehouse)) as conn:
+            # As a new load would bring it: its own load id (staging reads each load once).
             conn.execute(
-                "insert into raw_shop.orders select * replace (order_id + 100000 as order_id, 'lost' as status) "
-                "from raw_shop.orders limit 1"
+                "insert into raw_shop.orders select * replace (order_id + 100000 as order_id, 'lost' as status, "
+                "'9999999999.000001' as _dlt_load_id) from raw_shop.orders limit 1"
             )
         assert run_dbt(settings, "build", check=False) == 1
         assert run_dbt(settings, "source", "freshness", check=False) in (0, 1)
