@@ -28,6 +28,28 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- The keys (`key_column`) of the rows of `rows` (a CTE or relation with an `order_id`) whose order changed since
+    the last build in a way the row copies: the order is soft-deleted, the row is not built yet, or one of
+    `copied_columns` differs from the stored row. `copied_columns` maps a column of the mart to the expression
+    over `orders` (the staged orders CTE) it is computed from. A status change alone leaves the rows as they are. -#}
+{% macro keys_of_rows_of_changed_orders(rows, key_column, copied_columns) -%}
+    select {{ rows }}.{{ key_column }}
+    from orders
+    inner join {{ rows }}
+        on orders.order_id = {{ rows }}.order_id
+    left join {{ this }} as built
+        on {{ rows }}.{{ key_column }} = built.{{ key_column }}
+    where
+        {{ changed_since_last_build('orders._staged_at') }}
+        and (
+            orders.is_deleted
+            or built.{{ key_column }} is null
+            {%- for column, expression in copied_columns.items() %}
+            or built.{{ column }} is distinct from {{ expression }}
+            {%- endfor %}
+        )
+{%- endmacro %}
+
 {#- The rows an incremental run hands to the `replace_keys` strategy: for every affected key (`key_column`
     of `affected`, distinct), the recomputed rows of `recomputed` with that key, or a tombstone when none is
     left (key set, every other column null, `_loaded_at` null): the strategy deletes the key and inserts

@@ -17,15 +17,13 @@ from typing import Any
 
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
-from ingestion.tests.test_transformations import MARTS, Warehouse, _select
+from ingestion.tests.warehouses import MARTS, Warehouse, duckdb_and_postgres, select
 
 INCREMENTAL_MARTS = ("agg_daily_revenue", "dim_customers", "fct_order_items", "fct_orders", "fct_payments")
 
 
 def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(settings, pg_env, monkeypatch):
-    on_duckdb = Warehouse(settings, "ci")
-    on_postgres = Warehouse(settings, "pg", pg_env)
-    both = (on_duckdb, on_postgres)
+    both = duckdb_and_postgres(settings, pg_env)
     shop.create_shop(settings.shop_url, seed=11, scale=0.2, events_to=settings.data_dir)
     with FxApi(seed=11, tick=0) as fx_api:
         for warehouse in both:
@@ -36,7 +34,7 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
     incremental = {}
     for warehouse in both:
         initial = warehouse.marts()
-        (built_at,) = _select(warehouse, "select max(_loaded_at) from marts.fct_orders")[0]
+        (built_at,) = select(warehouse, "select max(_loaded_at) from marts.fct_orders")[0]
         change = _change_raw(warehouse, withheld)
         warehouse.build()
         marts = incremental[warehouse.target] = warehouse.marts()
@@ -49,11 +47,11 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
             change["reassigned"],
             change["priced"],
         )
-        assert _select(warehouse, f"select count(*) from marts.fct_orders where order_id = {deleted['order_id']}") == [
+        assert select(warehouse, f"select count(*) from marts.fct_orders where order_id = {deleted['order_id']}") == [
             (0,)
         ]
         for mart in ("fct_order_items", "fct_payments"):
-            rows = _select(warehouse, f"select count(*) from marts.{mart} where order_id = {deleted['order_id']}")
+            rows = select(warehouse, f"select count(*) from marts.{mart} where order_id = {deleted['order_id']}")
             assert rows == [(0,)], mart
         assert _order(warehouse, old_item["order_id"])["order_total"] == old_item["order_total"] + old_item["added"]
         assert _lifetime_value(warehouse, old_item["customer_id"]) != old_item["lifetime_value"]
@@ -70,21 +68,21 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
         assert marts != initial
 
         # Only what the changes affect was recomputed; every other row kept its `_loaded_at`.
-        recomputed = _select(
+        recomputed = select(
             warehouse, "select order_id from marts.fct_orders where _loaded_at > %s order by order_id", (built_at,)
         )
         expected = sorted(
             {old_item["order_id"], moved["order_id"], reassigned["order_id"], *priced["orders_on_new_rate"]}
         )
         assert [order_id for (order_id,) in recomputed] == expected, warehouse.target
-        recomputed_lines = _select(
+        recomputed_lines = select(
             warehouse,
             "select order_item_id from marts.fct_order_items where _loaded_at > %s order by order_item_id",
             (built_at,),
         )
         assert [line_id for (line_id,) in recomputed_lines] == change["lines_to_recompute"], warehouse.target
         for mart in INCREMENTAL_MARTS:
-            ((total, touched),) = _select(
+            ((total, touched),) = select(
                 warehouse,
                 f"select count(*), count(case when _loaded_at > %s then 1 end) from marts.{mart}",
                 (built_at,),
@@ -105,7 +103,7 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
 def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]) -> dict[str, Any]:
     """Writes the changes into raw as one later load and returns what each should do to the marts. Orders are
     picked by SQL with a total order, so both engines (loaded from the same shop) get the same changes."""
-    orders = _select(
+    orders = select(
         warehouse,
         "select order_id, customer_id, order_date, currency_code, order_total, is_revenue "
         "from marts.fct_orders order by ordered_at, order_id",
@@ -120,7 +118,7 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
 
     # The late rate: orders of the withheld rate's currency and day use the day before's; now it arrives.
     currency, rate_day, raw_rate = withheld
-    late = _select(
+    late = select(
         warehouse,
         "select fct.order_id, rates.usd_per_unit from marts.fct_orders as fct "
         "inner join intermediate.int_orders__usd_rates as rates on fct.order_id = rates.order_id "
@@ -134,7 +132,7 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
     new_rate = (Decimal(str(old_rate)) * Decimal("1.5")).quantize(Decimal("0.000001"))
     orders_on_new_rate = [
         order_id
-        for (order_id,) in _select(
+        for (order_id,) in select(
             warehouse,
             "select fct.order_id from marts.fct_orders as fct "
             "inner join intermediate.int_orders__usd_rates as rates on fct.order_id = rates.order_id "
@@ -148,7 +146,7 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
     moved = pick(lambda r: r[2] != deleted[2])
     reassigned = pick(lambda r: r[1] != deleted[1])
     new_customer = next(r[1] for r in orders if r[1] not in (reassigned[1], deleted[1]))
-    ((item_id, unit_price),) = _select(
+    ((item_id, unit_price),) = select(
         warehouse,
         "select order_item_id, unit_price from marts.fct_order_items where order_id = %s "
         "order by order_item_id limit 1",
@@ -160,7 +158,7 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
         {item_id}
         | {
             line_id
-            for (line_id,) in _select(
+            for (line_id,) in select(
                 warehouse,
                 "select order_item_id from marts.fct_order_items where order_id in (%s, %s)",
                 (moved[0], reassigned[0]),
@@ -240,7 +238,7 @@ def _withhold_rate(warehouse: Warehouse) -> tuple[str, date, dict[str, Any]]:
     """Removes from raw, before the first build, the rate of the (currency, day) with the most orders that has
     rates before and after it, so the first build prices that day's orders at the day before's rate. Returns
     the currency, the day and the raw row, which `_late_rate` brings back later."""
-    orders = _select(warehouse, "select upper(currency), ordered_at from raw_shop.orders")
+    orders = select(warehouse, "select upper(currency), ordered_at from raw_shop.orders")
     order_days = Counter((currency, _utc_day(ordered_at)) for currency, ordered_at in orders)
     with warehouse.connect() as conn:
         cur = conn.cursor()
@@ -294,19 +292,19 @@ def _order(warehouse: Warehouse, order_id: int) -> dict[str, Any]:
 
 
 def _customer_orders(warehouse: Warehouse, customer_id: int) -> int:
-    ((count,),) = _select(warehouse, f"select order_count from marts.dim_customers where customer_id = {customer_id}")
+    ((count,),) = select(warehouse, f"select order_count from marts.dim_customers where customer_id = {customer_id}")
     return count
 
 
 def _lifetime_value(warehouse: Warehouse, customer_id: int) -> Any:
-    ((value,),) = _select(
+    ((value,),) = select(
         warehouse, "select lifetime_value from marts.dim_customers where customer_id = %s", (customer_id,)
     )
     return value
 
 
 def _day_orders(warehouse: Warehouse, day: date) -> int:
-    ((count,),) = _select(
+    ((count,),) = select(
         warehouse, "select coalesce(sum(order_count), 0) from marts.agg_daily_revenue where order_date = %s", (day,)
     )
     return count

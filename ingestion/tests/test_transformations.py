@@ -4,106 +4,15 @@ incremental runs (with late and duplicate raw rows) as after one `--full-refresh
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import duckdb
-import pytest
 import sqlalchemy as sa
 
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
-from ingestion.pipeline import ingest_events, ingest_fx, ingest_shop
-from ingestion.settings import PROJECT_DIR, Settings
+from ingestion.tests.warehouses import MARTS, Warehouse, duckdb_and_postgres, select
 from ingestion.transform import run_dbt
-
-MARTS = sorted(p.stem for p in (PROJECT_DIR / "models" / "marts").glob("*.sql"))
-
-
-class Warehouse:
-    """One warehouse (DuckDB file or PostgreSQL database) seen the same way by the test."""
-
-    def __init__(self, settings: Settings, target: str, postgres_url: str | None = None) -> None:
-        self.settings = settings
-        self.target = target
-        self.postgres_url = postgres_url
-
-    @contextmanager
-    def connect(self) -> Iterator[Any]:
-        """A DB-API connection; parameters are written `%s` for both engines."""
-        if self.postgres_url is None:
-            conn = duckdb.connect(str(self.settings.warehouse))
-            try:
-                yield _QmarkConnection(conn)
-            finally:
-                conn.close()
-        else:
-            engine = sa.create_engine(self.postgres_url)
-            raw = engine.raw_connection()
-            try:
-                yield raw
-                raw.commit()
-            finally:
-                raw.close()
-                engine.dispose()
-
-    def ingest(self, monkeypatch: pytest.MonkeyPatch, fx_api: FxApi) -> None:
-        """All three sources, as `harbor ingest` loads them."""
-        with monkeypatch.context() as m:
-            if self.postgres_url is not None:
-                m.setenv("HARBOR_DESTINATION", "postgres")
-            ingest_shop(self.settings)
-            ingest_events(self.settings)
-            ingest_fx(self.settings, base_url=fx_api.base_url)
-
-    def build(self, *args: str) -> None:
-        # No lookback: each incremental run reads only rows loaded since the last one, as it would hours later
-        # (with the default hour of lookback, a fast test would re-read all of raw every time).
-        # A target path per engine keeps dbt's partial parsing valid between runs.
-        target_path = self.settings.warehouse.parent.parent / f"target_{self.target}"
-        vars_ = '{"staging_lookback_hours": 0}'
-        run_dbt(
-            self.settings, "build", "--target", self.target, "--target-path", str(target_path), "--vars", vars_, *args
-        )
-
-    def marts(self) -> dict[str, list[tuple]]:
-        """Every mart's rows, sorted, with columns in name order. `_loaded_at` (when an incremental mart last
-        recomputed the row) is left out: it is bookkeeping that differs by design between runs."""
-        result = {}
-        with self.connect() as conn:
-            for mart in MARTS:
-                cursor = conn.cursor()
-                cursor.execute(f"select * from marts.{mart}")
-                names = [d[0] for d in cursor.description]
-                order = sorted((i for i, name in enumerate(names) if name != "_loaded_at"), key=names.__getitem__)
-                rows = [tuple(row[i] for i in order) for row in cursor.fetchall()]
-                result[mart] = sorted(rows, key=lambda r: tuple((v is None, str(v)) for v in r))
-        return result
-
-
-class _QmarkConnection:
-    """DuckDB with psycopg2's `%s` placeholders, so the injection SQL below is written once."""
-
-    def __init__(self, conn: duckdb.DuckDBPyConnection) -> None:
-        self.conn = conn
-
-    def cursor(self) -> _QmarkConnection:
-        return self
-
-    def execute(self, sql: str, params: tuple = ()) -> None:
-        self.conn.execute(sql.replace("%s", "?"), params)
-
-    @property
-    def description(self) -> Any:
-        return self.conn.description
-
-    def fetchall(self) -> list[tuple]:
-        return self.conn.fetchall()
-
-    def fetchone(self) -> tuple | None:
-        return self.conn.fetchone()
 
 
 def _inject_late_and_duplicate_rows(warehouse: Warehouse, tick: int) -> None:
@@ -146,9 +55,8 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
     on top of the ones the demo events and rates already have; dbt build), then:
     DuckDB marts == PostgreSQL marts, and on each engine incremental marts == marts after `--full-refresh`.
     Along the way: no personal data in marts, snapshots keep history, analyses compile and run."""
-    on_duckdb = Warehouse(settings, "ci")
-    on_postgres = Warehouse(settings, "pg", pg_env)
-    both = (on_duckdb, on_postgres)
+    both = duckdb_and_postgres(settings, pg_env)
+    on_duckdb = both[0]
     shop.create_shop(settings.shop_url, seed=5, scale=0.3, events_to=settings.data_dir)
     with FxApi(seed=5, tick=0) as fx_api:
         for warehouse in both:
@@ -169,7 +77,7 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
         assert incremental["ci"][mart], f"{mart} is empty"
         assert incremental["ci"][mart] == incremental["pg"][mart], f"{mart}: DuckDB and PostgreSQL differ"
     # The late-arriving orders made it; the stale versions did not overwrite newer ones (full refresh below).
-    late = _select(on_duckdb, "select count(*) from marts.fct_orders where order_id > 10000")
+    late = select(on_duckdb, "select count(*) from marts.fct_orders where order_id > 10000")
     assert late == [(2,)]
 
     # Personal data never reaches a mart in clear.
@@ -183,7 +91,7 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
     assert emails_and_phones == []
     # The snapshot kept every price of product 1 (created, then repriced at each tick) on both engines.
     for warehouse in both:
-        versions = _select(
+        versions = select(
             warehouse,
             "select count(*), count(dbt_valid_to) from snapshots.snp_shop__products where product_id = 1",
         )
@@ -220,10 +128,3 @@ def _reprice_product(url: str, product_id: int) -> None:
             .values(unit_price=shop.products.c.unit_price + 1, updated_at=now - timedelta(minutes=1))
         )
     engine.dispose()
-
-
-def _select(warehouse: Warehouse, sql: str, params: tuple = ()) -> list[tuple]:
-    with warehouse.connect() as conn:
-        cur = conn.cursor()
-        cur.execute(sql, params)
-        return [tuple(row) for row in cur.fetchall()]

@@ -31,23 +31,12 @@ affected as (
 
     union
 
-    -- Lines of changed orders, when what a line copies from its order changed or the order is deleted (a
-    -- status change alone leaves the lines as they are).
-    select order_items.order_item_id
-    from orders
-    inner join order_items
-        on orders.order_id = order_items.order_id
-    left join {{ this }} as built
-        on order_items.order_item_id = built.order_item_id
-    where
-        {{ changed_since_last_build('orders._staged_at') }}
-        and (
-            orders.is_deleted
-            or built.order_item_id is null
-            or built.customer_id is distinct from orders.customer_id
-            or built.currency_code is distinct from orders.currency_code
-            or built.order_date is distinct from cast({{ dbt.date_trunc('day', 'orders.ordered_at') }} as date)
-        )
+    -- Lines of changed orders whose copied order columns changed or whose order is deleted.
+    {{ keys_of_rows_of_changed_orders('order_items', 'order_item_id', {
+        'customer_id': 'orders.customer_id',
+        'currency_code': 'orders.currency_code',
+        'order_date': 'cast(' ~ dbt.date_trunc('day', 'orders.ordered_at') ~ ' as date)',
+    }) }}
 
 ),
 

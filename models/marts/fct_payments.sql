@@ -31,22 +31,11 @@ affected as (
 
     union
 
-    -- Payments of changed orders, when what a payment copies from its order changed or the order is deleted
-    -- (a status change alone leaves the payments as they are).
-    select payments.payment_id
-    from orders
-    inner join payments
-        on orders.order_id = payments.order_id
-    left join {{ this }} as built
-        on payments.payment_id = built.payment_id
-    where
-        {{ changed_since_last_build('orders._staged_at') }}
-        and (
-            orders.is_deleted
-            or built.payment_id is null
-            or built.customer_id is distinct from orders.customer_id
-            or built.currency_code is distinct from orders.currency_code
-        )
+    -- Payments of changed orders whose copied order columns changed or whose order is deleted.
+    {{ keys_of_rows_of_changed_orders('payments', 'payment_id', {
+        'customer_id': 'orders.customer_id',
+        'currency_code': 'orders.currency_code',
+    }) }}
 
 ),
 
