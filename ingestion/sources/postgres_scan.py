@@ -44,11 +44,11 @@ def scanner_table(
     """
     libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
     reader = _read_changed if cursor is not None else _read_all
-    resource = dlt.resource(
-        reader, name=table, write_disposition=write_disposition, primary_key=primary_key, parallelized=True
-    )
+    resource = dlt.resource(reader, name=table, write_disposition=write_disposition, primary_key=primary_key)
     arguments = {"cursor": cursor} if cursor is not None else {}
-    return resource(libpq_url, schema, table, batch_rows, extension_dir, **arguments)
+    # Parallelized once bound: dlt's `parallelized=True` wraps the unbound function, and binding the arguments
+    # replaces that wrapper, so every table would be read on the main thread one after another.
+    return resource(libpq_url, schema, table, batch_rows, extension_dir, **arguments).parallelize()
 
 
 def _read_all(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
 from datetime import timedelta
 
 import duckdb
@@ -259,3 +260,26 @@ def test_a_backend_that_cannot_read_the_database_is_refused(settings, monkeypatc
     monkeypatch.setenv("SOURCES__SHOP__BACKEND", "turbo")
     with pytest.raises(Exception, match="backend must be one of auto, duckdb, connectorx, pyarrow, sqlalchemy"):
         ingest_shop(settings)
+
+
+def test_the_scanner_reads_every_table_in_dlt_s_pool_and_leaves_no_loaded_files(settings, postgres_url, monkeypatch):
+    """Tables are read in parallel, off the main thread, which meanwhile writes what they read (README
+    "Performance"); the files a load consumed are deleted, so the pipeline folder does not grow with every run."""
+    from ingestion.sources import postgres_scan
+
+    readers: dict[str, str] = {}
+    scan = postgres_scan._scan
+
+    def recording_scan(libpq_url, query, batch_rows, extension_dir):
+        for batch in scan(libpq_url, query, batch_rows, extension_dir):
+            readers[query.split('"')[3]] = threading.current_thread().name
+            yield batch
+
+    monkeypatch.setattr(postgres_scan, "_scan", recording_scan)
+    shop.create_shop(postgres_url, scale=0.2)
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    ingest_shop(settings)
+    assert set(readers) == set(shop.SHOP_TABLES)
+    assert "MainThread" not in readers.values()
+    leftovers = list((settings.pipelines_dir / "harbor_shop").rglob("*.parquet"))
+    assert leftovers == []
