@@ -142,6 +142,11 @@ def fill_shop(url: str, scale: Scale) -> dict[str, int]:
         conn.execute(
             sa.insert(shop.shop_clock).values(clock_id=1, seed=0, scale=0.0, tick=0, shop_time=shop.SHOP_START)
         )
+        # Harbor reads changed rows with `updated_at >= cursor - lag`: like any OLTP table read incrementally,
+        # the cursor column is indexed, so a run reads the change instead of scanning the table (README
+        # "Ingestion"). Built after the rows are in: faster than maintaining it row by row.
+        for table in shop.SHOP_TABLES:
+            conn.execute(sa.text(f"create index {table}_updated_at on {table} (updated_at)"))
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(sa.text("vacuum analyze"))
     counts = row_counts(engine)
@@ -151,7 +156,9 @@ def fill_shop(url: str, scale: Scale) -> dict[str, int]:
 
 def change_fraction(url: str, fraction: float = 0.01, tick: int = 1) -> dict[str, int]:
     """Change about `fraction` of the rows: half updates spread over every table, half new orders (with items
-    and customers). The changed rows get `updated_at` one day per tick after SHOP_START. Returns rows touched."""
+    and customers). Tick n's changes carry an `updated_at` spread over the 23 hours before SHOP_START + n days,
+    as changes trickle in between two daily runs (all at one instant, the next run's lag window would re-read
+    every row of the previous change). Returns rows touched."""
     engine = shop.engine_for(url)
     every = max(2, round(2 / fraction))  # update one row in `every`: fraction / 2
     at = shop.SHOP_START + timedelta(days=tick)
@@ -160,15 +167,17 @@ def change_fraction(url: str, fraction: float = 0.01, tick: int = 1) -> dict[str
         ids = {t: conn.execute(sa.text(f"select coalesce(max({pk}), 0) from {t}")).scalar_one() for t, pk in _PKS}
         params = {"at": at, "every": every, "tick": tick}
         updates = {
-            "customers": "update customers set phone = '+1-555-0000000', updated_at = :at "
+            "customers": "update customers set phone = '+1-555-0000000', updated_at = " + _spread("customer_id") + " "
             "where customer_id % :every = :tick % :every",
-            "products": "update products set unit_price = unit_price + 1, updated_at = :at "
+            "products": "update products set unit_price = unit_price + 1, updated_at = " + _spread("product_id") + " "
             "where product_id % :every = :tick % :every",
             "orders": "update orders set status = case status when 'placed' then 'paid' when 'paid' then 'shipped' "
-            "else status end, updated_at = :at where order_id % :every = :tick % :every",
-            "order_items": "update order_items set quantity = quantity + 1, updated_at = :at "
+            "else status end, updated_at = " + _spread("order_id") + " where order_id % :every = :tick % :every",
+            "order_items": "update order_items set quantity = quantity + 1, updated_at = "
+            + _spread("order_item_id")
+            + " "
             "where order_item_id % :every = :tick % :every",
-            "payments": "update payments set status = 'refunded', updated_at = :at "
+            "payments": "update payments set status = 'refunded', updated_at = " + _spread("payment_id") + " "
             "where payment_id % :every = :tick % :every",
         }
         for table, statement in updates.items():
@@ -187,17 +196,25 @@ def change_fraction(url: str, fraction: float = 0.01, tick: int = 1) -> dict[str
         }
         inserts = {
             "customers": "insert into customers select :c0 + g, 'New', 'Customer', 'new.' || (:c0 + g) || "
-            "'@example.com', null, 'DE', :at, :at, null from generate_series(1, :n_c) as g",
+            "'@example.com', null, 'DE', " + _spread(":c0 + g", 2) + ", null from generate_series(1, :n_c) as g",
             "orders": "insert into orders select :o0 + g, 1 + (g::bigint * 7919) % (:c0 + :n_c), 'placed', 'EUR', "
-            ":at, :at, :at, null from generate_series(1, :n_o) as g",
+            + _spread(":o0 + g", 3)
+            + ", null from generate_series(1, :n_o) as g",
             "order_items": "insert into order_items select :i0 + g, :o0 + 1 + ((g - 1)::bigint * :n_o) / :n_i, "
             f"1 + (g::bigint * 31) % :n_products, 1, {PRICE_OF_PRODUCT.format(pid='1 + (g::bigint * 31) % :n_products')}, "
-            ":at, :at from generate_series(1, :n_i) as g",
+            + _spread(":i0 + g", 2)
+            + " from generate_series(1, :n_i) as g",
         }
         for table, statement in inserts.items():
             touched[table] += conn.execute(sa.text(statement), params).rowcount
     engine.dispose()
     return touched
+
+
+def _spread(row_id: str, times: int = 1) -> str:
+    """A timestamp per row id within the 23 hours before `:at`, repeated `times` times (created, updated...)."""
+    stamp = f"(:at - (({row_id})::bigint * 7919 % 82800) * interval '1 second')"
+    return ", ".join([stamp] * times)
 
 
 _PKS = (

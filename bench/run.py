@@ -176,10 +176,18 @@ def _child(name: str) -> None:
         sys.stdout.flush()
         os.dup2(stdout, 1)
     seconds = time.monotonic() - started
-    peak_kib = max(
-        resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    )
+    peak_kib = max(_own_peak_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(json.dumps({**report, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024, 1)}))
+
+
+def _own_peak_kib() -> int:
+    """This process's peak resident memory since it started: VmHWM of its own address space. Not ru_maxrss,
+    which Linux carries over from the process that spawned it (the bench runner, itself large after comparing
+    marts), so a small step would report the runner's peak."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 # ---------------------------------------------------------------------------------------------------------------

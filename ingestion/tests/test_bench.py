@@ -3,11 +3,16 @@ compares and the plain-SQL reference marts (the full suite is `make bench`, not 
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from datetime import timedelta
+
 import duckdb
 import sqlalchemy as sa
 
 from bench.fill import Scale, change_fraction, fill_shop
 from bench.run import REFERENCE_SQL, marts_equal, raw_equal
+from ingestion.demo.shop import SHOP_START
 from ingestion.pipeline import ingest_shop
 from ingestion.settings import Settings
 from ingestion.transform import run_dbt
@@ -41,6 +46,19 @@ def test_fill_is_consistent_and_proportional(postgres_url):
     touched = change_fraction(postgres_url, 0.02)
     assert touched["orders"] == 4 + 4  # 1% of 400 updated, 1% of 400 new
     assert touched["order_items"] == 10 + 10
+    # The change trickles in over the day before the tick's instant, not all at once.
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as conn:
+        first, last, distinct = conn.execute(
+            sa.text(
+                "select min(updated_at), max(updated_at), count(distinct updated_at) from order_items "
+                "where updated_at > :start"
+            ),
+            {"start": SHOP_START},
+        ).one()
+    engine.dispose()
+    assert distinct == touched["order_items"]
+    assert timedelta(hours=12) < last - first < timedelta(hours=23)
 
 
 def test_the_scanner_backend_loads_what_connectorx_loads_and_stays_incremental(
@@ -66,15 +84,36 @@ def test_the_scanner_backend_loads_what_connectorx_loads_and_stays_incremental(
     assert all(second[t] >= touched[t] for t in touched)
     assert sum(second.values()) < 0.2 * sum(first.values())
     assert raw_equal(scanner.warehouse, connectorx.warehouse)
+    # A second change: the lag window re-reads only the previous change's last hour, not all of it.
+    touched_again = change_fraction(postgres_url, 0.02, tick=2)
+    third = ingest_shop(scanner).rows_extracted
+    ingest_with_connectorx()
+    assert sum(touched_again.values()) <= sum(third.values()) < sum(touched_again.values()) + sum(touched.values()) / 4
+    assert raw_equal(scanner.warehouse, connectorx.warehouse)
     with duckdb.connect(str(scanner.warehouse), read_only=True) as conn:
         (loads, missing_metadata) = conn.execute(
             "select count(distinct _dlt_load_id), count(*) filter (where _extracted_at is null or _source is null) "
             "from raw_shop.orders"
         ).fetchone()
-    assert loads == 2 and missing_metadata == 0
+    assert loads == 3 and missing_metadata == 0
 
     # The plain-SQL reference computes the same marts as dbt on these raw tables.
     run_dbt(scanner, "build")
     with duckdb.connect(str(scanner.warehouse)) as conn:
         conn.execute(REFERENCE_SQL.read_text())
     assert marts_equal(scanner.warehouse)
+
+
+def test_a_step_reports_its_own_peak_memory_not_the_runner_s():
+    """Linux hands a spawned process the spawner's ru_maxrss; the bench runner grows large comparing marts, so
+    each step reads the peak of its own address space instead."""
+    ballast = bytearray(400 * 2**20)
+    ballast[::4096] = b"x" * len(ballast[::4096])
+    reported = subprocess.run(
+        [sys.executable, "-c", "from bench.run import _own_peak_kib; print(_own_peak_kib())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert int(reported) < 300 * 1024
+    del ballast
