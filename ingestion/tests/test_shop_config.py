@@ -283,3 +283,24 @@ def test_the_scanner_reads_every_table_in_dlt_s_pool_and_leaves_no_loaded_files(
     assert "MainThread" not in readers.values()
     leftovers = list((settings.pipelines_dir / "harbor_shop").rglob("*.parquet"))
     assert leftovers == []
+
+
+def test_a_run_opens_the_duckdb_warehouse_once(settings, postgres_url, monkeypatch):
+    """dlt alone opens and closes the warehouse around every load job, and each close checkpoints it: on a big
+    warehouse most of an incremental load's time. A run holds one connection instead."""
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    shop.create_shop(postgres_url, scale=0.2)
+    ingest_shop(settings)
+    shop.advance_shop(postgres_url, ticks=1)
+    opened: list[str] = []
+    connect = duckdb.connect
+
+    def counting_connect(database=":memory:", *args, **kwargs):
+        if str(database) == str(settings.warehouse):
+            opened.append(str(database))
+        return connect(database, *args, **kwargs)
+
+    monkeypatch.setattr(duckdb, "connect", counting_connect)
+    changed = ingest_shop(settings)
+    assert changed.total_rows > 0
+    assert len(opened) == 1
