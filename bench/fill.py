@@ -83,7 +83,10 @@ def fill_shop(url: str, scale: Scale) -> dict[str, int]:
             g, 'SKU-' || lpad(g::text, 6, '0'),
             initcap(({_array(shop.CATEGORIES)})[1 + g % 6]) || ' item ' || g,
             ({_array(shop.CATEGORIES)})[1 + g % 6],
-            {PRICE_OF_PRODUCT.format(pid="g")}, :t0, :t0, null
+            {PRICE_OF_PRODUCT.format(pid="g")},
+            :t0 + (g::float8 / :n_products) * interval '90 days',
+            :t0 + (g::float8 / :n_products) * interval '90 days',
+            null
         from generate_series(1, :n_products) as g
         """,
         f"""
