@@ -113,3 +113,17 @@ def select(warehouse: Warehouse, sql: str, params: tuple = ()) -> list[tuple]:
 def duckdb_and_postgres(settings: Settings, postgres_url: str) -> tuple[Warehouse, Warehouse]:
     """The `ci` (DuckDB) and `pg` (PostgreSQL) targets over the same sources."""
     return Warehouse(settings, "ci"), Warehouse(settings, "pg", postgres_url)
+
+
+def assert_a_full_refresh_gives_the_same_marts(
+    warehouses: tuple[Warehouse, ...], incremental: dict[str, dict[str, list[tuple]]]
+) -> None:
+    """Rebuild every warehouse with `--full-refresh`: its marts must equal the ones its incremental runs left
+    (`incremental`: marts by target)."""
+    for warehouse in warehouses:
+        warehouse.build("--full-refresh")
+        full_refresh = warehouse.marts()
+        for mart in MARTS:
+            assert incremental[warehouse.target][mart] == full_refresh[mart], (
+                f"{mart} on {warehouse.target}: incremental differs from full refresh"
+            )
