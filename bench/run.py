@@ -376,6 +376,7 @@ def table(results: list[dict]) -> str:
         ("inc %", 6),
         ("scoped", 7),
         ("RSS MiB", 8),
+        ("inc RSS", 8),
         ("equal", 5),
     )
     head = " ".join(f"{name:>{width}}" for name, width in columns)
@@ -410,6 +411,7 @@ def table(results: list[dict]) -> str:
             f"{100 * inc['fraction_of_full']:.1f}%",
             f"{100 * r['incremental_changed_scope']['fraction_of_full']:.1f}%",
             f"{h['peak_rss_mib']:.0f}",
+            f"{max(inc['ingest']['peak_rss_mib'], r['incremental_changed_scope']['ingest']['peak_rss_mib']):.0f}",
             "yes" if equal else "NO",
         )
         lines.append(" ".join(f"{v:>{width}}" for v, (_, width) in zip(values, columns, strict=True)))
@@ -450,7 +452,7 @@ def main(argv: list[str] | None = None) -> int:
         "over the plain SQL script; build s = the whole project's `dbt build` (models, seeds, snapshots, tests); "
         f"inc % = incremental ingest + dbt build after a {args.change:.0%} change, of the full ingest + build; "
         "scoped = the same after a second change, built with --vars '{test_scope: changed}'; "
-        "RSS = Harbor ingest's peak; equal = marts equal to the SQL's, raw tables equal across backends"
+        "RSS = Harbor ingest's peak, inc RSS = the same for the incremental ingests; equal = marts equal to the SQL's, raw tables equal across backends"
     )
     print(f"details: {path}")
     return 0
