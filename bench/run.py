@@ -51,13 +51,17 @@ MARTS = {"fct_orders": "order_id", "dim_customers": "customer_id"}
 
 
 def step_harbor_ingest(settings: Settings) -> dict:
+    started = time.monotonic()
     from ingestion.pipeline import ingest_shop, make_pipeline
 
     result = ingest_shop(settings)
+    # Timed up to here: reading dlt's trace back afterwards is the bench's bookkeeping, not the ingest's.
+    seconds = time.monotonic() - started
     return {
         "rows": result.total_rows,
         "rows_per_table": result.rows_extracted,
         "dlt_steps": dlt_step_seconds(make_pipeline("shop", settings)),
+        "seconds": round(seconds, 2),
     }
 
 
@@ -175,7 +179,8 @@ def _child(name: str) -> None:
     finally:
         sys.stdout.flush()
         os.dup2(stdout, 1)
-    seconds = time.monotonic() - started
+    # A step may time itself (leaving out its own bookkeeping); otherwise the whole step counts.
+    seconds = report.pop("seconds", time.monotonic() - started)
     peak_kib = max(_own_peak_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(json.dumps({**report, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024, 1)}))
 
