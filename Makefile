@@ -66,3 +66,8 @@ ci-pr: setup
 .PHONY: bench
 bench: setup
 	$(BIN)/python -m bench.run $(if $(SCALES),--scales $(SCALES))
+
+# The saved bench runs side by side, oldest first: how each figure moved from run to run.
+.PHONY: bench-trend
+bench-trend: setup
+	$(BIN)/python -m bench.trend

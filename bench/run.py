@@ -355,6 +355,14 @@ def machine() -> dict:
     }
 
 
+def commit() -> str | None:
+    """The commit measured (`-dirty` with uncommitted changes), for `bench.trend`; None outside a git checkout."""
+    completed = subprocess.run(
+        ["git", "describe", "--always", "--dirty"], cwd=PROJECT_DIR, capture_output=True, text=True, check=False
+    )
+    return completed.stdout.strip() or None
+
+
 def _postgres_version() -> str:
     engine = sa.create_engine(ADMIN_URL)
     with engine.connect() as conn:
@@ -446,7 +454,12 @@ def main(argv: list[str] | None = None) -> int:
         results.append(bench_scale(scale, args.work_dir, args.change))
         if not args.keep:
             shutil.rmtree(args.work_dir / f"scale_{scale}", ignore_errors=True)
-    output = {"run_at": datetime.now(UTC).isoformat(timespec="seconds"), "machine": machine(), "results": results}
+    output = {
+        "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "commit": commit(),
+        "machine": machine(),
+        "results": results,
+    }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     path.write_text(json.dumps(output, indent=2, default=str) + "\n")

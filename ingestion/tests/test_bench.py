@@ -3,6 +3,7 @@ compares and the plain-SQL reference marts (the full suite is `make bench`, not 
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -137,3 +138,33 @@ def test_the_ingest_step_times_the_ingest_not_the_bench_s_bookkeeping(settings, 
     report = bench.run.step_harbor_ingest(settings)
     assert report["rows"] == 3
     assert report["seconds"] < 0.5
+
+
+def _saved_run(directory, name: str, run_at: str, ingest_seconds: float) -> None:
+    result = {
+        "order_items": 1000,
+        "ingest": {"harbor": {"seconds": ingest_seconds, "peak_rss_mib": 300.0}, "ratio": 0.5},
+        "transform": {"ratio_run": 1.2, "dbt_build": {"seconds": 10.0}},
+        "incremental": {"fraction_of_full": 0.3},
+    }
+    run = {"run_at": run_at, "commit": name, "machine": {"cpus": 2, "memory_gib": 23.5}, "results": [result]}
+    (directory / f"bench-{name}.json").write_text(json.dumps(run))
+
+
+def test_the_trend_lists_runs_by_time_with_each_figure_s_change(tmp_path, capsys):
+    from bench.trend import load_runs, main, trend
+
+    # File names do not sort by time here: the trend must follow run_at.
+    _saved_run(tmp_path, "b", "2026-01-01T00:00:00+00:00", 10.0)
+    _saved_run(tmp_path, "a", "2026-02-01T00:00:00+00:00", 12.0)
+    (tmp_path / "bench-broken.json").write_text("{not json")
+    runs, skipped = load_runs(tmp_path)
+    assert [run["commit"] for run in runs] == ["b", "a"]
+    assert len(skipped) == 1 and "bench-broken.json" in skipped[0]
+    lines = trend(runs).splitlines()
+    assert lines[0] == "1,000 order items"
+    assert " b " in lines[2] and "10.00" in lines[2] and "(" not in lines[2]
+    assert " a " in lines[3] and "12.00 (+20%)" in lines[3]
+
+    assert main(["--results-dir", str(tmp_path / "empty")]) == 1
+    assert "run `make bench` first" in capsys.readouterr().err
