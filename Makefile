@@ -62,10 +62,11 @@ prod-state: setup
 ci-pr: setup
 	$(BIN)/python -m ingestion.slim_ci pr $(if $(BASE),--base $(BASE)) $(CI_PR_ARGS)
 
-## Benchmarks (README "Performance"; not part of `make test`): SCALES="100000 1000000 10000000" order items.
+## Benchmarks (README "Performance"; not part of `make test`): SCALES="100000 1000000 10000000" order items;
+## PROFILE=1 samples every step with py-spy (profiles under bench/results/profile-<time>/).
 .PHONY: bench
 bench: setup
-	$(BIN)/python -m bench.run $(if $(SCALES),--scales $(SCALES))
+	$(BIN)/python -m bench.run $(if $(SCALES),--scales $(SCALES)) $(if $(PROFILE),--profile)
 
 # The saved bench runs side by side, oldest first: how each figure moved from run to run.
 .PHONY: bench-trend

@@ -44,6 +44,8 @@ ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
 MARTS = {"fct_orders": "order_id", "dim_customers": "customer_id"}
+# Set by `--profile`: the folder where every step's py-spy profile goes.
+PROFILE_ENV = "HARBOR_BENCH_PROFILE_DIR"
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -153,9 +155,13 @@ def run_step(name: str, settings: Settings) -> dict:
         "HARBOR_DATA_DIR": str(settings.data_dir),
         "SOURCES__SHOP__CREDENTIALS": settings.shop_url,
     }
+    command = [sys.executable, "-m", "bench.run", "--step", name]
+    profile_dir = os.environ.get(PROFILE_ENV)
+    if profile_dir:
+        command = profiled(command, Path(profile_dir) / f"{settings.warehouse.parent.name}-{name}")
     started = time.monotonic()
     completed = subprocess.run(
-        [sys.executable, "-m", "bench.run", "--step", name],
+        command,
         cwd=PROJECT_DIR,
         env=env,
         capture_output=True,
@@ -164,8 +170,33 @@ def run_step(name: str, settings: Settings) -> dict:
     seconds = time.monotonic() - started
     if completed.returncode != 0:
         raise RuntimeError(f"bench step {name} failed:\n{completed.stdout[-3000:]}\n{completed.stderr[-3000:]}")
-    report = json.loads(completed.stdout.strip().splitlines()[-1])
-    return {**report, "wall_seconds": round(seconds, 2)}
+    return {**step_report(completed.stdout), "wall_seconds": round(seconds, 2)}
+
+
+def step_report(stdout: str) -> dict:
+    """A step's report: its last JSON line (py-spy, when profiling, writes lines of its own after it)."""
+    return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
+
+
+def profiled(command: list[str], stem: Path) -> list[str]:
+    """`command` under py-spy, sampling it and its subprocesses (dbt runs in one) into `<stem>-<n>.speedscope.json`
+    (open in speedscope.app): where a step's time goes. Sampling slows the step, so its figures are not comparable."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    taken = len(list(stem.parent.glob(f"{stem.name}-*.speedscope.json")))
+    output = stem.parent / f"{stem.name}-{taken + 1}.speedscope.json"
+    py_spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    return [
+        py_spy,
+        "record",
+        "--idle",
+        "--subprocesses",
+        "--format",
+        "speedscope",
+        "--output",
+        str(output),
+        "--",
+        *command,
+    ]
 
 
 def _child(name: str) -> None:
@@ -443,12 +474,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--work-dir", type=Path, default=RESULTS_DIR / "work", help="warehouses (deleted after)")
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
+    parser.add_argument(
+        "--profile", action="store_true", help="sample every step with py-spy (slower: figures not comparable)"
+    )
     parser.add_argument("--step", choices=sorted(STEPS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.step:
         _child(args.step)
         return 0
 
+    if args.profile:
+        os.environ[PROFILE_ENV] = str(RESULTS_DIR / f"profile-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
+        log(f"profiles of every step go to {os.environ[PROFILE_ENV]}")
     results = []
     for scale in args.scales:
         results.append(bench_scale(scale, args.work_dir, args.change))
@@ -457,6 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     output = {
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
+        "profiled": args.profile,
         "machine": machine(),
         "results": results,
     }

@@ -44,7 +44,7 @@ def load_runs(directory: Path) -> tuple[list[dict], list[str]]:
 def trend(runs: list[dict]) -> str:
     """One block per scale; in each, a line per run with every figure and its change from the line above."""
     heads = ["run at", "commit", "machine", *(name for name, _ in FIGURES)]
-    widths = [25, 9, 12, *(15 for _ in FIGURES)]
+    widths = [27, 9, 12, *(15 for _ in FIGURES)]
     blocks = []
     for scale in sorted({result["order_items"] for run in runs for result in run["results"]}):
         lines = [f"{scale:,} order items", " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True))]
@@ -56,7 +56,7 @@ def trend(runs: list[dict]) -> str:
             figures = [read(result) for _, read in FIGURES]
             machine = run.get("machine", {})
             cells = [
-                run["run_at"],
+                ("* " if run.get("profiled") else "") + run["run_at"],
                 run.get("commit") or "-",
                 f"{machine.get('cpus', '?')} cpu {machine.get('memory_gib', '?')}G",
                 *(_with_change(value, before) for value, before in zip(figures, previous or figures, strict=True)),
@@ -64,6 +64,8 @@ def trend(runs: list[dict]) -> str:
             lines.append(" ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
             previous = figures
         blocks.append("\n".join(lines))
+    if any(run.get("profiled") for run in runs):
+        blocks.append("* profiled with py-spy (`make bench PROFILE=1`): slower, not comparable with the other runs")
     return "\n\n".join(blocks)
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from datetime import timedelta
+from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
@@ -165,6 +166,28 @@ def test_the_trend_lists_runs_by_time_with_each_figure_s_change(tmp_path, capsys
     assert lines[0] == "1,000 order items"
     assert " b " in lines[2] and "10.00" in lines[2] and "(" not in lines[2]
     assert " a " in lines[3] and "12.00 (+20%)" in lines[3]
+    assert "profiled" not in trend(runs)
+    runs[1]["profiled"] = True
+    assert trend(runs).splitlines()[3].lstrip().startswith("* 2026-02-01")
+    assert "profiled with py-spy" in trend(runs).splitlines()[-1]
 
     assert main(["--results-dir", str(tmp_path / "empty")]) == 1
     assert "run `make bench` first" in capsys.readouterr().err
+
+
+def test_a_profiled_step_gets_a_profile_file_of_its_own_and_its_report_still_reads(tmp_path):
+    from bench.run import profiled, step_report
+
+    command = [sys.executable, "-m", "bench.run", "--step", "harbor_ingest"]
+    first = profiled(command, tmp_path / "profiles" / "scale_1000-harbor_ingest")
+    assert first[-len(command) :] == command and first[first.index("--") + 1 :] == command
+    assert "--subprocesses" in first  # dbt steps run dbt in a process of its own
+    output = Path(first[first.index("--output") + 1])
+    assert output.name == "scale_1000-harbor_ingest-1.speedscope.json" and output.parent.is_dir()
+    output.write_text("{}")
+    second = profiled(command, tmp_path / "profiles" / "scale_1000-harbor_ingest")
+    assert Path(second[second.index("--output") + 1]).name == "scale_1000-harbor_ingest-2.speedscope.json"
+
+    # py-spy prints its own lines around the step's JSON report.
+    stdout = 'py-spy> Sampling process 100 times a second.\n\n{"seconds": 1.5}\n\npy-spy> Wrote speedscope file\n'
+    assert step_report(stdout) == {"seconds": 1.5}
