@@ -35,12 +35,13 @@ import psutil
 import sqlalchemy as sa
 
 from bench.fill import Scale, change_fraction, fill_shop
-from ingestion.demo.shop import SHOP_TABLES
+from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.demo.shop import metadata as shop_metadata
 from ingestion.settings import PROJECT_DIR, Settings
 from ingestion.sources.postgres_scan import load_postgres_scanner
 
-ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+# The PostgreSQL server the bench creates its databases on (and drops them after): any database there to log in to.
+ADMIN_URL = os.environ.get("HARBOR_BENCH_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
 MARTS = {"fct_orders": "order_id", "dim_customers": "customer_id"}
@@ -86,11 +87,12 @@ def dlt_step_seconds(pipeline) -> dict[str, float]:
 
 def step_duckdb_scan(settings: Settings) -> dict:
     """The reference: DuckDB's PostgreSQL scanner copies every shop table, create-table-as."""
-    url = sa.engine.make_url(settings.shop_url)
+    # The same libpq URL Harbor's scanner attaches (password included, when the URL has one).
+    libpq_url = sa.make_url(settings.shop_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with duckdb.connect(str(settings.warehouse)) as conn:
         load_postgres_scanner(conn, settings.data_dir / "duckdb_extensions")
-        dsn = f"host={url.host} port={url.port or 5432} user={url.username} dbname={url.database}"
-        conn.execute(f"attach '{dsn}' as pg (type postgres, read_only)")
+        quoted = libpq_url.replace("'", "''")  # ATTACH takes no parameters
+        conn.execute(f"attach '{quoted}' as pg (type postgres, read_only)")
         conn.execute("create schema if not exists raw_ref")
         rows = {}
         for table in SHOP_TABLES:
@@ -230,12 +232,12 @@ def _own_peak_kib() -> int:
 # One scale
 
 
-def bench_scale(order_items: int, work_dir: Path, change: float = 0.01) -> dict:
+def bench_scale(order_items: int, work_dir: Path, change: float = 0.01, admin_url: str = ADMIN_URL) -> dict:
     database = f"harbor_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(ADMIN_URL, isolation_level="AUTOCOMMIT")
+    admin = engine_for(admin_url).execution_options(isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f'create database "{database}"'))
-    url = f"postgresql+psycopg2://postgres@127.0.0.1:5432/{database}"
+    url = sa.make_url(admin_url).set(database=database).render_as_string(hide_password=False)
     scale_dir = work_dir / f"scale_{order_items}"
     shutil.rmtree(scale_dir, ignore_errors=True)
     harbor = Settings(PROJECT_DIR, scale_dir / "harbor.duckdb", scale_dir / "data", url)
@@ -373,13 +375,13 @@ def marts_equal_after_rebuild(settings: Settings) -> bool:
 # The suite
 
 
-def machine() -> dict:
+def machine(admin_url: str = ADMIN_URL) -> dict:
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "postgres": _postgres_version(),
+        "postgres": postgres_version(admin_url),
         "versions": {
             p: metadata.version(p) for p in ("dlt", "duckdb", "dbt-core", "dbt-duckdb", "pyarrow", "sqlalchemy")
         },
@@ -394,12 +396,21 @@ def commit() -> str | None:
     return completed.stdout.strip() or None
 
 
-def _postgres_version() -> str:
-    engine = sa.create_engine(ADMIN_URL)
-    with engine.connect() as conn:
-        version = conn.execute(sa.text("show server_version")).scalar_one()
-    engine.dispose()
-    return version
+def postgres_version(admin_url: str) -> str:
+    engine = engine_for(admin_url)
+    try:
+        with engine.connect() as conn:
+            return conn.execute(sa.text("show server_version")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def _shown(url: str) -> str:
+    """A URL for messages: password masked; not echoed at all when it does not parse (it may hold one)."""
+    try:
+        return repr(sa.make_url(url))
+    except sa.exc.ArgumentError:
+        return "an unparseable URL"
 
 
 def table(results: list[dict]) -> str:
@@ -473,6 +484,11 @@ def main(argv: list[str] | None = None) -> int:
         "--change", type=float, default=0.01, help="fraction of rows changed before the incremental run"
     )
     parser.add_argument("--work-dir", type=Path, default=RESULTS_DIR / "work", help="warehouses (deleted after)")
+    parser.add_argument(
+        "--admin-url",
+        default=ADMIN_URL,
+        help="PostgreSQL server to create the bench databases on (env HARBOR_BENCH_ADMIN_URL; default: %(default)s)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the warehouses")
     parser.add_argument(
         "--profile", action="store_true", help="sample every step with py-spy (slower: figures not comparable)"
@@ -486,16 +502,24 @@ def main(argv: list[str] | None = None) -> int:
     if args.profile:
         os.environ[PROFILE_ENV] = str(RESULTS_DIR / f"profile-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
         log(f"profiles of every step go to {os.environ[PROFILE_ENV]}")
+    # Before minutes of work: a server the bench cannot reach or log in to is one clear line, not a traceback.
+    try:
+        server = postgres_version(args.admin_url)
+    except (ValueError, sa.exc.SQLAlchemyError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        log(f"bench: cannot use PostgreSQL at {_shown(args.admin_url)}: {reason}")
+        return 2
+    log(f"PostgreSQL {server} at {_shown(args.admin_url)}")
     results = []
     for scale in args.scales:
-        results.append(bench_scale(scale, args.work_dir, args.change))
+        results.append(bench_scale(scale, args.work_dir, args.change, args.admin_url))
         if not args.keep:
             shutil.rmtree(args.work_dir / f"scale_{scale}", ignore_errors=True)
     output = {
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "profiled": args.profile,
-        "machine": machine(),
+        "machine": machine(args.admin_url),
         "results": results,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

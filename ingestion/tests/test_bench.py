@@ -191,3 +191,12 @@ def test_a_profiled_step_gets_a_profile_file_of_its_own_and_its_report_still_rea
     # py-spy prints its own lines around the step's JSON report.
     stdout = 'py-spy> Sampling process 100 times a second.\n\n{"seconds": 1.5}\n\npy-spy> Wrote speedscope file\n'
     assert step_report(stdout) == {"seconds": 1.5}
+
+
+def test_an_unreachable_server_is_one_clear_line_without_the_password(capsys):
+    from bench.run import main
+
+    assert main(["--scales", "1000", "--admin-url", "postgresql+psycopg2://bench:s3cret@127.0.0.1:1/postgres"]) == 2
+    err = capsys.readouterr().err
+    assert "bench: cannot use PostgreSQL at postgresql+psycopg2://bench:***@127.0.0.1:1/postgres" in err
+    assert "s3cret" not in err and "Traceback" not in err
