@@ -67,10 +67,26 @@ class SlowStepsOnly(logging.Filter):
         return found is None or float(found.group(1)) >= self.min_seconds
 
 
+class KeepsJsonFormat(logging.StreamHandler):
+    """The `dlt` logger's handler in JSON mode. Whenever a pipeline starts, dlt puts its own text formatter on its
+    logger's first handler; this one keeps Harbor's, so dlt's warnings stay JSON lines carrying the run id.
+    (dlt's own JSON mode would not do: it reformats every logger in the process, Harbor's included.)"""
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        if isinstance(fmt, JsonFormatter):
+            super().setFormatter(fmt)
+
+
 def configure(*, json_logs: bool, progress_after: float = 5.0, stream=None) -> logging.Logger:
-    """Harbor's log lines to stderr: JSON when asked, short text otherwise (dlt's own warnings stay text)."""
+    """Harbor's log lines to stderr: JSON when asked (dlt's own lines too), short text otherwise."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    dlt_logger = logging.getLogger("dlt")
+    dlt_logger.handlers[:] = [h for h in dlt_logger.handlers if not isinstance(h, KeepsJsonFormat)]
+    if json_logs:
+        dlt_handler = KeepsJsonFormat(stream or sys.stderr)
+        dlt_handler.setFormatter(JsonFormatter())
+        dlt_logger.handlers.insert(0, dlt_handler)
     logger = logging.getLogger(LOGGER)
     logger.handlers[:] = [handler]
     logger.propagate = False

@@ -5,7 +5,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
@@ -142,3 +145,27 @@ def test_json_logs_carry_the_run_id(monkeypatch):
     entry = json.loads(stream.getvalue())
     assert entry["run_id"] == "run-logs" and entry["message"] == "loaded"
     assert (entry["table"], entry["rows"], entry["level"]) == ("orders", 3, "info")
+
+
+def test_json_logs_make_dlt_s_own_lines_json_with_the_run_id(tmp_path):
+    """dlt formats its own logger; in JSON mode its warnings must not break a JSON-lines log."""
+    script = (
+        "from ingestion import runlog\n"
+        "runlog.configure(json_logs=True)\n"
+        "import dlt\n"
+        f"dlt.pipeline('json_probe', destination='duckdb', pipelines_dir={str(tmp_path)!r})\n"
+        "from dlt.common import logger\n"
+        "logger.warning('a warning of dlt')\n"
+    )
+    completed = subprocess.run(
+        [sys.executable, "-c", script],
+        env={**os.environ, "HARBOR_RUN_ID": "run-dlt-logs"},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = [line for line in completed.stderr.splitlines() if line.strip()]
+    entries = [json.loads(line) for line in lines]  # every line is JSON
+    warning = next(entry for entry in entries if entry["message"] == "a warning of dlt")
+    assert (warning["run_id"], warning["logger"], warning["level"]) == ("run-dlt-logs", "dlt", "warning")
