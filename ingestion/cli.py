@@ -167,15 +167,16 @@ def ingest_sources(
         except SourceUnavailable as error:
             failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
         except Exception as error:
-            message = f"source {source!r} failed: {_root_cause(error)}"
+            message = f"source {source!r} failed: {_explained(_root_cause(error))}"
             log.error(message, extra={"source": source}, exc_info=json_logs)
             failures.append((source, message, EXIT_LOAD_FAILED))
     _print_summary(results)
-    for _source, message, _code in failures:
-        print(
-            f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)",
-            file=sys.stderr,
-        )
+    for source, message, code in failures:
+        closing = f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)"
+        if json_logs:  # stderr stays JSON lines
+            log.error(closing, extra={"source": source, "exit_code": code})
+        else:
+            print(closing, file=sys.stderr)
     return max((code for *_, code in failures), default=0)
 
 
@@ -203,6 +204,18 @@ def _root_cause(error: BaseException) -> str:
         seen = seen.__cause__ or seen.__context__
     text = str(seen).strip() or type(seen).__name__
     return text.splitlines()[0] if len(text) < 2000 else text[:2000]
+
+
+def _explained(cause: str) -> str:
+    """The cause, with what to do when it has a known reason a newcomer would not guess."""
+    if "offset-naive and offset-aware" in cause:
+        # dlt compares the cursor kept in state with the source's: SQLite gives naive timestamps, PostgreSQL aware.
+        return (
+            f"{cause}: the stored cursor and the source's differ in time zone awareness — did the source's database "
+            "change (SQLite to PostgreSQL, or back)? Load it again with `harbor ingest <source> --full-refresh`, "
+            "or into another warehouse (HARBOR_WAREHOUSE)"
+        )
+    return cause
 
 
 def _print_summary(results: list[IngestResult]) -> None:

@@ -1,4 +1,5 @@
-"""Where Harbor keeps things. Each value can be overridden by an environment variable."""
+"""Where Harbor keeps things. Each value can be overridden by an environment variable (the shop URL also by
+`.dlt/secrets.toml`, as dlt reads it)."""
 
 from __future__ import annotations
 
@@ -25,5 +26,18 @@ class Settings:
         project_dir = Path(os.environ.get("HARBOR_PROJECT_DIR", PROJECT_DIR)).resolve()
         warehouse = Path(os.environ.get("HARBOR_WAREHOUSE", project_dir / "warehouse" / "harbor.duckdb")).resolve()
         data_dir = Path(os.environ.get("HARBOR_DATA_DIR", project_dir / "data")).resolve()
-        shop_url = os.environ.get("SOURCES__SHOP__CREDENTIALS") or f"sqlite:///{data_dir / 'shop.sqlite'}"
+        shop_url = (
+            os.environ.get("SOURCES__SHOP__CREDENTIALS")
+            or configured_shop_url()
+            or f"sqlite:///{data_dir / 'shop.sqlite'}"
+        )
         return cls(project_dir=project_dir, warehouse=warehouse, data_dir=data_dir, shop_url=shop_url)
+
+
+def configured_shop_url() -> str | None:
+    """`sources.shop.credentials` from dlt's providers (`.dlt/secrets.toml`, `.dlt/config.toml`), where the shop
+    source would find it too; None when it is not configured."""
+    import dlt
+
+    value = dlt.secrets.get("sources.shop.credentials")
+    return str(value) if value else None

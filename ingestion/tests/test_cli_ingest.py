@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -14,7 +17,8 @@ from ingestion.demo import shop
 def harbor_env(settings, monkeypatch):
     monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
-    monkeypatch.delenv("SOURCES__SHOP__CREDENTIALS", raising=False)
+    # Explicit, so a developer's own .dlt/secrets.toml never points the tests at their database.
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", settings.shop_url)
     monkeypatch.delenv("SOURCES__FX__BASE_URL", raising=False)
     monkeypatch.delenv("HARBOR_RUN_ID", raising=False)
     assert main(["demo", "create", "--scale", "0.2"]) == 0
@@ -70,3 +74,45 @@ def test_progress_lines_show_only_for_steps_that_run_long():
 
     assert not keep.filter(record("Extract shop\nResources: 0/5 (0.0%) | Time: 0.00s | Rate: 0.00/s"))
     assert keep.filter(record("Load shop\nJobs: 3/11 (27.3%) | Time: 12.50s | Rate: 0.24/s"))
+
+
+def test_json_logs_keep_every_stderr_line_json_when_a_source_fails(harbor_env, capsys, monkeypatch):
+    monkeypatch.setenv("HARBOR_LOG_FORMAT", "json")
+    monkeypatch.setenv("SOURCES__FX__BASE_URL", "http://127.0.0.1:9/v1/")  # nothing listens on port 9
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
+    assert main(["ingest", "fx"]) == EXIT_SOURCE_UNAVAILABLE
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines() if line.strip()]
+    closing = lines[-1]
+    assert closing["message"].startswith("harbor: error: source 'fx' is unavailable")
+    assert (closing["source"], closing["exit_code"]) == ("fx", EXIT_SOURCE_UNAVAILABLE)
+
+
+def test_a_shop_moved_from_sqlite_to_postgresql_is_explained_and_a_full_refresh_recovers(
+    harbor_env, postgres_url, capsys, monkeypatch
+):
+    assert main(["ingest", "shop"]) == 0
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
+    assert main(["demo", "create", "--scale", "0.2"]) == 0
+    capsys.readouterr()
+    assert main(["ingest", "shop"]) == 4
+    err = capsys.readouterr().err
+    assert "differ in time zone awareness" in err and "harbor ingest <source> --full-refresh" in err
+    assert main(["ingest", "shop", "--full-refresh"]) == 0
+
+
+def test_the_shop_url_can_come_from_dlt_s_secrets_toml(tmp_path):
+    """README: SOURCES__SHOP__CREDENTIALS or `.dlt/secrets.toml`, as dlt reads its configuration."""
+    url = "postgresql+psycopg2://shop_reader@127.0.0.1:5432/shop_from_secrets"
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "secrets.toml").write_text(f'[sources.shop]\ncredentials = "{url}"\n')
+    env = {k: v for k, v in os.environ.items() if k != "SOURCES__SHOP__CREDENTIALS"}
+    shown = subprocess.run(
+        [sys.executable, "-c", "from ingestion.settings import Settings; print(Settings.from_env().shop_url)"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    assert shown == url

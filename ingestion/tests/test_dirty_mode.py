@@ -15,7 +15,7 @@ from ingestion.transform import run_dbt
 def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_defects(settings, monkeypatch, capsys):
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.delenv("SOURCES__SHOP__CREDENTIALS", raising=False)
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", settings.shop_url)  # not a developer's .dlt/secrets.toml
 
     assert cli.main(["demo", "run", "--no-docs", "--scale", "0.3", "--seed", "11"]) == 0
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("quality:"))
