@@ -405,6 +405,22 @@ def postgres_version(admin_url: str) -> str:
         engine.dispose()
 
 
+def check_server(admin_url: str) -> str:
+    """The server's version, once it is known the bench may create its databases there; ValueError otherwise."""
+    engine = engine_for(admin_url)
+    try:
+        with engine.connect() as conn:
+            version = conn.execute(sa.text("show server_version")).scalar_one()
+            may_create = conn.execute(
+                sa.text("select rolcreatedb or rolsuper from pg_roles where rolname = current_user")
+            ).scalar_one()
+    finally:
+        engine.dispose()
+    if not may_create:
+        raise ValueError("its role may not create databases (CREATEDB), which the bench does at every scale")
+    return version
+
+
 def _shown(url: str) -> str:
     """A URL for messages: password masked; not echoed at all when it does not parse (it may hold one)."""
     try:
@@ -473,15 +489,32 @@ def table(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def _scale(text: str) -> int:
+    # The smallest scale measured to run through; at 0 the demo shop is all but empty and `dbt run` fails.
+    value = int(text)
+    if value < 100:
+        raise argparse.ArgumentTypeError(f"a scale is at least 100 order items, not {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"the change is a fraction in (0, 1], not {value}")
+    return value
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.split("\n")[0])
-    parser.add_argument("--scales", type=int, nargs="+", default=[100_000, 1_000_000], help="order items")
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument(
-        "--change", type=float, default=0.01, help="fraction of rows changed before the incremental run"
+        "--scales", type=_scale, nargs="+", default=[100_000, 1_000_000], help="order items (at least 100)"
+    )
+    parser.add_argument(
+        "--change", type=_fraction, default=0.01, help="fraction of rows changed before the incremental run"
     )
     parser.add_argument("--work-dir", type=Path, default=RESULTS_DIR / "work", help="warehouses (deleted after)")
     parser.add_argument(
@@ -504,7 +537,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"profiles of every step go to {os.environ[PROFILE_ENV]}")
     # Before minutes of work: a server the bench cannot reach or log in to is one clear line, not a traceback.
     try:
-        server = postgres_version(args.admin_url)
+        server = check_server(args.admin_url)
     except (ValueError, sa.exc.SQLAlchemyError) as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         log(f"bench: cannot use PostgreSQL at {_shown(args.admin_url)}: {reason}")

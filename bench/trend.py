@@ -48,24 +48,29 @@ def trend(runs: list[dict]) -> str:
     blocks = []
     for scale in sorted({result["order_items"] for run in runs for result in run["results"]}):
         lines = [f"{scale:,} order items", " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True))]
-        previous: list[float] | None = None
+        # Profiled runs are slower: each kind is compared with its own previous run only.
+        previous: dict[bool, list[float]] = {}
         for run in runs:
             result = next((r for r in run["results"] if r["order_items"] == scale), None)
             if result is None:
                 continue
             figures = [read(result) for _, read in FIGURES]
+            profiled = bool(run.get("profiled"))
             machine = run.get("machine", {})
             cells = [
-                ("* " if run.get("profiled") else "") + run["run_at"],
+                ("* " if profiled else "") + run["run_at"],
                 run.get("commit") or "-",
                 f"{machine.get('cpus', '?')} cpu {machine.get('memory_gib', '?')}G",
-                *(_with_change(value, before) for value, before in zip(figures, previous or figures, strict=True)),
+                *(
+                    _with_change(value, before)
+                    for value, before in zip(figures, previous.get(profiled, figures), strict=True)
+                ),
             ]
             lines.append(" ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
-            previous = figures
+            previous[profiled] = figures
         blocks.append("\n".join(lines))
     if any(run.get("profiled") for run in runs):
-        blocks.append("* profiled with py-spy (`make bench PROFILE=1`): slower, not comparable with the other runs")
+        blocks.append("* profiled with py-spy (`make bench PROFILE=1`): slower; compared with profiled runs only")
     return "\n\n".join(blocks)
 
 
@@ -76,7 +81,9 @@ def _with_change(value: float, before: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench.trend", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.trend", description=" ".join(__doc__.split("\n\n")[0].split())
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="where `make bench` saved its runs")
     args = parser.parse_args(argv)
     runs, skipped = load_runs(args.results_dir)

@@ -7,11 +7,13 @@ import json
 import subprocess
 import sys
 import time
+import uuid
 from datetime import timedelta
 from pathlib import Path
 from types import SimpleNamespace
 
 import duckdb
+import pytest
 import sqlalchemy as sa
 
 from bench.fill import Scale, change_fraction, fill_shop
@@ -168,8 +170,10 @@ def test_the_trend_lists_runs_by_time_with_each_figure_s_change(tmp_path, capsys
     assert " a " in lines[3] and "12.00 (+20%)" in lines[3]
     assert "profiled" not in trend(runs)
     runs[1]["profiled"] = True
-    assert trend(runs).splitlines()[3].lstrip().startswith("* 2026-02-01")
-    assert "profiled with py-spy" in trend(runs).splitlines()[-1]
+    lines = trend(runs).splitlines()
+    # A profiled run is marked and compared with profiled runs only (here: none before it).
+    assert lines[3].lstrip().startswith("* 2026-02-01") and "(+20%)" not in lines[3]
+    assert "profiled with py-spy" in lines[-1]
 
     assert main(["--results-dir", str(tmp_path / "empty")]) == 1
     assert "run `make bench` first" in capsys.readouterr().err
@@ -200,3 +204,23 @@ def test_an_unreachable_server_is_one_clear_line_without_the_password(capsys):
     err = capsys.readouterr().err
     assert "bench: cannot use PostgreSQL at postgresql+psycopg2://bench:***@127.0.0.1:1/postgres" in err
     assert "s3cret" not in err and "Traceback" not in err
+
+
+def test_the_bench_refuses_bad_arguments_and_a_role_that_may_not_create_databases(capsys):
+    from bench.run import main
+
+    for arguments in (["--scales", "0"], ["--change", "0"], ["--change", "1.5"]):
+        with pytest.raises(SystemExit) as exited:
+            main(arguments)
+        assert exited.value.code == 2
+    role = f"bench_no_createdb_{uuid.uuid4().hex[:6]}"
+    admin = sa.create_engine("postgresql+psycopg2://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'create role "{role}" login nocreatedb'))
+    try:
+        assert main(["--scales", "1000", "--admin-url", f"postgresql+psycopg2://{role}@127.0.0.1:5432/postgres"]) == 2
+        assert "its role may not create databases (CREATEDB)" in capsys.readouterr().err
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'drop role "{role}"'))
+        admin.dispose()
