@@ -170,7 +170,7 @@ def ingest_sources(
             message = f"source {source!r} failed: {_explained(_root_cause(error))}"
             log.error(message, extra={"source": source}, exc_info=json_logs)
             failures.append((source, message, EXIT_LOAD_FAILED))
-    _print_summary(results)
+    _print_summary(results, [source for source, *_ in failures])
     for source, message, code in failures:
         closing = f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)"
         if json_logs:  # stderr stays JSON lines
@@ -218,8 +218,8 @@ def _explained(cause: str) -> str:
     return cause
 
 
-def _print_summary(results: list[IngestResult]) -> None:
-    if not results:
+def _print_summary(results: list[IngestResult], failed: Sequence[str] = ()) -> None:
+    if not results and not failed:
         return
     print(f"ingest run {runlog.run_id()}")
     print(f"  {'source.table':<28} {'extracted':>9} {'loaded':>9} {'quarantined':>11} {'seconds':>8}")
@@ -231,6 +231,8 @@ def _print_summary(results: list[IngestResult]) -> None:
             )
         if result.resumed_load_ids:
             print(f"  ({result.source}: first finished {len(result.resumed_load_ids)} interrupted load package(s))")
+    for source in failed:
+        print(f"  {source + '.*':<28} failed: nothing loaded, state unchanged (error on stderr)")
 
 
 def _print_quality(settings: Settings) -> None:

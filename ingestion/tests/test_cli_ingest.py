@@ -47,6 +47,7 @@ def test_an_unreachable_source_exits_non_zero_naming_it_and_others_still_load(ha
     assert main(["ingest", "events", "fx"]) == EXIT_SOURCE_UNAVAILABLE
     out, err = capsys.readouterr()
     assert "events.events" in out
+    assert "fx.*" in out and "failed: nothing loaded" in out  # the summary names the failed source too
     assert "source 'fx' is unavailable" in err
 
 
