@@ -13,6 +13,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,8 +26,49 @@ from dlt.sources import DltResource
 DEFAULT_EXTENSION_DIR = Path.home() / ".cache" / "harbor" / "duckdb_extensions"
 
 
+class ScannerSession:
+    """DuckDB with the scanner loaded and the source database attached, shared by the table readers of one
+    source: each reader takes a cursor of its own (a DuckDB connection per thread). Started by the first reader
+    and closed by the last, so a source whose tables are never read connects to nothing. Why: starting DuckDB
+    and the scanner costs about 0.06 s, and five tables starting at once took 0.33 s at the head of a run."""
+
+    def __init__(self, url: sa.URL, extension_dir: Path | None = None) -> None:
+        self._libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._extension_dir = extension_dir
+        self._lock = threading.Lock()
+        self._conn: duckdb.DuckDBPyConnection | None = None
+        self._readers = 0
+
+    @contextmanager
+    def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._lock:
+            if self._conn is None:
+                self._conn = self._start()
+            self._readers += 1
+            cursor = self._conn.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with self._lock:
+                self._readers -= 1
+                if self._readers == 0 and self._conn is not None:
+                    self._conn.close()
+                    self._conn = None
+
+    def _start(self) -> duckdb.DuckDBPyConnection:
+        conn = duckdb.connect()
+        try:
+            load_postgres_scanner(conn, self._extension_dir)
+            conn.execute(f"attach '{_sql_string(self._libpq_url)}' as source_db (type postgres, read_only)")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+
 def scanner_table(
-    url: sa.URL,
+    session: ScannerSession,
     table: str,
     *,
     schema: str,
@@ -34,35 +76,30 @@ def scanner_table(
     cursor: dlt.sources.incremental[Any] | None,
     write_disposition: str,
     batch_rows: int,
-    extension_dir: Path | None = None,
 ) -> DltResource:
-    """A dlt resource yielding `schema.table` as Arrow tables of `batch_rows` rows.
+    """A dlt resource yielding `schema.table` as Arrow tables of `batch_rows` rows, read through `session`.
 
     With a cursor, only rows at or after dlt's start value (already moved back by the lag) are read, and the
     filter runs inside PostgreSQL so unchanged rows never cross the wire; rows whose cursor is null are read
     too, for the shop source to quarantine. Tables are read in parallel: DuckDB releases the GIL while it scans.
     """
-    libpq_url = url.set(drivername="postgresql").render_as_string(hide_password=False)
     reader = _read_changed if cursor is not None else _read_all
     resource = dlt.resource(reader, name=table, write_disposition=write_disposition, primary_key=primary_key)
     arguments = {"cursor": cursor} if cursor is not None else {}
     # Parallelized once bound: dlt's `parallelized=True` wraps the unbound function, and binding the arguments
     # replaces that wrapper, so every table would be read on the main thread one after another.
-    return resource(libpq_url, schema, table, batch_rows, extension_dir, **arguments).parallelize()
+    return resource(session, schema, table, batch_rows, **arguments).parallelize()
 
 
-def _read_all(
-    libpq_url: str, schema: str, table: str, batch_rows: int, extension_dir: Path | None
-) -> Iterator[pa.Table]:
-    yield from _scan(libpq_url, f"select * from {_quoted(schema)}.{_quoted(table)}", batch_rows, extension_dir)
+def _read_all(session: Any, schema: str, table: str, batch_rows: int) -> Iterator[pa.Table]:
+    yield from _scan(session, f"select * from {_quoted(schema)}.{_quoted(table)}", batch_rows)
 
 
 def _read_changed(
-    libpq_url: str,
+    session: Any,
     schema: str,
     table: str,
     batch_rows: int,
-    extension_dir: Path | None,
     # dlt finds the incremental through the signature's default; the caller passes the configured one.
     cursor: dlt.sources.incremental[Any] = dlt.sources.incremental("updated_at"),  # noqa: B008
 ) -> Iterator[pa.Table]:
@@ -72,14 +109,11 @@ def _read_changed(
         start_value = cursor.start_value
         start = _sql_string(start_value.isoformat() if hasattr(start_value, "isoformat") else str(start_value))
         query += f" where {column} >= '{start}' or {column} is null"
-    yield from _scan(libpq_url, query, batch_rows, extension_dir)
+    yield from _scan(session, query, batch_rows)
 
 
-def _scan(libpq_url: str, query: str, batch_rows: int, extension_dir: Path | None) -> Iterator[pa.Table]:
-    conn = duckdb.connect()
-    try:
-        load_postgres_scanner(conn, extension_dir)
-        conn.execute(f"attach '{_sql_string(libpq_url)}' as source_db (type postgres, read_only)")
+def _scan(session: ScannerSession, query: str, batch_rows: int) -> Iterator[pa.Table]:
+    with session.cursor() as conn:
         # postgres_query runs the query inside PostgreSQL as written (the filter included) and streams the result.
         batches = conn.execute(f"select * from postgres_query('source_db', '{_sql_string(query)}')").to_arrow_reader(
             batch_rows
@@ -87,8 +121,6 @@ def _scan(libpq_url: str, query: str, batch_rows: int, extension_dir: Path | Non
         for batch in batches:
             if batch.num_rows:
                 yield pa.Table.from_batches([batch])
-    finally:
-        conn.close()
 
 
 def load_postgres_scanner(conn: duckdb.DuckDBPyConnection, extension_dir: Path | None = None) -> None:

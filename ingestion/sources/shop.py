@@ -46,7 +46,7 @@ from dlt.sources.sql_database import sql_table
 from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
-from ingestion.sources.postgres_scan import scanner_table
+from ingestion.sources.postgres_scan import ScannerSession, scanner_table
 from ingestion.sources.quarantine import Tally, dead_letter
 
 log = logging.getLogger("harbor.ingestion.shop")
@@ -104,6 +104,7 @@ def shop_source(
     if unknown:
         raise SourceConfigError(f"shop: table_options for {', '.join(unknown)}, which are not among the loaded tables")
     loaded_before = _tables_with_a_cursor()
+    scanner = ScannerSession(engine.url) if backend == "duckdb" else None
     for table in table_names:
         if not inspector.has_table(table, schema=schema):
             raise SourceConfigError(f"shop: table {table!r} not found in {where}")
@@ -131,7 +132,7 @@ def shop_source(
         write_disposition = "merge" if cursor and not first_load else "replace"
         if backend == "duckdb":
             resource = scanner_table(
-                engine.url,
+                scanner,
                 table,
                 schema=schema or inspector.default_schema_name,
                 primary_key=primary_key,

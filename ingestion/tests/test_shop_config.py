@@ -270,8 +270,8 @@ def test_the_scanner_reads_every_table_in_dlt_s_pool_and_leaves_no_loaded_files(
     readers: dict[str, str] = {}
     scan = postgres_scan._scan
 
-    def recording_scan(libpq_url, query, batch_rows, extension_dir):
-        for batch in scan(libpq_url, query, batch_rows, extension_dir):
+    def recording_scan(session, query, batch_rows):
+        for batch in scan(session, query, batch_rows):
             readers[query.split('"')[3]] = threading.current_thread().name
             yield batch
 
@@ -304,3 +304,25 @@ def test_a_run_opens_the_duckdb_warehouse_once(settings, postgres_url, monkeypat
     changed = ingest_shop(settings)
     assert changed.total_rows > 0
     assert len(opened) == 1
+
+
+def test_the_scanner_starts_duckdb_once_for_the_tables_read_together_and_closes_it(settings, postgres_url, monkeypatch):
+    """Starting DuckDB and the scanner per table cost about 0.06 s each, 0.33 s for five at once."""
+    from ingestion.sources import postgres_scan
+
+    started: list[duckdb.DuckDBPyConnection] = []
+    start = postgres_scan.ScannerSession._start
+
+    def recording_start(self):
+        started.append(start(self))
+        return started[-1]
+
+    monkeypatch.setattr(postgres_scan.ScannerSession, "_start", recording_start)
+    shop.create_shop(postgres_url, scale=0.2)
+    ingest_shop(Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url))
+    # Tables read at the same time share one; a table whose read begins after the others all finished (not seen
+    # here, but thread scheduling does not rule it out) starts it again.
+    assert 1 <= len(started) <= 2 < len(shop.SHOP_TABLES)
+    for conn in started:
+        with pytest.raises(duckdb.ConnectionException):  # closed by the last reader
+            conn.execute("select 1")
