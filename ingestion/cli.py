@@ -25,6 +25,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = Settings.from_env()
     runlog.run_id()  # one run id for this command and the dbt runs it starts (env HARBOR_RUN_ID)
+    problem = runlog.log_format_problem()
+    if problem:
+        print(f"harbor: warning: {problem}", file=sys.stderr)
     if runlog.json_logs_requested():
         runlog.configure(json_logs=True)
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id

@@ -34,6 +34,14 @@ def json_logs_requested() -> bool:
     return os.environ.get(LOG_FORMAT_ENV, "").lower() == "json"
 
 
+def log_format_problem() -> str | None:
+    """What is wrong with HARBOR_LOG_FORMAT, if anything: a typo would otherwise silently give text logs."""
+    value = os.environ.get(LOG_FORMAT_ENV, "")
+    if value.lower() in ("", "json", "text"):
+        return None
+    return f"{LOG_FORMAT_ENV}={value!r} is neither 'json' nor 'text': logging text"
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, run_id, message, plus any `extra=` fields."""
 

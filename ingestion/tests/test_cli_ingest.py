@@ -56,6 +56,12 @@ def test_unknown_sources_are_refused(harbor_env, capsys):
     assert "unknown source(s) nope" in capsys.readouterr().err
 
 
+def test_a_misspelt_log_format_is_warned_about(harbor_env, capsys, monkeypatch):
+    monkeypatch.setenv("HARBOR_LOG_FORMAT", "jsno")
+    assert main(["ingest", "nope"]) == 2
+    assert "HARBOR_LOG_FORMAT='jsno' is neither 'json' nor 'text'" in capsys.readouterr().err
+
+
 def test_demo_advance_writes_an_event_file_per_tick(harbor_env):
     assert main(["demo", "advance", "--ticks", "2"]) == 0
     names = sorted(p.name for p in (harbor_env.data_dir / "events").iterdir())
