@@ -38,7 +38,7 @@ from bench.fill import Scale, change_fraction, fill_shop
 from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.demo.shop import metadata as shop_metadata
 from ingestion.settings import PROJECT_DIR, Settings
-from ingestion.sources.postgres_scan import load_postgres_scanner
+from ingestion.sources.postgres_scan import attach_postgres, load_postgres_scanner
 
 # The PostgreSQL server the bench creates its databases on (and drops them after): any database there to log in to.
 ADMIN_URL = os.environ.get("HARBOR_BENCH_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
@@ -87,12 +87,9 @@ def dlt_step_seconds(pipeline) -> dict[str, float]:
 
 def step_duckdb_scan(settings: Settings) -> dict:
     """The reference: DuckDB's PostgreSQL scanner copies every shop table, create-table-as."""
-    # The same libpq URL Harbor's scanner attaches (password included, when the URL has one).
-    libpq_url = sa.make_url(settings.shop_url).set(drivername="postgresql").render_as_string(hide_password=False)
     with duckdb.connect(str(settings.warehouse)) as conn:
         load_postgres_scanner(conn, settings.data_dir / "duckdb_extensions")
-        quoted = libpq_url.replace("'", "''")  # ATTACH takes no parameters
-        conn.execute(f"attach '{quoted}' as pg (type postgres, read_only)")
+        attach_postgres(conn, settings.shop_url, "pg")
         conn.execute("create schema if not exists raw_ref")
         rows = {}
         for table in SHOP_TABLES:
@@ -375,13 +372,13 @@ def marts_equal_after_rebuild(settings: Settings) -> bool:
 # The suite
 
 
-def machine(admin_url: str = ADMIN_URL) -> dict:
+def machine(postgres: str) -> dict:
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
         "platform": platform.platform(),
         "python": platform.python_version(),
-        "postgres": postgres_version(admin_url),
+        "postgres": postgres,
         "versions": {
             p: metadata.version(p) for p in ("dlt", "duckdb", "dbt-core", "dbt-duckdb", "pyarrow", "sqlalchemy")
         },
@@ -394,15 +391,6 @@ def commit() -> str | None:
         ["git", "describe", "--always", "--dirty"], cwd=PROJECT_DIR, capture_output=True, text=True, check=False
     )
     return completed.stdout.strip() or None
-
-
-def postgres_version(admin_url: str) -> str:
-    engine = engine_for(admin_url)
-    try:
-        with engine.connect() as conn:
-            return conn.execute(sa.text("show server_version")).scalar_one()
-    finally:
-        engine.dispose()
 
 
 def check_server(admin_url: str) -> str:
@@ -552,7 +540,7 @@ def main(argv: list[str] | None = None) -> int:
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "profiled": args.profile,
-        "machine": machine(args.admin_url),
+        "machine": machine(server),
         "results": results,
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)

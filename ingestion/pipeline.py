@@ -93,7 +93,7 @@ def held_pipeline(source: str, settings: Settings) -> Iterator[dlt.Pipeline]:
     """The source's pipeline for one run. Into DuckDB it holds one connection to the warehouse from start to
     end: left to itself, dlt opens and closes the database around every load job and each close checkpoints
     it, which at 10M order items was 3 s of an incremental load's 3.3 s (README "Performance")."""
-    if os.environ.get("HARBOR_DESTINATION", "duckdb").lower() != "duckdb":
+    if _destination_kind() != "duckdb":
         yield make_pipeline(source, settings)
         return
     _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)  # before connecting creates the file
@@ -126,12 +126,16 @@ def postgres_warehouse_url() -> str:
 
 def warehouse_destination(settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> Destination:
     """DuckDB (the file in settings, or an open connection to it) unless HARBOR_DESTINATION=postgres."""
-    kind = os.environ.get("HARBOR_DESTINATION", "duckdb").lower()
-    if kind == "postgres":
+    if _destination_kind() == "postgres":
         return dlt.destinations.postgres(postgres_warehouse_url())
-    if kind != "duckdb":
-        raise ValueError(f"HARBOR_DESTINATION must be duckdb or postgres, not {kind!r}")
     return dlt.destinations.duckdb(connection if connection is not None else str(settings.warehouse))
+
+
+def _destination_kind() -> str:
+    kind = os.environ.get("HARBOR_DESTINATION", "duckdb").lower()
+    if kind not in ("duckdb", "postgres"):
+        raise ValueError(f"HARBOR_DESTINATION must be duckdb or postgres, not {kind!r}")
+    return kind
 
 
 def _progress():
@@ -198,19 +202,19 @@ def run_source(
             tables.setdefault(table, TableCounts(extracted=tally.extracted[table], quarantined=quarantined))
         if DEAD_LETTERS in row_counts and not tally.quarantined:
             tables[DEAD_LETTERS] = TableCounts(loaded=row_counts[DEAD_LETTERS])
-        result = IngestResult(
-            source=source_name,
-            load_id=info.loads_ids[-1] if info.loads_ids else None,
-            tables=tables,
-            seconds=time.monotonic() - started,
-            resumed_load_ids=resumed,
-            step_seconds={
-                step.step: (step.finished_at - step.started_at).total_seconds()
-                for step in pipeline.last_trace.steps
-                if step.finished_at and step.step in ("extract", "normalize", "load")
-            },
-        )
-    result.seconds = time.monotonic() - started  # with the warehouse closed (its last checkpoint)
+        step_seconds = {
+            step.step: (step.finished_at - step.started_at).total_seconds()
+            for step in pipeline.last_trace.steps
+            if step.finished_at and step.step in ("extract", "normalize", "load")
+        }
+    result = IngestResult(
+        source=source_name,
+        load_id=info.loads_ids[-1] if info.loads_ids else None,
+        tables=tables,
+        seconds=time.monotonic() - started,  # with the warehouse closed (its last checkpoint)
+        resumed_load_ids=resumed,
+        step_seconds=step_seconds,
+    )
     for table, counts in tables.items():
         log.info(
             "ingested %s.%s: extracted %d, loaded %d, quarantined %d",

@@ -26,17 +26,13 @@ class Settings:
         project_dir = Path(os.environ.get("HARBOR_PROJECT_DIR", PROJECT_DIR)).resolve()
         warehouse = Path(os.environ.get("HARBOR_WAREHOUSE", project_dir / "warehouse" / "harbor.duckdb")).resolve()
         data_dir = Path(os.environ.get("HARBOR_DATA_DIR", project_dir / "data")).resolve()
-        shop_url = (
-            os.environ.get("SOURCES__SHOP__CREDENTIALS")
-            or configured_shop_url()
-            or f"sqlite:///{data_dir / 'shop.sqlite'}"
-        )
+        shop_url = configured_shop_url() or f"sqlite:///{data_dir / 'shop.sqlite'}"
         return cls(project_dir=project_dir, warehouse=warehouse, data_dir=data_dir, shop_url=shop_url)
 
 
 def configured_shop_url() -> str | None:
-    """`sources.shop.credentials` from dlt's providers (`.dlt/secrets.toml`, `.dlt/config.toml`), where the shop
-    source would find it too; None when it is not configured."""
+    """`sources.shop.credentials` from dlt's providers (SOURCES__SHOP__CREDENTIALS, `.dlt/secrets.toml`,
+    `.dlt/config.toml`), where the shop source would find it too; None when it is not configured."""
     import dlt
 
     value = dlt.secrets.get("sources.shop.credentials")
