@@ -19,13 +19,25 @@
 {% macro changed_since_last_build(stamp_column='_staged_at') -%}
     {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
     {%- if '_loaded_at' in existing -%}
-        {{ stamp_column }} > (
-            select coalesce(max(_loaded_at), {{ dbt.cast("'1900-01-01'", api.Column.translate_type('timestamp')) }})
-            from {{ this }}
-        )
+        {{ stamp_column }} > {{ harbor.newest_loaded_at() }}
     {%- else -%}
         1 = 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- The newest `_loaded_at` of the mart being built, read once when the model is compiled and written into its SQL
+    as a literal. A literal, not a subquery: DuckDB pushes a literal bound into the scan (skipping row groups by
+    their min/max) and joins only the rows past it, while a scalar subquery is compared after the joins, so the
+    join of orders with their lines ran over all 10M lines (fct_order_items at 10M: 1.45 s -> 0.55 s). -#}
+{% macro newest_loaded_at() -%}
+    {%- set newest = none -%}
+    {%- if execute -%}
+        {%- set query -%}
+            select cast(max(_loaded_at) as {{ dbt.type_string() }}) from {{ this }}
+        {%- endset -%}
+        {%- set newest = run_query(query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {{ dbt.cast("'" ~ (newest or '1900-01-01') ~ "'", api.Column.translate_type('timestamp')) }}
 {%- endmacro %}
 
 {#- The keys (`key_column`) of the rows of `rows` (a CTE or relation with an `order_id`) whose order changed since
@@ -87,4 +99,24 @@
     select {{ columns }}
     from {{ source }}
     where _loaded_at is not null
+{%- endmacro %}
+
+{#- Written between an incremental mart's import CTE name and its body (`orders as {{ inlined() }} (`): DuckDB and
+    PostgreSQL compute a CTE referenced more than once a single time and keep the result, so an import CTE
+    (`select * from` a staging table of 10M rows) was copied whole before any incremental filter applied. Inlined,
+    each reference reads only the rows its own filters keep (fct_orders' incremental query at 10M: 0.51 s ->
+    0.36 s). Engines without the keyword inline such CTEs on their own. -#}
+{% macro inlined() -%}
+    {{- return(adapter.dispatch('inlined', 'harbor')()) -}}
+{%- endmacro %}
+
+{% macro default__inlined() -%}
+{%- endmacro %}
+
+{% macro duckdb__inlined() -%}
+    not materialized
+{%- endmacro %}
+
+{% macro postgres__inlined() -%}
+    not materialized
 {%- endmacro %}

@@ -10,7 +10,7 @@
 
 with
 
-orders as (
+orders as {{ inlined() }} (
 
     select * from {{ ref('fct_orders') }}
 

@@ -10,19 +10,19 @@
 
 with
 
-customers as (
+customers as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__customers') }}
 
 ),
 
-countries as (
+countries as {{ inlined() }} (
 
     select * from {{ ref('countries') }}
 
 ),
 
-orders as (
+orders as {{ inlined() }} (
 
     select * from {{ ref('fct_orders') }}
 

@@ -10,13 +10,13 @@
 
 with
 
-order_items as (
+order_items as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__order_items') }}
 
 ),
 
-orders as (
+orders as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__orders') }}
 

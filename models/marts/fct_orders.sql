@@ -14,13 +14,13 @@
 
 with
 
-orders as (
+orders as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__orders') }}
 
 ),
 
-order_statuses as (
+order_statuses as {{ inlined() }} (
 
     select * from {{ ref('order_statuses') }}
 
@@ -28,19 +28,19 @@ order_statuses as (
 
 {% if is_incremental() %}
 
-order_items as (
+order_items as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__order_items') }}
 
 ),
 
-payments as (
+payments as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__payments') }}
 
 ),
 
-exchange_rates as (
+exchange_rates as {{ inlined() }} (
 
     select * from {{ ref('stg_fx__exchange_rates') }}
 

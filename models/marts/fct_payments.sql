@@ -10,13 +10,13 @@
 
 with
 
-payments as (
+payments as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__payments') }}
 
 ),
 
-orders as (
+orders as {{ inlined() }} (
 
     select * from {{ ref('stg_shop__orders') }}
 
