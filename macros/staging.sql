@@ -6,7 +6,8 @@
     after a later one was staged). Rows of loads already staged are never read again, so the first run after a
     full load reads the change, not the full load once more. The filter is on load time, never on business
     time, so a row that arrives late with an old `updated_at` still lands. -#}
-{% macro loaded_since_last_run(loaded_at_column='_extracted_at', load_id_column='_dlt_load_id') -%}
+{% macro loaded_since_last_run(loaded_at_column='_extracted_at', load_id_column='_dlt_load_id', staged=none) -%}
+    {%- set staged = staged if staged is not none else this -%}
     {%- set window_start -%}
         (
             select
@@ -15,13 +16,13 @@
                     -1 * var('staging_lookback_hours'),
                     'coalesce(max(' ~ loaded_at_column ~ '), ' ~ dbt.cast("'1900-01-01'", api.Column.translate_type('timestamp')) ~ ')'
                 ) }}
-            from {{ this }}
+            from {{ staged }}
         )
     {%- endset -%}
     {{ loaded_at_column }} >= {{ window_start }}
     and {{ load_id_column }} not in (
         select distinct staged_loads.{{ load_id_column }}
-        from {{ this }} as staged_loads
+        from {{ staged }} as staged_loads
         where staged_loads.{{ loaded_at_column }} >= {{ window_start }}
     )
 {%- endmacro %}

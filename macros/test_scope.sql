@@ -3,9 +3,11 @@
     `dbt build --vars '{test_scope: changed}'`: a row-level data test (not null, unique, accepted values,
     relationships, the row-level expectations) on a model that stamps its rows — `_staged_at` in staging,
     `_loaded_at` in the incremental marts — checks only the rows this invocation wrote, so an incremental build
-    tests the change rather than all of history. Tests of whole-table properties (row counts, distributions,
-    recency, anomalies) and singular tests always see every row; so does every test under the default scope
-    `all`, and under `dbt test` run on its own (it writes no rows). -#}
+    tests the change rather than all of history. On a source read by an incremental staging model it checks the
+    rows of the loads that model has not staged yet (the ones this build stages), and a uniqueness test every
+    row sharing a key with them. Tests of whole-table properties (row counts, distributions, recency,
+    anomalies) and singular tests always see every row; so does every test under the default scope `all`, and
+    under `dbt test` run on its own (it writes no rows). -#}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
     {%- set where = config.get('where', '') -%}
@@ -16,15 +18,27 @@
     {%- if stamp -%}
         {%- do conditions.append(stamp ~ ' >= ' ~ run_timestamp()) -%}
     {%- endif -%}
+    {%- set not_staged = harbor_rows_not_staged_yet(relation) -%}
+    {%- if not_staged -%}
+        {%- set column = model.test_metadata.kwargs.get('column_name') -%}
+        {%- if model.test_metadata.name in ['unique', 'expect_column_values_to_be_unique'] -%}
+            {#- A new row may repeat the key of an old one: test every row with a key of the new rows. -#}
+            {%- do conditions.append(
+                column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where ' ~ not_staged ~ ')'
+            ) -%}
+        {%- else -%}
+            {%- do conditions.append(not_staged) -%}
+        {%- endif -%}
+    {%- endif -%}
     {%- if conditions -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ conditions | join(' and ') ~ ') as dbt_subquery') -%}
     {%- endif -%}
     {%- do return(relation) -%}
 {%- endmacro %}
 
-{#- The column stamping the rows this invocation wrote, when the test may check those rows only; else none. -#}
-{% macro harbor_changed_rows_stamp(relation) -%}
-    {%- set row_level_tests = [
+{#- The row-level tests the changed scope narrows (README "Data quality / Test scope"). -#}
+{% macro harbor_row_level_tests() -%}
+    {%- do return([
         'not_null', 'unique', 'accepted_values', 'relationships',
         'expect_column_values_to_not_be_null', 'expect_column_values_to_be_null',
         'expect_column_values_to_be_unique', 'expect_compound_columns_to_be_unique',
@@ -35,14 +49,23 @@
         'expect_column_values_to_not_match_like_pattern', 'expect_column_value_lengths_to_be_between',
         'expect_column_value_lengths_to_equal', 'expect_column_pair_values_to_be_equal',
         'expect_multicolumn_sum_to_equal',
-    ] -%}
-    {#- Only `dbt build` writes rows in the same invocation; a `dbt test` on its own checks every row. -#}
+    ]) -%}
+{%- endmacro %}
+
+{#- True when this test is a row-level test that the changed scope narrows in this invocation: only `dbt build`
+    writes rows in the same invocation; a `dbt test` on its own checks every row. -#}
+{% macro harbor_in_changed_scope(relation) -%}
     {%- if var('test_scope', 'all') != 'changed' or invocation_args_dict.get('which') != 'build'
         or not execute or relation is string -%}
-        {%- do return(none) -%}
+        {%- do return(false) -%}
     {%- endif -%}
     {%- set test_name = (model.test_metadata or {}).get('name') if model.test_metadata is defined else none -%}
-    {%- if test_name not in row_level_tests -%}
+    {%- do return(test_name in harbor_row_level_tests()) -%}
+{%- endmacro %}
+
+{#- The column stamping the rows this invocation wrote, when the test may check those rows only; else none. -#}
+{% macro harbor_changed_rows_stamp(relation) -%}
+    {%- if not harbor_in_changed_scope(relation) -%}
         {%- do return(none) -%}
     {%- endif -%}
     {#- The tested model's columns as the project declares them (every model documents its columns): no query. -#}
@@ -54,6 +77,29 @@
     {%- for stamp in ['_loaded_at', '_staged_at'] -%}
         {%- if stamp in columns -%}
             {%- do return(stamp) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- do return(none) -%}
+{%- endmacro %}
+
+{#- For a test on a source: the condition selecting the rows of the loads that the incremental staging model
+    reading the source has not staged yet — the rows this build stages (tests on a source run before the models
+    reading it). None when the test is not narrowed, or no built staging model reads the source with
+    `loaded_since_last_run` (its first build tests every row). -#}
+{% macro harbor_rows_not_staged_yet(relation) -%}
+    {%- if not harbor_in_changed_scope(relation) -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- set sources = model.depends_on.nodes | select('in', graph.sources.keys()) | list -%}
+    {%- if sources | length != 1 or model.depends_on.nodes | length != 1 -%}
+        {%- do return(none) -%}
+    {%- endif -%}
+    {%- for node in graph.nodes.values()
+        if node.resource_type == 'model' and sources[0] in node.depends_on.nodes
+        and node.config.materialized == 'incremental' and '_extracted_at' in node.columns -%}
+        {%- set staged = adapter.get_relation(node.database, node.schema, node.alias or node.name) -%}
+        {%- if staged is not none -%}
+            {%- do return(loaded_since_last_run(staged=staged)) -%}
         {%- endif -%}
     {%- endfor -%}
     {%- do return(none) -%}
