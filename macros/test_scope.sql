@@ -84,10 +84,11 @@
 
 {#- For a test on a source: the condition selecting the rows of the loads that the incremental staging model
     reading the source has not staged yet — the rows this build stages (tests on a source run before the models
-    reading it). None when the test is not narrowed, or no built staging model reads the source with
-    `loaded_since_last_run` (its first build tests every row). -#}
+    reading it). None when the test is not narrowed, no built staging model reads the source with
+    `loaded_since_last_run` (its first build tests every row), or the build is a full refresh (it restages every
+    row). -#}
 {% macro harbor_rows_not_staged_yet(relation) -%}
-    {%- if not harbor_in_changed_scope(relation) -%}
+    {%- if not harbor_in_changed_scope(relation) or flags.FULL_REFRESH -%}
         {%- do return(none) -%}
     {%- endif -%}
     {%- set sources = model.depends_on.nodes | select('in', graph.sources.keys()) | list -%}
