@@ -99,7 +99,7 @@
     {%- endif -%}
     {%- for node in graph.nodes.values()
         if node.resource_type == 'model' and sources[0] in node.depends_on.nodes
-        and node.config.materialized == 'incremental' and '_extracted_at' in node.columns -%}
+        and node.config.materialized == 'incremental' and 'loaded_since_last_run' in node.raw_code -%}
         {%- set staged = adapter.get_relation(node.database, node.schema, node.alias or node.name) -%}
         {%- if staged is not none -%}
             {%- do return(loaded_since_last_run(staged=staged)) -%}
