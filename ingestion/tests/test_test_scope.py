@@ -15,9 +15,10 @@ from ingestion.transform import run_dbt
 CHANGED = ["--vars", "{test_scope: changed}"]
 
 
-def failed_tests(statuses: tuple[str, ...] = ("fail", "error")) -> set[str]:
+def ended_with(*statuses: str) -> str:
+    """The names of the last invocation's tests that ended with one of `statuses`, space-separated."""
     results = json.loads((Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json").read_text())
-    return {r["unique_id"].split(".")[2] for r in results["results"] if r["status"] in statuses}
+    return " ".join(r["unique_id"].split(".")[2] for r in results["results"] if r["status"] in statuses)
 
 
 def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
@@ -32,7 +33,7 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
         conn.execute("update staging.stg_shop__orders set order_status = 'lost' where order_id = ?", [order_id])
     assert run_dbt(settings, "build", *CHANGED, check=False) == 0
     assert run_dbt(settings, "test", "--select", "stg_shop__orders", *CHANGED, check=False) != 0
-    assert "accepted_values_stg_shop__orders_order_status" in " ".join(failed_tests())
+    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute("update staging.stg_shop__orders set order_status = 'placed' where order_id = ?", [order_id])
 
@@ -44,7 +45,7 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
             "update raw_shop.orders set status = 'lost' where order_id = (select max(order_id) from raw_shop.orders)"
         )
     assert run_dbt(settings, "build", *CHANGED, check=False) != 0
-    assert "accepted_values_stg_shop__orders_order_status" in " ".join(failed_tests())
+    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
 
 
 def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sharing_their_keys(settings):
@@ -58,12 +59,12 @@ def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sha
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute("insert into raw_shop.customers select * from raw_shop.customers order by customer_id limit 1")
     assert run_dbt(settings, "build", *CHANGED, check=False) == 0
-    assert source_unique not in " ".join(failed_tests(("warn",)))
+    assert source_unique not in ended_with("warn")
     assert run_dbt(settings, "build", check=False) == 0
-    assert source_unique in " ".join(failed_tests(("warn",)))
+    assert source_unique in ended_with("warn")
     # A full refresh restages every row, so even under the changed scope it tests every row of the source.
     assert run_dbt(settings, "build", "--full-refresh", *CHANGED, check=False) == 0
-    assert source_unique in " ".join(failed_tests(("warn",)))
+    assert source_unique in ended_with("warn")
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute(
             "delete from raw_shop.customers where rowid = (select max(rowid) from raw_shop.customers"
@@ -81,6 +82,6 @@ def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sha
             [newest_load],
         )
     assert run_dbt(settings, "build", *CHANGED, check=False) == 0
-    assert source_unique in " ".join(failed_tests(("warn",)))
+    assert source_unique in ended_with("warn")
     compiled = next((Path(os.environ["DBT_TARGET_PATH"]) / "compiled").rglob(f"{source_unique}*.sql")).read_text()
     assert "_dlt_load_id not in" in compiled  # scoped, not the whole table
