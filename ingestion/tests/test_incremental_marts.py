@@ -107,8 +107,8 @@ def test_an_incremental_build_reads_the_change_not_the_whole_history(settings, m
     """Three things keep an incremental build's cost with the size of the change (README "Performance"): a mart's
     watermark is written into its query as a literal (a bound the engine pushes into its scans, where a subquery
     was compared only after the joins), an incremental mart's import CTEs are inlined (not copied whole before
-    its filters), and DuckDB's staging upserts delete and insert (its MERGE rewrote the updated rows in place)
-    while PostgreSQL's merge."""
+    its filters), DuckDB's staging upserts delete and insert (its MERGE rewrote the updated rows in place)
+    while PostgreSQL's merge, and a snapshot reads only the versions staged since its last run."""
     shop.create_shop(settings.shop_url, seed=5, scale=0.05, events_to=settings.data_dir)
     warehouse = Warehouse(settings, "dev")
     with FxApi(seed=5, tick=0) as fx_api:
@@ -130,6 +130,24 @@ def test_an_incremental_build_reads_the_change_not_the_whole_history(settings, m
     run_dbt(settings, "parse", "--target", "pg", "--target-path", str(settings.warehouse.parent.parent / "pg"))
     manifest = json.loads((settings.warehouse.parent.parent / "pg" / "manifest.json").read_text())
     assert manifest["nodes"]["model.harbor.stg_shop__orders"]["config"]["incremental_strategy"] == "merge"
+
+    # A version staged before the snapshot's last run is not read again: changed behind dbt's back (no new
+    # `_staged_at`), it makes no new version; stamped as a new staging run would, it does.
+    snapshot = ["--select", "snp_shop__customers", "--exclude-resource-type", "test"]
+    versions = "select count(*) from snapshots.snp_shop__customers where customer_id = 1"
+    (before,) = select(warehouse, versions)[0]
+    with warehouse.connect() as conn:
+        conn.execute(
+            "update staging.stg_shop__customers set updated_at = updated_at + interval 1 second where customer_id = 1"
+        )
+    warehouse.build(*snapshot)
+    assert select(warehouse, versions) == [(before,)]
+    with warehouse.connect() as conn:
+        conn.execute(
+            "update staging.stg_shop__customers set _staged_at = _staged_at + interval 1 day where customer_id = 1"
+        )
+    warehouse.build(*snapshot)
+    assert select(warehouse, versions) == [(before + 1,)]
 
 
 def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]) -> dict[str, Any]:
