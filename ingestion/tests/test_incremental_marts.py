@@ -104,7 +104,7 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
 
 
 def test_an_incremental_build_reads_the_change_not_the_whole_history(settings, monkeypatch):
-    """Three things keep an incremental build's cost with the size of the change (README "Performance"): a mart's
+    """What keeps an incremental build's cost with the size of the change (README "Performance"): a mart's
     watermark is written into its query as a literal (a bound the engine pushes into its scans, where a subquery
     was compared only after the joins), an incremental mart's import CTEs are inlined (not copied whole before
     its filters), DuckDB's staging upserts delete and insert (its MERGE rewrote the updated rows in place)
