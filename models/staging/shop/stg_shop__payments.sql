@@ -23,7 +23,7 @@ renamed as (
         cast(updated_at as {{ dbt.type_timestamp() }}) as updated_at,
         _extracted_at,
         _dlt_load_id,
-        -- When dbt merged this version (macros/marts.sql): incremental marts recompute what changed after it.
+        -- When dbt merged this version (macros/stamps.sql): incremental marts recompute what changed after it.
         {{ run_timestamp() }} as _staged_at
 
     from source

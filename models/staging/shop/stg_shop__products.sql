@@ -25,7 +25,7 @@ renamed as (
         deleted_at is not null as is_deleted,
         _extracted_at,
         _dlt_load_id,
-        -- When dbt merged this version (macros/marts.sql): incremental marts recompute what changed after it.
+        -- When dbt merged this version (macros/stamps.sql): incremental marts recompute what changed after it.
         {{ run_timestamp() }} as _staged_at
 
     from source

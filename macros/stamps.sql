@@ -1,0 +1,27 @@
+{#- Bookkeeping shared by staging, the incremental marts, the snapshots and the changed test scope (README
+    "Transformations / Incremental marts"): staging models stamp each row version they merge with `_staged_at`,
+    and incremental marts stamp each row they (re)compute with `_loaded_at`; both are `run_timestamp()`, the
+    start of the dbt invocation. A mart's watermark is its newest `_loaded_at`: every staged version stamped
+    after it is not reflected in the mart yet. Staging runs before the marts in the same invocation, so nothing
+    staged is missed, whatever the clocks of the sources (it assumes two dbt invocations never write one
+    warehouse at the same time). Snapshots compare `_staged_at` the same way (macros/snapshots.sql). -#}
+
+{#- The start of this dbt invocation as a timestamp literal (UTC, microseconds). -#}
+{% macro run_timestamp() -%}
+    cast('{{ run_started_at.strftime("%Y-%m-%d %H:%M:%S.%f") }}' as {{ api.Column.translate_type('timestamp') }})
+{%- endmacro %}
+
+{#- The newest `column` (a timestamp) of the model or snapshot being built, read when it is compiled and written
+    into its SQL as a literal. A literal, not a subquery: DuckDB pushes a literal bound into the scan (skipping row
+    groups by their min/max) and joins only the rows past it, while a scalar subquery is compared after the joins,
+    so the join of orders with their lines ran over all 10M lines (fct_order_items at 10M: 1.45 s -> 0.55 s). -#}
+{% macro newest_value(column) -%}
+    {%- set newest = none -%}
+    {%- if execute -%}
+        {%- set query -%}
+            select cast(max({{ column }}) as {{ dbt.type_string() }}) from {{ this }}
+        {%- endset -%}
+        {%- set newest = run_query(query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {{ dbt.cast("'" ~ (newest or '1900-01-01') ~ "'", api.Column.translate_type('timestamp')) }}
+{%- endmacro %}
