@@ -28,6 +28,16 @@ seeds:
             training_period: {period: day, count: 28}
             seasonality: day_of_week
             min_training_set_size: 3
+  - name: spike_at_day_starts
+    data_tests:
+      - volume_anomalies: &spike_on_the_last_day
+          arguments:
+            timestamp_column: event_at
+            detection_period: {period: day, count: 1}
+            anomaly_direction: spike
+  - name: spike_at_day_ends
+    data_tests:
+      - volume_anomalies: *spike_on_the_last_day
   - name: fresh_events
     data_tests:
       - freshness_anomalies: {arguments: {timestamp_column: event_at}}
@@ -67,6 +77,12 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
     # The weekday of the newest day always has 2 rows; today it has 20: ordinary overall, odd for that weekday.
     weekly = {d: (2 if d % 7 == 1 else 20 + d % 3) for d in range(1, 31)}
     (seeds / "weekly_events.csv").write_text(_csv(_daily({**weekly, 1: 20}, today)))
+    # A bucket holds its first second and not the one after its last: every row of a day on its first (then its
+    # last) second, the newest day with a spike. Counted into a neighbouring bucket, the spike would vanish.
+    for name, second in (("spike_at_day_starts", 0), ("spike_at_day_ends", 86399)):
+        days = {d: 80 if d == 1 else 20 for d in range(1, 31)}
+        rows = [today - timedelta(days=d, seconds=-second) for d, n in days.items() for _ in range(n)]
+        (seeds / f"{name}.csv").write_text(_csv(rows))
     hourly = [today - timedelta(hours=h, minutes=-5) for h in range(1, 24 * 17)]
     (seeds / "fresh_events.csv").write_text(_csv(hourly))
     (seeds / "stale_events.csv").write_text(_csv([t for t in hourly if t < today - timedelta(days=1, hours=12)]))
@@ -104,6 +120,8 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
     assert status("spiking_events") == "fail"
     assert status("weekly_events") == "pass"
     assert status("weekly_events", seasonality="day_of_week") == "fail"
+    assert status("spike_at_day_starts", anomaly_direction="spike") == "fail"
+    assert status("spike_at_day_ends", anomaly_direction="spike") == "fail"
     assert status("fresh_events") == "pass"
     assert status("stale_events") == "fail"
     assert status("shape") == "pass"  # the first run only records the baseline

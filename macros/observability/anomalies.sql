@@ -20,28 +20,63 @@
 {% endmacro %}
 
 
-{#- One row per complete bucket of the training and detection window: bucket_start, bucket_end, is_detection. -#}
-{% macro harbor_anomaly_buckets(time_bucket, training_period, detection_period) %}
+{#- The end of the newest complete bucket: this hour's start for hourly buckets, today's start otherwise. Every
+    bucket boundary is a whole hour, so rows can be counted per hour first (`harbor_anomaly_hours`). -#}
+{% macro harbor_anomaly_window_end(time_bucket) %}
+    {%- set now = modules.datetime.datetime.utcnow() -%}
+    {%- if time_bucket.period == 'hour' -%}
+        {{- return(now.replace(minute=0, second=0, microsecond=0)) -}}
+    {%- endif -%}
+    {{- return(now.replace(hour=0, minute=0, second=0, microsecond=0)) -}}
+{% endmacro %}
+
+
+{% macro harbor_anomaly_timestamp(value) -%}
+    cast('{{ value.strftime('%Y-%m-%d %H:%M:%S') }}' as timestamp)
+{%- endmacro %}
+
+
+{#- One row per complete bucket of the training and detection window ending at `end`: bucket_start, bucket_end,
+    is_detection. -#}
+{% macro harbor_anomaly_buckets(time_bucket, training_period, detection_period, end) %}
     {%- set bucket_hours = harbor_anomaly_period_hours(time_bucket) -%}
     {%- set detection_hours = harbor_anomaly_period_hours(detection_period) -%}
     {%- set total_hours = harbor_anomaly_period_hours(training_period) + detection_hours -%}
-    {%- set now = modules.datetime.datetime.utcnow() -%}
-    {%- if time_bucket.period == 'hour' -%}
-        {%- set end = now.replace(minute=0, second=0, microsecond=0) -%}
-    {%- else -%}
-        {%- set end = now.replace(hour=0, minute=0, second=0, microsecond=0) -%}
-    {%- endif -%}
     {%- set rows = [] -%}
     {%- for i in range((total_hours / bucket_hours) | int) -%}
         {%- set bucket_end = end - modules.datetime.timedelta(hours=i * bucket_hours) -%}
         {%- set bucket_start = bucket_end - modules.datetime.timedelta(hours=bucket_hours) -%}
         {%- do rows.append(
-            "select cast('" ~ bucket_start.strftime('%Y-%m-%d %H:%M:%S') ~ "' as timestamp) as bucket_start, "
-            ~ "cast('" ~ bucket_end.strftime('%Y-%m-%d %H:%M:%S') ~ "' as timestamp) as bucket_end, "
+            "select " ~ harbor_anomaly_timestamp(bucket_start) ~ " as bucket_start, "
+            ~ harbor_anomaly_timestamp(bucket_end) ~ " as bucket_end, "
             ~ ('true' if i * bucket_hours < detection_hours else 'false') ~ " as is_detection"
         ) -%}
     {%- endfor -%}
     {{- return(rows | join('\n    union all\n    ')) -}}
+{% endmacro %}
+
+
+{#- `aggregate` (over `event_at`, such as `count(*)`) per hour of the rows of `model` from `since` up to `before`
+    (datetimes; none: unbounded): hour_start, hour_value. Bucket boundaries are whole hours, so a bucket's figure
+    is an aggregate of its hours' figures: a few hundred rows to join with the buckets by range, where joining
+    every row took about a second per test on a table of 4M rows. -#}
+{% macro harbor_anomaly_hours(model, timestamp_column, where_expression, aggregate, since=none, before=none) %}
+    select
+        {{ dbt.date_trunc('hour', 'event_at') }} as hour_start,
+        {{ aggregate }} as hour_value
+    from (
+        select cast({{ timestamp_column }} as timestamp) as event_at
+        from {{ model }}
+        {% if where_expression %}where {{ where_expression }}{% endif %}
+    ) as source_rows
+    where 1 = 1
+    {%- if since is not none %}
+        and event_at >= {{ harbor_anomaly_timestamp(since) }}
+    {%- endif %}
+    {%- if before is not none %}
+        and event_at < {{ harbor_anomaly_timestamp(before) }}
+    {%- endif %}
+    group by {{ dbt.date_trunc('hour', 'event_at') }}
 {% endmacro %}
 
 
@@ -125,25 +160,28 @@
     anomaly_direction='both',
     where_expression=none
 ) %}
+    {%- set window_end = harbor_anomaly_window_end(time_bucket) -%}
+    {%- set window_hours = harbor_anomaly_period_hours(training_period) + harbor_anomaly_period_hours(detection_period) -%}
     {%- set metrics -%}
         with buckets as (
-            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period) }}
+            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period, window_end) }}
         ),
 
-        source_rows as (
-            select cast({{ timestamp_column }} as timestamp) as event_at
-            from {{ model }}
-            {% if where_expression %}where {{ where_expression }}{% endif %}
+        hours as (
+            {{ harbor_anomaly_hours(
+                model, timestamp_column, where_expression, 'count(*)',
+                since=window_end - modules.datetime.timedelta(hours=window_hours), before=window_end
+            ) }}
         )
 
         select
             buckets.bucket_start,
             buckets.bucket_end,
             buckets.is_detection,
-            count(source_rows.event_at) as metric_value
+            cast(coalesce(sum(hours.hour_value), 0) as {{ dbt.type_bigint() }}) as metric_value
         from buckets
-        left join source_rows
-            on source_rows.event_at >= buckets.bucket_start and source_rows.event_at < buckets.bucket_end
+        left join hours
+            on hours.hour_start >= buckets.bucket_start and hours.hour_start < buckets.bucket_end
         group by buckets.bucket_start, buckets.bucket_end, buckets.is_detection
     {%- endset -%}
     {{ harbor_anomaly_scores(metrics, sensitivity, min_training_set_size, seasonality, anomaly_direction) }}
@@ -163,15 +201,18 @@
     anomaly_direction='spike',
     where_expression=none
 ) %}
+    {%- set window_end = harbor_anomaly_window_end(time_bucket) -%}
     {%- set metrics -%}
         with buckets as (
-            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period) }}
+            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period, window_end) }}
         ),
 
-        source_rows as (
-            select cast({{ timestamp_column }} as timestamp) as event_at
-            from {{ model }}
-            {% if where_expression %}where {{ where_expression }}{% endif %}
+        -- Every hour before the window's end: the newest row before a bucket may be older than the window.
+        hours as (
+            {{ harbor_anomaly_hours(
+                model, timestamp_column, where_expression, 'max(event_at)',
+                before=window_end
+            ) }}
         ),
 
         latest as (
@@ -179,9 +220,9 @@
                 buckets.bucket_start,
                 buckets.bucket_end,
                 buckets.is_detection,
-                max(source_rows.event_at) as last_event_at
+                max(hours.hour_value) as last_event_at
             from buckets
-            left join source_rows on source_rows.event_at < buckets.bucket_end
+            left join hours on hours.hour_start < buckets.bucket_end
             group by buckets.bucket_start, buckets.bucket_end, buckets.is_detection
         )
 
