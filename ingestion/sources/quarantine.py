@@ -38,6 +38,13 @@ class InvalidRecord(ValueError):
     """Why one record cannot be loaded."""
 
 
+# What the warehouse can hold: a value outside these would pass validation and then fail the whole load (and every
+# retry of it) instead of landing in the dead-letter table.
+BIGINT_RANGE = (-(2**63), 2**63 - 1)
+# dlt's default decimal, DECIMAL(38, 9): 29 digits before the point. More decimals than 9 are rounded, as dlt does.
+DECIMAL_INTEGER_DIGITS = 29
+
+
 def _text(value: Any) -> str:
     if not isinstance(value, str):
         raise InvalidRecord(f"expected text, got {type(value).__name__}")
@@ -47,6 +54,8 @@ def _text(value: Any) -> str:
 def _bigint(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidRecord(f"expected an integer, got {type(value).__name__} {value!r}")
+    if not BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1]:
+        raise InvalidRecord(f"integer {value} is outside the 64-bit range")
     return value
 
 
@@ -81,7 +90,21 @@ def _decimal(value: Any) -> Decimal:
         raise InvalidRecord(f"expected a number, got {value!r}") from error
     if not number.is_finite():
         raise InvalidRecord(f"expected a finite number, got {value!r}")
+    if number != 0 and number.adjusted() >= DECIMAL_INTEGER_DIGITS:
+        raise InvalidRecord(f"{value!r} has more than {DECIMAL_INTEGER_DIGITS} digits before the point")
     return number
+
+
+def _integer_out_of_range(value: Any, path: str) -> str | None:
+    """The path of the first integer in `value` (nested objects and lists too) that a 64-bit column cannot hold."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return path if not BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1] else None
+    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, child in children:
+        found = _integer_out_of_range(child, f"{path}.{key}")
+        if found:
+            return found
+    return None
 
 
 PARSERS: dict[str, Callable[[Any], Any]] = {
@@ -102,7 +125,8 @@ class Field:
 
 @dataclass(frozen=True)
 class RecordSpec:
-    """What a valid record of one table is. Fields not named here pass through (new columns are welcome)."""
+    """What a valid record of one table is. Fields not named here pass through (new columns are welcome), unless
+    they hold an integer no warehouse column can."""
 
     table: str
     fields: Mapping[str, Field]
@@ -125,6 +149,9 @@ class RecordSpec:
                 raise InvalidRecord(f"{self.table}.{name}: {error}") from None
             if spec.allowed is not None and clean[name] not in spec.allowed:
                 raise InvalidRecord(f"{self.table}.{name}: {value!r} is not one of {', '.join(spec.allowed)}")
+        for name, value in record.items():
+            if name not in self.fields and (where := _integer_out_of_range(value, f"{self.table}.{name}")):
+                raise InvalidRecord(f"{where}: integer is outside the 64-bit range")
         return clean
 
     def columns(self) -> dict[str, dict]:

@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 
 import duckdb
+import pytest
 
 from ingestion.demo.events import event_file_name, events_dir, write_events
 from ingestion.pipeline import ingest_events
+from ingestion.sources.fx import RATE_SPEC
+from ingestion.sources.quarantine import InvalidRecord
 
 
 def query(settings, sql: str) -> list[tuple]:
@@ -75,6 +78,34 @@ def test_bad_lines_go_to_the_dead_letter_table_with_reason_and_origin(settings):
         ("e1", None),
         ("e5", "newsletter"),
     ]
+
+
+def test_values_no_warehouse_column_can_hold_are_quarantined_not_loaded(settings):
+    """An integer beyond 64 bits (declared or in a new field) or a decimal beyond DECIMAL(38, 9) passed validation
+    and then failed the load, and every retry of it, so one record stopped the source for good."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    good = {"event_id": "e1", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+    lines = [
+        json.dumps(good),
+        json.dumps({**good, "event_id": "e2", "customer_id": 2**70}),
+        json.dumps({**good, "event_id": "e3", "attributes": {"sequence": [1, 2**64]}}),
+        json.dumps({**good, "event_id": "e4", "customer_id": 2**63 - 1}),
+    ]
+    (folder / "batch.jsonl").write_text("\n".join(lines) + "\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (4, 2, 2)
+    dead = query(settings, "select origin, reason from raw_events._dead_letters order by origin")
+    assert dead == [
+        ("batch.jsonl:2", "events.customer_id: integer 1180591620717411303424 is outside the 64-bit range"),
+        ("batch.jsonl:3", "events.attributes.sequence.1: integer is outside the 64-bit range"),
+    ]
+    assert query(settings, "select event_id from raw_events.events order by 1") == [("e1",), ("e4",)]
+
+    rate = {"currency_code": "EUR", "rate_date": "2024-01-01", "updated_at": "2024-01-02T06:00:00Z"}
+    assert RATE_SPEC.validate({**rate, "usd_per_unit": "1" + "0" * 28})["usd_per_unit"] == 10**28
+    with pytest.raises(InvalidRecord, match="more than 29 digits before the point"):
+        RATE_SPEC.validate({**rate, "usd_per_unit": "1e40"})
 
 
 def test_folder_and_glob_are_configuration(settings, tmp_path):
