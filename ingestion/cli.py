@@ -169,6 +169,9 @@ def ingest_sources(
                 results.append(_recorded(settings, INGESTERS[source](settings, full_refresh=full_refresh, **options)))
         except SourceUnavailable as error:
             failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
+        except pipeline.PendingLoadFailed as error:
+            log.error(str(error), extra={"source": source}, exc_info=json_logs)
+            failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
         except Exception as error:
             message = f"source {source!r} failed: {_explained(_root_cause(error))}"
             log.error(message, extra={"source": source}, exc_info=json_logs)

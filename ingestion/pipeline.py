@@ -71,6 +71,11 @@ class SourceUnavailable(RuntimeError):
     """A source could not be read after the configured retries; nothing was loaded and state is unchanged."""
 
 
+class PendingLoadFailed(RuntimeError):
+    """What an earlier run extracted but did not load fails to load again: every run finishes it first, so the
+    source is stuck until it loads or a full refresh drops it."""
+
+
 def make_pipeline(source: str, settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
     """The source's pipeline; into `connection` when given (DuckDB, see `held_pipeline`)."""
     name = f"harbor_{source}"
@@ -146,17 +151,41 @@ def _progress():
     )
 
 
-def finish_pending(pipeline: dlt.Pipeline) -> list[str]:
-    """Normalize and load what a crashed run left behind; returns the load ids it completed."""
+def finish_pending(pipeline: dlt.Pipeline, source_name: str) -> list[str]:
+    """Normalize and load what a crashed run left behind; returns the load ids it completed. PendingLoadFailed
+    when that fails."""
     finished: list[str] = []
-    if pipeline.list_extracted_load_packages():
-        pipeline.normalize()
-    pending = pipeline.list_normalized_load_packages()
-    if pending:
-        info = pipeline.load()
-        info.raise_on_failed_jobs()
-        finished = list(info.loads_ids)
+    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
+    try:
+        if pipeline.list_extracted_load_packages():
+            pipeline.normalize()
+        if pipeline.list_normalized_load_packages():
+            info = pipeline.load()
+            info.raise_on_failed_jobs()
+            finished = list(info.loads_ids)
+    except Exception as error:
+        raise PendingLoadFailed(
+            f"load package(s) {', '.join(pending)} that an earlier run extracted do not load: "
+            f"{_innermost(error)}. Every run loads them first; if this is not passing, "
+            f"`harbor ingest {source_name} --full-refresh` drops them and loads the source again"
+        ) from error
     return finished
+
+
+def abort_pending(pipeline: dlt.Pipeline) -> list[str]:
+    """Drop what earlier runs extracted but did not load (a full refresh loads those rows again); returns the
+    load ids dropped."""
+    pending = [*pipeline.list_extracted_load_packages(), *pipeline.list_normalized_load_packages()]
+    if pending:
+        pipeline.abort_packages()
+    return pending
+
+
+def _innermost(error: BaseException) -> str:
+    while (error.__cause__ or error.__context__) is not None:
+        error = error.__cause__ or error.__context__
+    text = str(error).strip() or type(error).__name__
+    return text.splitlines()[0]
 
 
 def run_source(
@@ -170,7 +199,16 @@ def run_source(
     with held_pipeline(source_name, settings) as pipeline:
         started = time.monotonic()
         log.info("ingest %s started", source_name, extra={"source": source_name, "full_refresh": full_refresh})
-        resumed = finish_pending(pipeline)
+        if full_refresh:
+            resumed = []
+            if dropped := abort_pending(pipeline):
+                log.warning(
+                    "dropped load packages an earlier run left unloaded (the full refresh loads their rows again): %s",
+                    ", ".join(dropped),
+                    extra={"source": source_name, "dropped_load_ids": dropped},
+                )
+        else:
+            resumed = finish_pending(pipeline, source_name)
         if resumed:
             log.warning(
                 "finished load packages a previous, interrupted run left: %s",
@@ -243,7 +281,7 @@ def _unavailable_cause(error: BaseException) -> str | None:
 
     seen = error
     while seen is not None:
-        if isinstance(seen, sa.exc.OperationalError | requests.ConnectionError | requests.Timeout):
+        if isinstance(seen, sa.exc.OperationalError | ConnectionError | requests.ConnectionError | requests.Timeout):
             return str(seen).strip().splitlines()[0]
         if isinstance(seen, requests.HTTPError) and seen.response is not None and seen.response.status_code >= 500:
             return f"HTTP {seen.response.status_code} from {seen.response.url}"

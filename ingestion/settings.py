@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,10 @@ class Settings:
 
     @property
     def pipelines_dir(self) -> Path:
-        return self.data_dir / "pipelines"
+        """dlt's local pipeline state, one folder per warehouse file: dlt trusts a newer local state over the
+        destination's, so two warehouses sharing one would each skip the rows the other's runs loaded."""
+        key = hashlib.sha256(str(self.warehouse.resolve()).encode()).hexdigest()[:10]
+        return self.data_dir / "pipelines" / f"{self.warehouse.stem}-{key}"
 
     @classmethod
     def from_env(cls) -> Settings:

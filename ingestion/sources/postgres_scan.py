@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import dlt
 import duckdb
@@ -144,11 +145,27 @@ def load_postgres_scanner(conn: duckdb.DuckDBPyConnection, extension_dir: Path |
     conn.execute("load postgres_scanner")
 
 
+class ScannerConnectionError(ConnectionError):
+    """DuckDB's scanner could not connect to the source database; the message does not hold the password."""
+
+
 def attach_postgres(conn: duckdb.DuckDBPyConnection, url: sa.URL | str, alias: str) -> None:
     """Attach the PostgreSQL database of a SQLAlchemy `url` (password included) read-only as `alias`; the
-    scanner must be loaded."""
-    libpq_url = sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-    conn.execute(f"attach '{_sql_string(libpq_url)}' as {alias} (type postgres, read_only)")
+    scanner must be loaded. ScannerConnectionError when it cannot connect."""
+    parsed = sa.make_url(url)
+    libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    failure = None
+    try:
+        conn.execute(f"attach '{_sql_string(libpq_url)}' as {alias} (type postgres, read_only)")
+    except duckdb.IOException as error:
+        failure = str(error)
+    if failure is not None:
+        # Raised outside the handler: DuckDB's error names the whole URL, and as the context of ours it would still
+        # reach logs and tracebacks.
+        for secret in {parsed.password, quote(parsed.password or "", safe=""), quote_plus(parsed.password or "")}:
+            if secret:
+                failure = failure.replace(secret, "***")
+        raise ScannerConnectionError(f"cannot connect to {parsed!r}: {failure}")
 
 
 def _quoted(identifier: str) -> str:

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from ingestion.demo.fx_api import FxApi, rates_as_of
-from ingestion.pipeline import SourceUnavailable, ingest_fx
+from ingestion.pipeline import PendingLoadFailed, SourceUnavailable, ingest_fx
 from ingestion.sources.http import RetryPolicy
 
 
@@ -92,6 +92,30 @@ def test_an_api_that_stays_down_fails_clearly_and_leaves_state_unchanged(setting
     # After recovery the next run catches up exactly.
     ingest_fx(settings, base_url=api.base_url)
     assert warehouse_rates(settings) == source_rates(3, 2)
+
+
+def test_a_package_that_never_loads_is_named_and_a_full_refresh_drops_it(settings, api, monkeypatch):
+    """A package that fails to load is retried first by every later run, so it stopped the source for good, even
+    with --full-refresh. Made here with a rate beyond DECIMAL(38, 9) that validation is told to let through."""
+    import ingestion.demo.fx_api as fx_api
+    import ingestion.sources.quarantine as quarantine
+
+    def with_a_huge_rate(*args, **kwargs):
+        rows = rates_as_of(*args, **kwargs)
+        return [*rows, {**rows[0], "rate_date": "2023-12-01", "usd_per_unit": "1e40"}]
+
+    with monkeypatch.context() as patched:
+        patched.setattr(quarantine, "DECIMAL_INTEGER_DIGITS", 100)
+        patched.setattr(fx_api, "rates_as_of", with_a_huge_rate)
+        with pytest.raises(Exception, match="DECIMAL"):
+            ingest_fx(settings, base_url=api.base_url)
+
+    with pytest.raises(PendingLoadFailed, match=r"do not load: .*--full-refresh` drops them"):
+        ingest_fx(settings, base_url=api.base_url)
+    result = ingest_fx(settings, base_url=api.base_url, full_refresh=True)
+    assert result.resumed_load_ids == []
+    assert warehouse_rates(settings) == source_rates(3, 0)
+    assert ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"].loaded == 0
 
 
 def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():

@@ -326,3 +326,39 @@ def test_the_scanner_starts_duckdb_once_for_the_tables_read_together_and_closes_
     for conn in started:
         with pytest.raises(duckdb.ConnectionException):  # closed by the last reader
             conn.execute("select 1")
+
+
+def test_two_warehouses_fed_from_one_data_folder_each_get_every_row(settings):
+    """dlt's local state was one per data folder, and dlt trusts a newer local state over the warehouse's: when
+    runs alternated between two warehouse files (`HARBOR_WAREHOUSE`), each skipped the rows the other had read."""
+    shop.create_shop(settings.shop_url, scale=0.2)
+    other = Settings(
+        settings.project_dir, settings.warehouse.with_name("other.duckdb"), settings.data_dir, settings.shop_url
+    )
+    for _ in range(2):
+        for warehouse in (settings, other):
+            ingest_shop(warehouse)
+            shop.advance_shop(settings.shop_url, ticks=1)
+    expected = source_counts(settings.shop_url)["order_items"]
+    for warehouse in (settings, other):
+        ingest_shop(warehouse)
+        with duckdb.connect(str(warehouse.warehouse), read_only=True) as conn:
+            (loaded,) = conn.execute("select count(distinct order_item_id) from raw_shop.order_items").fetchone()
+        assert loaded == expected, warehouse.warehouse.name
+
+
+def test_the_scanner_failing_to_connect_does_not_show_the_password(tmp_path):
+    """DuckDB's error names the whole libpq URL: it reached stderr and JSON logs, password included."""
+    from ingestion.pipeline import _unavailable_cause
+    from ingestion.sources.postgres_scan import ScannerConnectionError, attach_postgres, load_postgres_scanner
+
+    conn = duckdb.connect()
+    load_postgres_scanner(conn, tmp_path / "extensions")
+    with pytest.raises(ScannerConnectionError) as raised:
+        attach_postgres(conn, "postgresql+psycopg2://harbor:Top%2FS3cret@127.0.0.1:1/shop", "source_db")
+    seen: BaseException | None = raised.value
+    while seen is not None:
+        assert "S3cret" not in str(seen)
+        seen = seen.__cause__ or seen.__context__
+    assert "***" in str(raised.value) and "127.0.0.1" in str(raised.value)
+    assert _unavailable_cause(raised.value)  # an outage: exit code 3, like the other ways a source is unreachable
