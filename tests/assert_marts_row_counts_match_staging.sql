@@ -1,5 +1,5 @@
 -- Reconciliation, marts against staging: one fct_orders row per live staged order and one dim_customers row per
--- live staged customer, no more and no fewer. Returns a row per entity whose counts differ.
+-- staged customer, no more and no fewer. Returns a row per entity whose counts differ.
 with
 
 staged_orders as (
@@ -15,10 +15,10 @@ mart_orders as (
 
 ),
 
+-- Soft-deleted customers stay in dim_customers, flagged: every staged customer counts.
 staged_customers as (
 
     select count(*) as row_count from {{ ref('stg_shop__customers') }}
-    where not is_deleted
 
 ),
 

@@ -2,7 +2,7 @@
 written into raw as a later load, an incremental `dbt build` gives exactly the marts of a `--full-refresh`, on
 DuckDB and on PostgreSQL, and recomputes only the rows the changes affect (untouched rows keep `_loaded_at`).
 
-The changes: a soft-deleted order; an item of the oldest order (long outside any time window) changed; a late
+The changes: a soft-deleted order; a soft-deleted customer; an item of the oldest order (long outside any time window) changed; a late
 exchange rate that an already-built order now picks; an order moved to another day; an order moved to
 another customer."""
 
@@ -74,6 +74,10 @@ def test_incremental_marts_equal_a_full_refresh_and_recompute_only_what_changed(
         assert _customer_orders(warehouse, reassigned["old_customer_id"]) == reassigned["old_customer_order_count"] - 1
         assert _day_orders(warehouse, deleted["order_date"]) == deleted["day_order_count"] - 1
         assert _day_orders(warehouse, moved["old_order_date"]) == moved["old_day_order_count"] - 1
+        # A customer who left stays in dim_customers, flagged (the row-count reconciliation failed the build).
+        assert select(
+            warehouse, f"select is_deleted from marts.dim_customers where customer_id = {change['left_customer']}"
+        ) == [(True,)]
         assert marts != initial
 
         # Only what the changes affect was recomputed; every other row kept its `_loaded_at`.
@@ -196,6 +200,9 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
     moved = pick(lambda r: r[2] != deleted[2])
     reassigned = pick(lambda r: r[1] != deleted[1])
     new_customer = next(r[1] for r in orders if r[1] not in (reassigned[1], deleted[1]))
+    left_customer = next(
+        r[1] for r in orders if r[1] not in (reassigned[1], deleted[1], new_customer, old_item_order[1])
+    )
     ((item_id, unit_price),) = select(
         warehouse,
         "select order_item_id, unit_price from marts.fct_order_items where order_id = %s "
@@ -225,12 +232,14 @@ def _change_raw(warehouse: Warehouse, withheld: tuple[str, date, dict[str, Any]]
         _new_version(cur, "raw_shop.order_items", "order_item_id", item_id, stamp, add={"quantity": 2})
         _new_version(cur, "raw_shop.orders", "order_id", moved[0], stamp, add={"ordered_at": timedelta(days=-40)})
         _new_version(cur, "raw_shop.orders", "order_id", reassigned[0], {**stamp, "customer_id": new_customer})
+        _new_version(cur, "raw_shop.customers", "customer_id", left_customer, {**stamp, "deleted_at": now})
         _insert(cur, "raw_fx.exchange_rates", _late_rate(raw_rate, new_rate, stamp))
 
     def order_count(column: str, value: Any) -> int:
         return sum(1 for r in orders if r[{"customer_id": 1, "order_date": 2}[column]] == value)
 
     return {
+        "left_customer": left_customer,
         "lines_to_recompute": lines_to_recompute,
         "deleted": {
             "order_id": deleted[0],
