@@ -26,6 +26,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DBT_PROFILES_DIR", str(settings.project_dir))
+    # PostgreSQL sessions in UTC, as the DuckDB targets set in profiles.yml (dbt-postgres has no such setting).
+    env.setdefault("PGTZ", "UTC")
     env["HARBOR_WAREHOUSE"] = str(settings.warehouse)
     return env
 

@@ -11,6 +11,8 @@ import sqlalchemy as sa
 
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
+from ingestion.pipeline import ingest_shop
+from ingestion.settings import Settings
 from ingestion.tests.warehouses import (
     MARTS,
     Warehouse,
@@ -128,3 +130,20 @@ def _reprice_product(url: str, product_id: int) -> None:
             .values(unit_price=shop.products.c.unit_price + 1, updated_at=now - timedelta(minutes=1))
         )
     engine.dispose()
+
+
+def test_staged_timestamps_are_utc_whatever_the_machine_s_time_zone(settings, postgres_url, monkeypatch):
+    """Staging casts the raw zoned timestamps (PostgreSQL's) to plain ones in the session's zone, which on DuckDB
+    is the machine's: on a machine in New York every staged time was five hours off, and days shifted."""
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    shop.create_shop(postgres_url, seed=5, scale=0.05)
+    ingest_shop(settings)
+    monkeypatch.setenv("TZ", "America/New_York")
+    run_dbt(settings, "build", "--select", "stg_shop__orders", "--exclude", "test_type:data")
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        conn.execute("set TimeZone = 'UTC'")
+        differing = conn.execute(
+            "select count(*), count(case when cast(raw.ordered_at as timestamp) <> stg.ordered_at then 1 end) "
+            "from staging.stg_shop__orders as stg inner join raw_shop.orders as raw on raw.order_id = stg.order_id"
+        ).fetchone()
+    assert differing[0] > 0 and differing[1] == 0
