@@ -38,6 +38,9 @@ seeds:
   - name: spike_at_day_ends
     data_tests:
       - volume_anomalies: *spike_on_the_last_day
+  - name: new_events
+    data_tests:
+      - volume_anomalies: {arguments: {timestamp_column: event_at}}
   - name: fresh_events
     data_tests:
       - freshness_anomalies: {arguments: {timestamp_column: event_at}}
@@ -47,6 +50,10 @@ seeds:
   - name: shape
     data_tests:
       - schema_changes
+  - name: misconfigured_events
+    data_tests:
+      - volume_anomalies:
+          arguments: {timestamp_column: event_at, training_period: {period: day, count: 28}, seasonality: day_of_week}
 """
 
 
@@ -83,6 +90,9 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
         days = {d: 80 if d == 1 else 20 for d in range(1, 31)}
         rows = [today - timedelta(days=d, seconds=-second) for d, n in days.items() for _ in range(n)]
         (seeds / f"{name}.csv").write_text(_csv(rows))
+    # A table that started three days ago: the empty days before it are not a normal level of zero.
+    (seeds / "new_events.csv").write_text(_csv(_daily({1: 20, 2: 21, 3: 19}, today)))
+    (seeds / "misconfigured_events.csv").write_text(_csv(_daily(normal, today)))
     hourly = [today - timedelta(hours=h, minutes=-5) for h in range(1, 24 * 17)]
     (seeds / "fresh_events.csv").write_text(_csv(hourly))
     (seeds / "stale_events.csv").write_text(_csv([t for t in hourly if t < today - timedelta(days=1, hours=12)]))
@@ -102,6 +112,8 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
         )
         samples = wh.query("select result_row from observability.test_result_rows")
     assert first.returncode == 1, first.stdout
+    # 28 training days give each weekday 4: below the minimum of 7, such a test could never flag anything.
+    assert "4 training bucket(s) per weekday, fewer than min_training_set_size 7" in first.stdout
     invocations = list(dict.fromkeys(r["invocation_id"] for r in rows))
     assert len(invocations) == 3
 
@@ -122,6 +134,7 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
     assert status("weekly_events", seasonality="day_of_week") == "fail"
     assert status("spike_at_day_starts", anomaly_direction="spike") == "fail"
     assert status("spike_at_day_ends", anomaly_direction="spike") == "fail"
+    assert status("new_events") == "pass"
     assert status("fresh_events") == "pass"
     assert status("stale_events") == "fail"
     assert status("shape") == "pass"  # the first run only records the baseline

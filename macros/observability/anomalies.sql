@@ -56,6 +56,30 @@
 {% endmacro %}
 
 
+{#- A test that could never flag anything is a configuration error: with `seasonality`, each season (weekday) gets
+    only its share of the training buckets, and fewer than `min_training_set_size` means no verdict, ever. -#}
+{% macro harbor_anomaly_check_training_size(relation, time_bucket, training_period, detection_period, seasonality, min_training_set_size, end) %}
+    {%- set bucket_hours = harbor_anomaly_period_hours(time_bucket) -%}
+    {%- set detection_buckets = (harbor_anomaly_period_hours(detection_period) / bucket_hours) | round(0, 'ceil') | int -%}
+    {%- set total_buckets = ((harbor_anomaly_period_hours(training_period) + harbor_anomaly_period_hours(detection_period)) / bucket_hours) | int -%}
+    {%- set per_season = {} -%}
+    {%- for i in range(detection_buckets, total_buckets) -%}
+        {%- set bucket_start = end - modules.datetime.timedelta(hours=(i + 1) * bucket_hours) -%}
+        {%- set season = bucket_start.weekday() if seasonality == 'day_of_week' else 0 -%}
+        {%- do per_season.update({season: per_season.get(season, 0) + 1}) -%}
+    {%- endfor -%}
+    {%- set fewest = per_season.values() | min if per_season else 0 -%}
+    {%- if execute and fewest < min_training_set_size -%}
+        {{ exceptions.raise_compiler_error(
+            "anomaly test on " ~ relation ~ ": " ~ fewest ~ " training bucket(s)"
+            ~ (" per weekday" if seasonality == 'day_of_week' else "") ~ ", fewer than min_training_set_size "
+            ~ min_training_set_size ~ ", so it could never flag anything: lengthen training_period or lower "
+            ~ "min_training_set_size"
+        ) }}
+    {%- endif -%}
+{% endmacro %}
+
+
 {#- `aggregate` (over `event_at`, such as `count(*)`) per hour of the rows of `model` from `since` up to `before`
     (datetimes; none: unbounded): hour_start, hour_value. Bucket boundaries are whole hours, so a bucket's figure
     is an aggregate of its hours' figures: a few hundred rows to join with the buckets by range, where joining
@@ -80,7 +104,9 @@
 {% endmacro %}
 
 
-{#- Scores `metrics` (bucket_start, bucket_end, is_detection, metric_value) and keeps the anomalous detection buckets. -#}
+{#- Scores `metrics` (bucket_start, bucket_end, is_detection, metric_value, first_event_at) and keeps the anomalous
+    detection buckets. Training uses the buckets from the first that holds data: before a table has rows its
+    buckets are not a normal level of zero, and counting them flagged every new table's first days. -#}
 {% macro harbor_anomaly_scores(metrics, sensitivity, min_training_set_size, seasonality, anomaly_direction) %}
     {%- if seasonality not in (none, 'day_of_week') -%}
         {{ exceptions.raise_compiler_error("anomaly tests: seasonality must be day_of_week or none") }}
@@ -100,16 +126,17 @@
         from metrics
     ),
 
+    -- `double precision`, not dbt.type_float(): that is a 32-bit float on DuckDB, exact only up to 2^24 rows.
     training as (
         select
             season,
-            avg(cast(metric_value as {{ dbt.type_float() }})) as training_avg,
-            stddev_samp(cast(metric_value as {{ dbt.type_float() }})) as training_stddev,
+            avg(cast(metric_value as double precision)) as training_avg,
+            stddev_samp(cast(metric_value as double precision)) as training_stddev,
             count(*) as training_set_size,
             min(bucket_start) as training_start,
             max(bucket_end) as training_end
         from seasoned
-        where not is_detection
+        where not is_detection and bucket_end > first_event_at
         group by season
     ),
 
@@ -162,6 +189,9 @@
 ) %}
     {%- set window_end = harbor_anomaly_window_end(time_bucket) -%}
     {%- set window_hours = harbor_anomaly_period_hours(training_period) + harbor_anomaly_period_hours(detection_period) -%}
+    {%- do harbor_anomaly_check_training_size(
+        model, time_bucket, training_period, detection_period, seasonality, min_training_set_size, window_end
+    ) -%}
     {%- set metrics -%}
         with buckets as (
             {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period, window_end) }}
@@ -172,17 +202,25 @@
                 model, timestamp_column, where_expression, 'count(*)',
                 since=window_end - modules.datetime.timedelta(hours=window_hours), before=window_end
             ) }}
+        ),
+
+        first_event as (
+            select min(cast({{ timestamp_column }} as timestamp)) as first_event_at
+            from {{ model }}
+            {% if where_expression %}where {{ where_expression }}{% endif %}
         )
 
         select
             buckets.bucket_start,
             buckets.bucket_end,
             buckets.is_detection,
-            cast(coalesce(sum(hours.hour_value), 0) as {{ dbt.type_bigint() }}) as metric_value
+            cast(coalesce(sum(hours.hour_value), 0) as {{ dbt.type_bigint() }}) as metric_value,
+            first_event.first_event_at
         from buckets
+        cross join first_event
         left join hours
             on hours.hour_start >= buckets.bucket_start and hours.hour_start < buckets.bucket_end
-        group by buckets.bucket_start, buckets.bucket_end, buckets.is_detection
+        group by buckets.bucket_start, buckets.bucket_end, buckets.is_detection, first_event.first_event_at
     {%- endset -%}
     {{ harbor_anomaly_scores(metrics, sensitivity, min_training_set_size, seasonality, anomaly_direction) }}
 {% endtest %}
@@ -202,6 +240,9 @@
     where_expression=none
 ) %}
     {%- set window_end = harbor_anomaly_window_end(time_bucket) -%}
+    {%- do harbor_anomaly_check_training_size(
+        model, time_bucket, training_period, detection_period, seasonality, min_training_set_size, window_end
+    ) -%}
     {%- set metrics -%}
         with buckets as (
             {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period, window_end) }}
@@ -230,7 +271,8 @@
             bucket_start,
             bucket_end,
             is_detection,
-            {{ dbt.datediff('coalesce(last_event_at, bucket_start)', 'bucket_end', 'second') }} as metric_value
+            {{ dbt.datediff('coalesce(last_event_at, bucket_start)', 'bucket_end', 'second') }} as metric_value,
+            (select min(hour_start) from hours) as first_event_at
         from latest
     {%- endset -%}
     {{ harbor_anomaly_scores(metrics, sensitivity, min_training_set_size, seasonality, anomaly_direction) }}
