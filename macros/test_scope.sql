@@ -2,12 +2,15 @@
 
     `dbt build --vars '{test_scope: changed}'`: a row-level data test (not null, unique, accepted values,
     relationships, the row-level expectations) on a model that stamps its rows — `_staged_at` in staging,
-    `_loaded_at` in the incremental marts — checks only the rows this invocation wrote, so an incremental build
-    tests the change rather than all of history. On a source read by an incremental staging model it checks the
-    rows of the loads that model has not staged yet (the ones this build stages), and a uniqueness test every
-    row sharing a key with them. Tests of whole-table properties (row counts, distributions, recency,
-    anomalies) and singular tests always see every row; so does every test under the default scope `all`, and
-    under `dbt test` run on its own (it writes no rows). -#}
+    `_loaded_at` in the incremental marts — checks only the rows written after the last invocation in which that
+    test passed (which tested its own rows; the observability history says when), so an incremental build tests the change
+    rather than all of history, and rows that failed, or that a `dbt run` wrote untested, are checked again until
+    the test passes. A uniqueness test on a column other than the model's `unique_key` checks every row sharing
+    a value with those rows. On a source read by an incremental staging model a test whose last run passed
+    checks the rows of the loads that model has not staged yet (the ones this build stages), and a uniqueness
+    test every row sharing a key with them. A test that never passed (or has no history), tests on snapshots,
+    tests of whole-table properties (row counts, distributions, recency, anomalies) and singular tests see every
+    row; so does every test under the default scope `all`, and under `dbt test` run on its own. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
     {%- set where = config.get('where', '') -%}
@@ -15,11 +18,20 @@
         {%- do conditions.append('(' ~ where ~ ')') -%}
     {%- endif -%}
     {%- set stamp = harbor_changed_rows_stamp(relation) -%}
-    {%- if stamp -%}
-        {%- do conditions.append(stamp ~ ' >= ' ~ run_timestamp()) -%}
-    {%- endif -%}
     {%- set not_staged = harbor_rows_not_staged_yet(relation) -%}
-    {%- if not_staged -%}
+    {%- set history = harbor_test_history() if stamp or not_staged else {} -%}
+    {%- if stamp and history.passed_at -%}
+        {%- set since = stamp ~ ' > ' ~ dbt.cast("'" ~ history.passed_at ~ "'", api.Column.translate_type('timestamp')) -%}
+        {%- set column = model.test_metadata.kwargs.get('column_name') -%}
+        {%- set key = graph.nodes[model.attached_node].config.get('unique_key') -%}
+        {%- if model.test_metadata.name in ['unique', 'expect_column_values_to_be_unique'] and column != key -%}
+            {#- A new row may repeat the value of an old one; the upsert only keeps `unique_key` unique. -#}
+            {%- do conditions.append(column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where ' ~ since ~ ')') -%}
+        {%- elif model.test_metadata.name != 'expect_compound_columns_to_be_unique' -%}
+            {%- do conditions.append(since) -%}
+        {%- endif -%}
+    {%- endif -%}
+    {%- if not_staged and history.last_status == 'pass' -%}
         {%- set column = model.test_metadata.kwargs.get('column_name') -%}
         {%- if model.test_metadata.name in ['unique', 'expect_column_values_to_be_unique'] -%}
             {#- A new row may repeat the key of an old one: test every row with a key of the new rows. -#}
@@ -75,6 +87,10 @@
     {%- if not attached or attached not in graph.nodes -%}
         {%- do return(none) -%}
     {%- endif -%}
+    {%- if graph.nodes[attached].resource_type == 'snapshot' -%}
+        {#- A snapshot copies `_staged_at` from staging: it does not say which versions this build wrote. -#}
+        {%- do return(none) -%}
+    {%- endif -%}
     {%- set columns = graph.nodes[attached].columns.keys() | map('lower') | list -%}
     {%- for stamp in ['_loaded_at', '_staged_at'] -%}
         {%- if stamp in columns -%}
@@ -106,4 +122,33 @@
         {%- endif -%}
     {%- endfor -%}
     {%- do return(none) -%}
+{%- endmacro %}
+
+{#- This test's history (macros/observability/history.sql): `passed_at`, the start of the newest invocation in
+    which it passed, as text; `last_status`, the status of its newest run. Empty without a history. -#}
+{% macro harbor_test_history() -%}
+    {%- set schema = harbor_observability_schema() -%}
+    {%- set results = adapter.get_relation(database=target.database, schema=schema, identifier='dbt_run_results') -%}
+    {%- set invocations = adapter.get_relation(database=target.database, schema=schema, identifier='dbt_invocations') -%}
+    {%- if results is none or invocations is none -%}
+        {%- do return({}) -%}
+    {%- endif -%}
+    {%- set query -%}
+        select
+            cast(max(case when results.status = 'pass' then invocations.run_started_at end) as {{ dbt.type_string() }}),
+            max(case when invocations.run_started_at = newest.run_started_at then results.status end)
+        from {{ results }} as results
+        inner join {{ invocations }} as invocations
+            on results.invocation_id = invocations.invocation_id
+        cross join (
+            select max(newest_invocations.run_started_at) as run_started_at
+            from {{ results }} as newest_results
+            inner join {{ invocations }} as newest_invocations
+                on newest_results.invocation_id = newest_invocations.invocation_id
+            where newest_results.unique_id = '{{ model.unique_id }}'
+        ) as newest
+        where results.unique_id = '{{ model.unique_id }}'
+    {%- endset -%}
+    {%- set row = run_query(query).rows[0] -%}
+    {%- do return({'passed_at': row[0], 'last_status': row[1]}) -%}
 {%- endmacro %}

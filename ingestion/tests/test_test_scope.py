@@ -47,6 +47,25 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
     assert run_dbt(settings, "build", *CHANGED, check=False) != 0
     assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
 
+    # The next build brings nothing new, and still checks that row: a test is narrowed to the rows written since
+    # the last build in which it passed (it had passed the rows it failed, and dropped their stored failures).
+    assert run_dbt(settings, "build", *CHANGED, check=False) != 0
+    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute("update staging.stg_shop__orders set order_status = 'placed' where order_status = 'lost'")
+    assert run_dbt(settings, "build", *CHANGED, check=False) == 0
+
+    # Rows a `dbt run` staged were never tested: the next build's changed scope checks them.
+    shop.advance_shop(settings.shop_url, ticks=1)
+    ingest_shop(settings)
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(
+            "update raw_shop.orders set status = 'lost' where order_id = (select max(order_id) from raw_shop.orders)"
+        )
+    run_dbt(settings, "run", *CHANGED)
+    assert run_dbt(settings, "build", *CHANGED, check=False) != 0
+    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
+
 
 def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sharing_their_keys(settings):
     shop.create_shop(settings.shop_url, scale=0.2)
@@ -71,6 +90,10 @@ def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sha
             " where customer_id = (select min(customer_id) from raw_shop.customers))"
         )
 
+    # The test warned in its last run, so the next build checks every row again; passing, it narrows again.
+    assert run_dbt(settings, "build", *CHANGED, check=False) == 0
+    assert source_unique in ended_with("pass")
+
     # A new load repeats the key of an old row: the changed scope sees it, although the old row is not new.
     shop.advance_shop(settings.shop_url, ticks=1)
     ingest_shop(settings)
@@ -85,3 +108,18 @@ def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sha
     assert source_unique in ended_with("warn")
     compiled = next((Path(os.environ["DBT_TARGET_PATH"]) / "compiled").rglob(f"{source_unique}*.sql")).read_text()
     assert "_dlt_load_id not in" in compiled  # scoped, not the whole table
+
+
+def test_changed_scope_checks_a_new_value_of_a_unique_column_against_the_old_rows(settings):
+    """Narrowed to the new rows, a `unique` test on a column other than the model's key passed a new product
+    repeating an old product's SKU; `dbt test` failed it."""
+    shop.create_shop(settings.shop_url, scale=0.2)
+    ingest_shop(settings)
+    run_dbt(settings, "build")
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(
+            "insert into raw_shop.products select * replace (product_id + 100000 as product_id, "
+            "'9999999999.1' as _dlt_load_id, now() as _extracted_at) from raw_shop.products order by product_id limit 1"
+        )
+    assert run_dbt(settings, "build", *CHANGED, check=False) != 0
+    assert "unique_stg_shop__products_sku" in ended_with("fail", "error")
