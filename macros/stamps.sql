@@ -25,3 +25,29 @@
     {%- endif -%}
     {{ dbt.cast("'" ~ (newest or '1900-01-01') ~ "'", api.Column.translate_type('timestamp')) }}
 {%- endmacro %}
+
+{#- on-run-start: stop a run whose start is before the newest run recorded in the warehouse's history. The stamps
+    above are the start of the run on the machine running dbt; a machine whose clock is behind the last run's
+    would stamp its changes below the marts' watermarks, and the incremental marts would skip them for good. -#}
+{% macro harbor_check_run_clock() -%}
+    {%- if execute and flags.WHICH in ('build', 'run', 'snapshot') -%}
+        {%- set invocations = adapter.get_relation(
+            database=target.database, schema=harbor_observability_schema(), identifier='dbt_invocations'
+        ) -%}
+        {%- if invocations is not none -%}
+            {%- set query -%}
+                select cast(max(run_started_at) as {{ dbt.type_string() }}) from {{ invocations }}
+                where run_started_at > {{ run_timestamp() }}
+            {%- endset -%}
+            {%- set newest = run_query(query).columns[0].values()[0] -%}
+            {%- if newest -%}
+                {{ exceptions.raise_compiler_error(
+                    "this run started at " ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S') ~ " UTC, before the newest "
+                    ~ "run recorded in this warehouse (" ~ newest ~ "): the clock of this machine is behind. Rows "
+                    ~ "are stamped with the run's start, and the incremental marts would skip changes stamped before "
+                    ~ "their last build; correct the clock, then run again."
+                ) }}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

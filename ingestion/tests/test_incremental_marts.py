@@ -17,8 +17,11 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+import duckdb
+
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
+from ingestion.pipeline import ingest_shop
 from ingestion.tests.warehouses import (
     MARTS,
     Warehouse,
@@ -367,3 +370,23 @@ def _day_orders(warehouse: Warehouse, day: date) -> int:
         warehouse, "select coalesce(sum(order_count), 0) from marts.agg_daily_revenue where order_date = %s", (day,)
     )
     return count
+
+
+def test_a_run_whose_clock_is_behind_the_last_run_s_stops_before_stamping(settings, capfd):
+    """Rows are stamped with the run's start on the machine running dbt: after a run from a machine whose clock
+    was ahead, changes stamped by a correct clock fell below the marts' watermarks and were skipped for good."""
+    shop.create_shop(settings.shop_url, scale=0.1)
+    ingest_shop(settings)
+    run_dbt(settings, "build")
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(
+            "insert into observability.dbt_invocations (invocation_id, run_started_at) "
+            "values ('from-a-clock-ahead', now()::timestamp + interval 1 hour)"
+        )
+    capfd.readouterr()
+    assert run_dbt(settings, "build", check=False) != 0
+    assert "the clock of this machine is behind" in capfd.readouterr().out
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from marts.fct_orders where _loaded_at > now()::timestamp").fetchone() == (
+            0,
+        )
