@@ -281,7 +281,14 @@ def _unavailable_cause(error: BaseException) -> str | None:
 
     seen = error
     while seen is not None:
-        if isinstance(seen, sa.exc.OperationalError | ConnectionError | requests.ConnectionError | requests.Timeout):
+        if isinstance(
+            seen,
+            sa.exc.OperationalError
+            | ConnectionError
+            | requests.ConnectionError
+            | requests.Timeout
+            | requests.exceptions.ChunkedEncodingError,  # a body cut short: the connection dropped mid-page
+        ):
             return str(seen).strip().splitlines()[0]
         if isinstance(seen, requests.HTTPError) and seen.response is not None and seen.response.status_code >= 500:
             return f"HTTP {seen.response.status_code} from {seen.response.url}"

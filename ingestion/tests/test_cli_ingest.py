@@ -109,11 +109,12 @@ def test_a_shop_moved_from_sqlite_to_postgresql_is_explained_and_a_full_refresh_
 
 
 def test_the_shop_url_can_come_from_dlt_s_secrets_toml(tmp_path):
-    """README: SOURCES__SHOP__CREDENTIALS or `.dlt/secrets.toml`, as dlt reads its configuration."""
+    """README: SOURCES__SHOP__CREDENTIALS or the project's `.dlt/secrets.toml`, as dlt reads its configuration."""
     url = "postgresql+psycopg2://shop_reader@127.0.0.1:5432/shop_from_secrets"
     (tmp_path / ".dlt").mkdir()
     (tmp_path / ".dlt" / "secrets.toml").write_text(f'[sources.shop]\ncredentials = "{url}"\n')
-    env = {k: v for k, v in os.environ.items() if k != "SOURCES__SHOP__CREDENTIALS"}
+    env = {k: v for k, v in os.environ.items() if k not in ("SOURCES__SHOP__CREDENTIALS", "DLT_PROJECT_DIR")}
+    env["HARBOR_PROJECT_DIR"] = str(tmp_path)
     shown = subprocess.run(
         [sys.executable, "-c", "from ingestion.settings import Settings; print(Settings.from_env().shop_url)"],
         cwd=tmp_path,
@@ -123,3 +124,14 @@ def test_the_shop_url_can_come_from_dlt_s_secrets_toml(tmp_path):
         check=True,
     ).stdout.strip()
     assert shown == url
+
+
+def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_path):
+    """dlt reads `.dlt/` from the current directory: from any other folder Harbor's config.toml (and secrets.toml)
+    were silently ignored."""
+    probe = "import ingestion, dlt; print(dlt.config.get('load.workers'))"
+    env = {k: v for k, v in os.environ.items() if k not in ("DLT_PROJECT_DIR", "LOAD__WORKERS")}
+    completed = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    )
+    assert completed.stdout.strip() == "1"  # [load] workers in the project's .dlt/config.toml

@@ -89,6 +89,11 @@ def test_an_api_that_stays_down_fails_clearly_and_leaves_state_unchanged(setting
     with pytest.raises(SourceUnavailable, match=r"source 'fx' is unavailable: HTTP 503"):
         ingest_fx(settings, base_url=api.base_url)
     assert warehouse_rates(settings) == before
+    # Pages cut short on every attempt are an outage too (exit code 3), not a failed load.
+    api.faults.extend(["truncate"] * 4)
+    with pytest.raises(SourceUnavailable, match=r"source 'fx' is unavailable"):
+        ingest_fx(settings, base_url=api.base_url)
+    assert warehouse_rates(settings) == before
     # After recovery the next run catches up exactly.
     ingest_fx(settings, base_url=api.base_url)
     assert warehouse_rates(settings) == source_rates(3, 2)

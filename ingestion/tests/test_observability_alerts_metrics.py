@@ -96,7 +96,7 @@ def test_a_failed_run_posts_a_critical_alert(warehouse_with_a_failed_run, receiv
 def test_no_webhook_sends_nothing_and_is_not_an_error(warehouse_with_a_failed_run, receiver, monkeypatch):
     _, received = receiver
     monkeypatch.delenv(WEBHOOK_ENV, raising=False)
-    monkeypatch.chdir(warehouse_with_a_failed_run.parent)  # no .dlt/secrets.toml here
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(warehouse_with_a_failed_run.parent))  # no .dlt/secrets.toml here
     with connected(warehouse_with_a_failed_run, read_only=True) as wh:
         alert = alert_for_latest_run(wh)
     assert alert is not None
