@@ -21,11 +21,11 @@ import duckdb
 
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
-from ingestion.pipeline import ingest_shop
 from ingestion.tests.warehouses import (
     MARTS,
     Warehouse,
     assert_a_full_refresh_gives_the_same_marts,
+    built_demo_shop,
     duckdb_and_postgres,
     select,
 )
@@ -375,9 +375,7 @@ def _day_orders(warehouse: Warehouse, day: date) -> int:
 def test_a_run_whose_clock_is_behind_the_last_run_s_stops_before_stamping(settings, capfd):
     """Rows are stamped with the run's start on the machine running dbt: after a run from a machine whose clock
     was ahead, changes stamped by a correct clock fell below the marts' watermarks and were skipped for good."""
-    shop.create_shop(settings.shop_url, scale=0.1)
-    ingest_shop(settings)
-    run_dbt(settings, "build")
+    built_demo_shop(settings, scale=0.1)
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute(
             "insert into observability.dbt_invocations (invocation_id, run_started_at) "

@@ -10,6 +10,7 @@ import duckdb
 
 from ingestion.demo import shop
 from ingestion.pipeline import ingest_shop
+from ingestion.tests.warehouses import built_demo_shop
 from ingestion.transform import run_dbt
 
 CHANGED = ["--vars", "{test_scope: changed}"]
@@ -22,9 +23,7 @@ def ended_with(*statuses: str) -> str:
 
 
 def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
-    shop.create_shop(settings.shop_url, scale=0.2)
-    ingest_shop(settings)
-    run_dbt(settings, "build")
+    built_demo_shop(settings)
 
     # An old staged row goes bad (as if a past build had let it through): the changed scope of a build does not
     # look at it again; `dbt test`, which writes nothing, checks every row whatever the scope.
@@ -68,9 +67,7 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
 
 
 def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sharing_their_keys(settings):
-    shop.create_shop(settings.shop_url, scale=0.2)
-    ingest_shop(settings)
-    run_dbt(settings, "build")
+    built_demo_shop(settings)
     source_unique = "source_unique_shop_customers_customer_id"
 
     # A duplicate key among rows already staged: not this build's rows, so the changed scope leaves it to the
@@ -113,9 +110,7 @@ def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sha
 def test_changed_scope_checks_a_new_value_of_a_unique_column_against_the_old_rows(settings):
     """Narrowed to the new rows, a `unique` test on a column other than the model's key passed a new product
     repeating an old product's SKU; `dbt test` failed it."""
-    shop.create_shop(settings.shop_url, scale=0.2)
-    ingest_shop(settings)
-    run_dbt(settings, "build")
+    built_demo_shop(settings)
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute(
             "insert into raw_shop.products select * replace (product_id + 100000 as product_id, "

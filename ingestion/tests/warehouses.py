@@ -103,6 +103,15 @@ class _QmarkConnection:
         return self.conn.fetchone()
 
 
+def built_demo_shop(settings: Settings, scale: float = 0.2) -> None:
+    """The demo shop created in `settings`, ingested and built once in full (SQLite source, DuckDB warehouse)."""
+    from ingestion.demo import shop
+
+    shop.create_shop(settings.shop_url, scale=scale)
+    ingest_shop(settings)
+    run_dbt(settings, "build")
+
+
 def select(warehouse: Warehouse, sql: str, params: tuple = ()) -> list[tuple]:
     with warehouse.connect() as conn:
         cur = conn.cursor()
