@@ -3,9 +3,9 @@
     `dbt build --vars '{test_scope: changed}'`: a row-level data test (not null, unique, accepted values,
     relationships, the row-level expectations) on a model that stamps its rows — `_staged_at` in staging,
     `_loaded_at` in the incremental marts — checks only the rows written after the last invocation in which that
-    test passed (which tested its own rows; the observability history says when), so an incremental build tests the change
-    rather than all of history, and rows that failed, or that a `dbt run` wrote untested, are checked again until
-    the test passes. A uniqueness test on a column other than the model's `unique_key` checks every row sharing
+    test passed (which tested its own rows; the observability history says when), so an incremental build tests
+    the change rather than all of history, and rows that failed, or that a `dbt run` wrote untested, are checked
+    again until the test passes. A uniqueness test on a column other than the model's `unique_key` checks every row sharing
     a value with those rows. On a source read by an incremental staging model a test whose last run passed
     checks the rows of the loads that model has not staged yet (the ones this build stages), and a uniqueness
     test every row sharing a key with them. A test that never passed (or has no history), tests on snapshots,
@@ -127,7 +127,7 @@
 {#- This test's history (macros/observability/history.sql): `passed_at`, the start of the newest invocation in
     which it passed, as text; `last_status`, the status of its newest run. Empty without a history. Read for every
     test at once, on the first test that asks, and kept for the rest of the invocation in the `graph` dict dbt
-    shares between its nodes: a query per test cost about 8 ms of dbt's own work each, 1 s per build. -#}
+    shares between its nodes: a query per test added 0.3 s to the tests of a changed-scope build at 10M. -#}
 {% macro harbor_test_history() -%}
     {%- if '_harbor_test_history' not in graph -%}
         {%- do graph.update({'_harbor_test_history': harbor_read_test_history()}) -%}
