@@ -173,7 +173,7 @@ def ingest_sources(
             log.error(str(error), extra={"source": source}, exc_info=json_logs)
             failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
         except Exception as error:
-            message = f"source {source!r} failed: {_explained(_root_cause(error))}"
+            message = f"source {source!r} failed: {_explained(pipeline.root_cause(error))}"
             log.error(message, extra={"source": source}, exc_info=json_logs)
             failures.append((source, message, EXIT_LOAD_FAILED))
     _print_summary(results, [source for source, *_ in failures])
@@ -201,15 +201,6 @@ def _source_options(source: str, settings: Settings) -> Iterator[dict]:
         engine.dispose()
     with FxApi(seed=clock.seed if clock else 42, tick=clock.tick if clock else 0) as api:
         yield {"base_url": api.base_url}
-
-
-def _root_cause(error: BaseException) -> str:
-    """The innermost error's message: dlt wraps the useful part (table and column names) several times."""
-    seen = error
-    while (seen.__cause__ or seen.__context__) is not None:
-        seen = seen.__cause__ or seen.__context__
-    text = str(seen).strip() or type(seen).__name__
-    return text.splitlines()[0] if len(text) < 2000 else text[:2000]
 
 
 def _explained(cause: str) -> str:

@@ -166,7 +166,7 @@ def finish_pending(pipeline: dlt.Pipeline, source_name: str) -> list[str]:
     except Exception as error:
         raise PendingLoadFailed(
             f"load package(s) {', '.join(pending)} that an earlier run extracted do not load: "
-            f"{_innermost(error)}. Every run loads them first; if this is not passing, "
+            f"{root_cause(error)}. Every run loads them first; if this is not passing, "
             f"`harbor ingest {source_name} --full-refresh` drops them and loads the source again"
         ) from error
     return finished
@@ -181,11 +181,13 @@ def abort_pending(pipeline: dlt.Pipeline) -> list[str]:
     return pending
 
 
-def _innermost(error: BaseException) -> str:
-    while (error.__cause__ or error.__context__) is not None:
-        error = error.__cause__ or error.__context__
-    text = str(error).strip() or type(error).__name__
-    return text.splitlines()[0]
+def root_cause(error: BaseException) -> str:
+    """The innermost error's message: dlt wraps the useful part (table and column names) several times."""
+    seen = error
+    while (seen.__cause__ or seen.__context__) is not None:
+        seen = seen.__cause__ or seen.__context__
+    text = str(seen).strip() or type(seen).__name__
+    return text.splitlines()[0] if len(text) < 2000 else text[:2000]
 
 
 def run_source(
