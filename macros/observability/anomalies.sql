@@ -36,20 +36,33 @@
 {%- endmacro %}
 
 
-{#- One row per complete bucket of the training and detection window ending at `end`: bucket_start, bucket_end,
-    is_detection. -#}
-{% macro harbor_anomaly_buckets(time_bucket, training_period, detection_period, end) %}
+{#- Every complete bucket of the training and detection window ending at `end`, newest first: a list of
+    {start, end, is_detection}, from which both the buckets' SQL and the training-size check are made. -#}
+{% macro harbor_anomaly_bucket_list(time_bucket, training_period, detection_period, end) %}
     {%- set bucket_hours = harbor_anomaly_period_hours(time_bucket) -%}
     {%- set detection_hours = harbor_anomaly_period_hours(detection_period) -%}
     {%- set total_hours = harbor_anomaly_period_hours(training_period) + detection_hours -%}
-    {%- set rows = [] -%}
+    {%- set buckets = [] -%}
     {%- for i in range((total_hours / bucket_hours) | int) -%}
         {%- set bucket_end = end - modules.datetime.timedelta(hours=i * bucket_hours) -%}
-        {%- set bucket_start = bucket_end - modules.datetime.timedelta(hours=bucket_hours) -%}
+        {%- do buckets.append({
+            'start': bucket_end - modules.datetime.timedelta(hours=bucket_hours),
+            'end': bucket_end,
+            'is_detection': i * bucket_hours < detection_hours,
+        }) -%}
+    {%- endfor -%}
+    {{- return(buckets) -}}
+{% endmacro %}
+
+
+{#- The buckets as rows: bucket_start, bucket_end, is_detection. -#}
+{% macro harbor_anomaly_buckets(buckets) %}
+    {%- set rows = [] -%}
+    {%- for bucket in buckets -%}
         {%- do rows.append(
-            "select " ~ harbor_anomaly_timestamp(bucket_start) ~ " as bucket_start, "
-            ~ harbor_anomaly_timestamp(bucket_end) ~ " as bucket_end, "
-            ~ ('true' if i * bucket_hours < detection_hours else 'false') ~ " as is_detection"
+            "select " ~ harbor_anomaly_timestamp(bucket.start) ~ " as bucket_start, "
+            ~ harbor_anomaly_timestamp(bucket.end) ~ " as bucket_end, "
+            ~ ('true' if bucket.is_detection else 'false') ~ " as is_detection"
         ) -%}
     {%- endfor -%}
     {{- return(rows | join('\n    union all\n    ')) -}}
@@ -58,14 +71,10 @@
 
 {#- A test that could never flag anything is a configuration error: with `seasonality`, each season (weekday) gets
     only its share of the training buckets, and fewer than `min_training_set_size` means no verdict, ever. -#}
-{% macro harbor_anomaly_check_training_size(relation, time_bucket, training_period, detection_period, seasonality, min_training_set_size, end) %}
-    {%- set bucket_hours = harbor_anomaly_period_hours(time_bucket) -%}
-    {%- set detection_buckets = (harbor_anomaly_period_hours(detection_period) / bucket_hours) | round(0, 'ceil') | int -%}
-    {%- set total_buckets = ((harbor_anomaly_period_hours(training_period) + harbor_anomaly_period_hours(detection_period)) / bucket_hours) | int -%}
+{% macro harbor_anomaly_check_training_size(relation, buckets, seasonality, min_training_set_size) %}
     {%- set per_season = {} -%}
-    {%- for i in range(detection_buckets, total_buckets) -%}
-        {%- set bucket_start = end - modules.datetime.timedelta(hours=(i + 1) * bucket_hours) -%}
-        {%- set season = bucket_start.weekday() if seasonality == 'day_of_week' else 0 -%}
+    {%- for bucket in buckets if not bucket.is_detection -%}
+        {%- set season = bucket.start.weekday() if seasonality == 'day_of_week' else 0 -%}
         {%- do per_season.update({season: per_season.get(season, 0) + 1}) -%}
     {%- endfor -%}
     {%- set fewest = per_season.values() | min if per_season else 0 -%}
@@ -188,19 +197,17 @@
     where_expression=none
 ) %}
     {%- set window_end = harbor_anomaly_window_end(time_bucket) -%}
-    {%- set window_hours = harbor_anomaly_period_hours(training_period) + harbor_anomaly_period_hours(detection_period) -%}
-    {%- do harbor_anomaly_check_training_size(
-        model, time_bucket, training_period, detection_period, seasonality, min_training_set_size, window_end
-    ) -%}
+    {%- set buckets = harbor_anomaly_bucket_list(time_bucket, training_period, detection_period, window_end) -%}
+    {%- do harbor_anomaly_check_training_size(model, buckets, seasonality, min_training_set_size) -%}
     {%- set metrics -%}
         with buckets as (
-            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period, window_end) }}
+            {{ harbor_anomaly_buckets(buckets) }}
         ),
 
         hours as (
             {{ harbor_anomaly_hours(
                 model, timestamp_column, where_expression, 'count(*)',
-                since=window_end - modules.datetime.timedelta(hours=window_hours), before=window_end
+                since=buckets[-1].start, before=window_end
             ) }}
         ),
 
@@ -240,12 +247,11 @@
     where_expression=none
 ) %}
     {%- set window_end = harbor_anomaly_window_end(time_bucket) -%}
-    {%- do harbor_anomaly_check_training_size(
-        model, time_bucket, training_period, detection_period, seasonality, min_training_set_size, window_end
-    ) -%}
+    {%- set buckets = harbor_anomaly_bucket_list(time_bucket, training_period, detection_period, window_end) -%}
+    {%- do harbor_anomaly_check_training_size(model, buckets, seasonality, min_training_set_size) -%}
     {%- set metrics -%}
         with buckets as (
-            {{ harbor_anomaly_buckets(time_bucket, training_period, detection_period, window_end) }}
+            {{ harbor_anomaly_buckets(buckets) }}
         ),
 
         -- Every hour before the window's end: the newest row before a bucket may be older than the window.
