@@ -23,7 +23,8 @@ Deletes: Harbor expects sources to soft-delete (a `deleted_at` timestamp that al
 demo shop does. The row then arrives again with `deleted_at` set and replaces the live version in raw;
 staging keeps it flagged and marts drop it. Hard deletes are only seen by tables reloaded in full.
 
-Schema drift: a new source column simply appears in raw. A changed column type stops the load (dlt schema
+Schema drift: a new source column simply appears in raw; a dropped one stays there, null from then on (raw
+columns are nullable but for the key and the cursor). A changed column type stops the load (dlt schema
 contract `data_type: freeze`) with an error naming the table and column, before anything is written.
 """
 
@@ -32,7 +33,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 
 import dlt
@@ -126,6 +127,7 @@ def shop_source(
         if cursor and cursor not in columns:
             raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
         lag = int(table_option.get("lag_seconds", lag_seconds))
+        required = [*primary_key, *([cursor] if cursor else [])]
         # rows without a cursor are quarantined by the step below rather than failing the table
         incremental = dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None
         first_load = loaded_before is not None and table not in loaded_before
@@ -149,13 +151,13 @@ def shop_source(
                 backend_kwargs=_backend_kwargs(engine, backend, chunk_size),
                 chunk_size=chunk_size,
                 reflection_level="full_with_precision",
+                table_adapter_callback=_nullable_except(required),
                 incremental=incremental,
                 write_disposition=write_disposition,
                 primary_key=primary_key,
             )
         # New columns evolve freely; a changed type stops the load instead of corrupting raw.
         resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
-        required = [*primary_key, *([cursor] if cursor else [])]
         if backend == "connectorx":
             resource.add_map(_decimal_caster(reflected))
         resource.add_yield_map(_quarantine_missing(table, required, where, stamp, tally))
@@ -212,23 +214,28 @@ def _decimal_caster(reflected: list[dict]):
     return cast
 
 
-def _quarantine_missing(table: str, required: list[str], where: str, extracted_at: datetime, tally: Tally):
-    """A yield-map step over arrow batches: rows with a null key or cursor go to the dead-letter table."""
+def _nullable_except(required: list[str]) -> Callable[[sa.Table], sa.Table]:
+    """A `sql_table` table adapter: every reflected column but the key and cursor becomes nullable in raw.
 
-    def step(item):
-        if isinstance(item, pa.RecordBatch):
-            item = pa.Table.from_batches([item])
-        if not isinstance(item, pa.Table):
-            yield item
-            return
-        mask = None
-        for column in required:
-            nulls = pc.is_null(item[column])
-            mask = nulls if mask is None else pc.or_(mask, nulls)
-        if mask is None or not pc.any(mask).as_py():
-            yield _not_nullable(item, required)
-            return
-        for row in item.filter(mask).to_pylist():
+    Why: dlt copies NOT NULL from the source, and a NOT NULL column the source later drops then fails every load
+    (pyarrow refuses the missing values, the warehouse its constraint) until a full refresh. Raw keeps a dropped
+    column, null from then on, as DuckDB's scanner already does."""
+
+    def adapt(table: sa.Table) -> sa.Table:
+        for column in table.columns:
+            if column.name not in required:
+                column.nullable = True
+        return table
+
+    return adapt
+
+
+def _quarantine_missing(table: str, required: list[str], where: str, extracted_at: datetime, tally: Tally):
+    """A yield-map step over arrow batches and row lists: rows with a null key or cursor go to the dead-letter
+    table."""
+
+    def quarantined(rows: list[dict]) -> Iterator:
+        for row in rows:
             tally.quarantined[table] += 1
             missing = next(c for c in required if row.get(c) is None)
             key = ", ".join(f"{c}={row.get(c)!r}" for c in required)
@@ -240,6 +247,28 @@ def _quarantine_missing(table: str, required: list[str], where: str, extracted_a
                 source="shop",
                 extracted_at=extracted_at,
             )
+
+    def step(item):
+        if isinstance(item, pa.RecordBatch):
+            item = pa.Table.from_batches([item])
+        if isinstance(item, dict | list):  # the sqlalchemy backend's rows
+            rows = item if isinstance(item, list) else [item]
+            invalid = [row for row in rows if any(row.get(c) is None for c in required)]
+            yield from quarantined(invalid)
+            if len(invalid) < len(rows):
+                yield [row for row in rows if all(row.get(c) is not None for c in required)]
+            return
+        if not isinstance(item, pa.Table):
+            yield item
+            return
+        mask = None
+        for column in required:
+            nulls = pc.is_null(item[column])
+            mask = nulls if mask is None else pc.or_(mask, nulls)
+        if mask is None or not pc.any(mask).as_py():
+            yield _not_nullable(item, required)
+            return
+        yield from quarantined(item.filter(mask).to_pylist())
         valid = item.filter(pc.invert(mask))
         if valid.num_rows:
             yield _not_nullable(valid, required)

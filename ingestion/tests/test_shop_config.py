@@ -7,6 +7,7 @@ import json
 import shutil
 import threading
 from datetime import timedelta
+from unittest import mock
 
 import duckdb
 import pytest
@@ -97,6 +98,25 @@ def test_schema_drift_new_column_loads_and_a_type_change_stops_naming_table_and_
         assert conn.execute("select count(*) from raw_shop.payments").fetchone()[0] == before
 
 
+@pytest.mark.parametrize("backend", ["duckdb", "pyarrow", "connectorx", "sqlalchemy"])
+def test_a_not_null_column_the_source_drops_stays_in_raw_as_null(settings, postgres_url, monkeypatch, backend):
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", backend)
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    shop.create_shop(postgres_url, scale=0.2)
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("alter table customers add column tier text not null default 'gold'"))
+    ingest_shop(settings)
+    with engine.begin() as conn:
+        conn.execute(sa.text("alter table customers drop column tier"))
+        conn.execute(sa.text("update customers set email = 'new@example.com', updated_at = now() where customer_id = 1"))
+    engine.dispose()
+    ingest_shop(settings)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        rows = conn.execute("select email, tier from raw_shop.customers where customer_id in (1, 2) order by customer_id")
+        assert rows.fetchall() == [("new@example.com", None), (mock.ANY, "gold")]
+
+
 def test_a_database_that_is_down_is_retried_then_fails_naming_the_source_with_state_unchanged(
     settings, postgres_url, monkeypatch, capsys
 ):
@@ -140,7 +160,9 @@ def test_a_database_that_is_down_is_retried_then_fails_naming_the_source_with_st
         )
 
 
-def test_rows_without_key_or_cursor_are_quarantined_and_the_rest_loads(settings, postgres_url, monkeypatch):
+@pytest.mark.parametrize("backend", ["duckdb", "pyarrow", "connectorx", "sqlalchemy"])
+def test_rows_without_key_or_cursor_are_quarantined_and_the_rest_loads(settings, postgres_url, monkeypatch, backend):
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", backend)
     engine = sa.create_engine(postgres_url)
     with engine.begin() as conn:
         conn.execute(sa.text("create table widgets (widget_id integer, name text, updated_at timestamptz)"))
