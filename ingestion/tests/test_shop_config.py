@@ -109,11 +109,15 @@ def test_a_not_null_column_the_source_drops_stays_in_raw_as_null(settings, postg
     ingest_shop(settings)
     with engine.begin() as conn:
         conn.execute(sa.text("alter table customers drop column tier"))
-        conn.execute(sa.text("update customers set email = 'new@example.com', updated_at = now() where customer_id = 1"))
+        conn.execute(
+            sa.text("update customers set email = 'new@example.com', updated_at = now() where customer_id = 1")
+        )
     engine.dispose()
     ingest_shop(settings)
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
-        rows = conn.execute("select email, tier from raw_shop.customers where customer_id in (1, 2) order by customer_id")
+        rows = conn.execute(
+            "select email, tier from raw_shop.customers where customer_id in (1, 2) order by customer_id"
+        )
         assert rows.fetchall() == [("new@example.com", None), (mock.ANY, "gold")]
 
 
