@@ -10,11 +10,14 @@ import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from dlt.common.configuration.exceptions import ConfigurationException
+
 from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import Settings
+from ingestion.sources.shop import SourceConfigError
 from ingestion.transform import DbtFailed, run_dbt
 
 SOURCES = tuple(INGESTERS)
@@ -150,6 +153,7 @@ def _ingest(args: argparse.Namespace, settings: Settings) -> int:
     return ingest_sources(settings, tuple(dict.fromkeys(args.sources or SOURCES)), args.full_refresh, args.json_logs)
 
 
+EXIT_BAD_CONFIG = 2
 EXIT_SOURCE_UNAVAILABLE = 3
 EXIT_LOAD_FAILED = 4
 
@@ -173,9 +177,17 @@ def ingest_sources(
             log.error(str(error), extra={"source": source}, exc_info=json_logs)
             failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
         except Exception as error:
-            message = f"source {source!r} failed: {_explained(pipeline.root_cause(error))}"
+            misconfigured = [
+                e for e in pipeline.error_chain(error) if isinstance(e, SourceConfigError | ConfigurationException)
+            ]
+            if misconfigured:
+                message = f"source {source!r} is misconfigured: {str(misconfigured[0]).strip().splitlines()[0]}"
+                code = EXIT_BAD_CONFIG
+            else:
+                message = f"source {source!r} failed: {_explained(pipeline.root_cause(error))}"
+                code = EXIT_LOAD_FAILED
             log.error(message, extra={"source": source}, exc_info=json_logs)
-            failures.append((source, message, EXIT_LOAD_FAILED))
+            failures.append((source, message, code))
     _print_summary(results, [source for source, *_ in failures])
     for source, message, code in failures:
         closing = f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)"

@@ -181,11 +181,17 @@ def abort_pending(pipeline: dlt.Pipeline) -> list[str]:
     return pending
 
 
+def error_chain(error: BaseException) -> list[BaseException]:
+    """The error and those it was raised from, outermost first: dlt wraps the useful one several times."""
+    chain = [error]
+    while (chain[-1].__cause__ or chain[-1].__context__) is not None:
+        chain.append(chain[-1].__cause__ or chain[-1].__context__)
+    return chain
+
+
 def root_cause(error: BaseException) -> str:
-    """The innermost error's message: dlt wraps the useful part (table and column names) several times."""
-    seen = error
-    while (seen.__cause__ or seen.__context__) is not None:
-        seen = seen.__cause__ or seen.__context__
+    """The innermost error's message (table and column names are there), its first line."""
+    seen = error_chain(error)[-1]
     text = str(seen).strip() or type(seen).__name__
     return text.splitlines()[0] if len(text) < 2000 else text[:2000]
 

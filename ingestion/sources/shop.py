@@ -126,7 +126,7 @@ def shop_source(
         cursor = table_option.get("cursor_column", cursor_column if cursor_column in columns else "")
         if cursor and cursor not in columns:
             raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
-        lag = int(table_option.get("lag_seconds", lag_seconds))
+        lag = _seconds(table_option.get("lag_seconds", lag_seconds), table)
         required = [*primary_key, *([cursor] if cursor else [])]
         # rows without a cursor are quarantined by the step below rather than failing the table
         incremental = dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None
@@ -162,6 +162,19 @@ def shop_source(
             resource.add_map(_decimal_caster(reflected))
         resource.add_yield_map(_quarantine_missing(table, required, where, stamp, tally))
         yield resource.add_map(add_metadata)
+
+
+def _seconds(value: object, table: str) -> int:
+    """A lag in whole seconds; the configuration may hand over text (environment variables are strings)."""
+    try:
+        seconds = int(str(value))
+    except ValueError:
+        seconds = -1
+    if seconds < 0:
+        raise SourceConfigError(
+            f"shop: lag_seconds of table {table!r} must be a whole number of seconds, not {value!r}"
+        )
+    return seconds
 
 
 def _tables_with_a_cursor() -> set[str] | None:

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from ingestion.cli import EXIT_SOURCE_UNAVAILABLE, main
+from ingestion.cli import EXIT_BAD_CONFIG, EXIT_SOURCE_UNAVAILABLE, main
 from ingestion.demo import shop
 
 
@@ -135,3 +135,21 @@ def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_p
         [sys.executable, "-c", probe], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     )
     assert completed.stdout.strip() == "1"  # [load] workers in the project's .dlt/config.toml
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "said"),
+    [
+        ("SOURCES__SHOP__BACKEND", "oracle", "backend must be one of"),
+        ("SOURCES__SHOP__TABLE_NAMES", '["no_such_table"]', "table 'no_such_table' not found"),
+        ("SOURCES__SHOP__LAG_SECONDS", "an hour", "lag_seconds"),
+    ],
+)
+def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load(
+    harbor_env, capsys, monkeypatch, variable, value, said
+):
+    monkeypatch.setenv(variable, value)
+    assert main(["ingest", "shop", "events"]) == EXIT_BAD_CONFIG
+    out, err = capsys.readouterr()
+    assert "source 'shop' is misconfigured" in err and said in err
+    assert "events.events" in out
