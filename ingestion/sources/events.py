@@ -1,11 +1,14 @@
 """The events source: clickstream events as JSON-lines files landing in a folder, through dlt's filesystem source.
 
-Only files not seen before are read: the file listing is incremental on the file's modification time (or any
-other file attribute, `cursor`), kept in dlt state that commits with the load. Every line becomes one raw row
-carrying `_file_name` and `_line_number`; the raw table is keyed on those two, so a replayed load package
-never duplicates a line, while the same `event_id` sent twice by the tracker (in two files) stays twice in
-raw: deduplication by `event_id` is staging's job, where late events are also handled.
-A line that is not JSON, or an event that fails `EVENT_SPEC`, goes to `raw_events._dead_letters`.
+Each run reads the files it has not read before in the state they are in now: dlt state (committed with the
+load) remembers every listed file's modification time and size, so a new file is read whatever its modification
+time (one moved in from elsewhere keeps an old one), and a file rewritten under the same name is read again and
+replaces its earlier lines (merge key `_file_name`: lines it no longer has are deleted from raw). Files no
+longer listed are forgotten, so the state stays the size of the folder. Every line becomes one raw row carrying
+`_file_name` and `_line_number`; the raw table is keyed on those two, so a replayed load package never
+duplicates a line, while the same `event_id` sent twice by the tracker (in two files) stays twice in raw:
+deduplication by `event_id` is staging's job, where late events are also handled.
+A line that is not UTF-8 or not JSON, or an event that fails `EVENT_SPEC`, goes to `raw_events._dead_letters`.
 """
 
 from __future__ import annotations
@@ -48,7 +51,6 @@ FILE_COLUMNS = {
 def events_source(
     bucket_url: str = dlt.config.value,
     file_glob: str = "*.jsonl",
-    cursor: str = "modification_date",
     extracted_at: datetime | None = None,
     tally: Tally | None = None,
 ) -> Iterator[DltResource]:
@@ -59,15 +61,27 @@ def events_source(
         bucket_url = folder.as_uri()
     stamp = extracted_at or datetime.now(UTC)
     counts = tally if tally is not None else Tally()
-    files = filesystem(bucket_url=bucket_url, file_glob=file_glob, incremental=dlt.sources.incremental(cursor))
+    # One page holding the whole listing (fsspec lists a bucket whole anyway): only then are the files no
+    # longer listed known, to be forgotten.
+    files = filesystem(bucket_url=bucket_url, file_glob=file_glob, files_per_page=WHOLE_LISTING)
 
     # Column hints go on a table variant, not the resource: the dead-letter variant would inherit them.
     @dlt.transformer(name=TABLE, write_disposition="merge", primary_key=("_file_name", "_line_number"))
-    def read_events(items: list) -> Iterator:
-        for file_item in items:
-            yield from _read_file(file_item, stamp, counts)
+    def read_events(listing: list) -> Iterator:
+        read: dict[str, str] = dlt.current.resource_state().setdefault("files", {})
+        listed = {}
+        for file_item in listing:
+            name = file_item["relative_path"]
+            listed[name] = version = f"{file_item['modification_date'].isoformat()} {file_item['size_in_bytes']}"
+            if read.get(name) != version:
+                yield from _read_file(file_item, stamp, counts)
+        read.clear()
+        read.update(listed)
 
     yield files | read_events
+
+
+WHOLE_LISTING = 2**31
 
 
 def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
@@ -75,17 +89,18 @@ def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
     batch = []
     with file_item.open(mode="rb") as handle:
         for number, raw in enumerate(handle, start=1):
-            line = raw.decode("utf-8", errors="replace").strip()
-            if not line:
+            if not raw.strip():
                 continue
             tally.extracted[TABLE] += 1
             origin = f"{name}:{number}"
             try:
+                line = raw.decode("utf-8").strip()
                 record = EVENT_SPEC.validate(json.loads(line))
-            except ValueError as error:  # json.JSONDecodeError and InvalidRecord are both ValueErrors
+            except ValueError as error:  # Unicode and JSON decoding errors and InvalidRecord are ValueErrors
                 tally.quarantined[TABLE] += 1
-                reason = f"unparsable JSON line: {error}" if isinstance(error, json.JSONDecodeError) else str(error)
-                yield dead_letter(TABLE, origin, reason, line, source="events", extracted_at=extracted_at)
+                yield dead_letter(
+                    TABLE, origin, _reason(error), _printable(raw), source="events", extracted_at=extracted_at
+                )
                 continue
             record.update(_file_name=name, _line_number=number, _extracted_at=extracted_at, _source="events")
             batch.append(record)
@@ -96,9 +111,22 @@ def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
         yield _with_columns(batch)
 
 
+def _reason(error: ValueError) -> str:
+    if isinstance(error, UnicodeDecodeError):
+        return f"line is not UTF-8: {error}"
+    if isinstance(error, json.JSONDecodeError):
+        return f"unparsable JSON line: {error}"
+    return str(error)
+
+
+def _printable(raw: bytes) -> str:
+    """The line as text, bytes that are not UTF-8 written as escapes (\\xff): the payload keeps every byte."""
+    return raw.decode("utf-8", errors="backslashreplace").strip()
+
+
 def _with_columns(batch: list[dict]):
     return dlt.mark.with_hints(
         batch,
-        dlt.mark.make_hints(table_name=TABLE, columns={**EVENT_SPEC.columns(), **FILE_COLUMNS}),
+        dlt.mark.make_hints(table_name=TABLE, merge_key="_file_name", columns={**EVENT_SPEC.columns(), **FILE_COLUMNS}),
         create_table_variant=True,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import duckdb
 import pytest
@@ -124,3 +125,55 @@ def test_full_refresh_reloads_every_file_once(settings):
     assert again.tables["events"].loaded == first.tables["events"].loaded > 0
     ((rows,),) = query(settings, "select count(*) from raw_events.events")
     assert rows == first.tables["events"].loaded
+
+
+def test_a_file_with_an_older_modification_time_than_those_read_is_still_read(settings):
+    """A file moved in from elsewhere keeps its modification time: a cursor on it would skip the file for good."""
+    write_events(settings.data_dir, seed=3, tick=0, scale=0.2, dirty=False)
+    ingest_events(settings)
+    moved_in = write_events(settings.data_dir, seed=3, tick=1, scale=0.2, dirty=False)
+    path = events_dir(settings.data_dir) / event_file_name(1)
+    os.utime(path, (0, 0))  # 1970, older than every file read so far
+    assert ingest_events(settings).tables["events"].loaded == moved_in.events
+    assert ingest_events(settings).tables["events"].extracted == 0
+    assert query(settings, f"select count(*) from raw_events.events where _file_name = '{path.name}'") == [
+        (moved_in.events,)
+    ]
+
+
+def test_a_file_rewritten_under_its_name_replaces_its_lines_and_a_file_listed_again_is_not_duplicated(settings):
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    event = {"event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+    path = folder / "batch.jsonl"
+    path.write_text("".join(json.dumps({**event, "event_id": f"e{n}"}) + "\n" for n in range(3)))
+    ingest_events(settings)
+    path.write_text(json.dumps({**event, "event_id": "e9"}) + "\n")
+    os.utime(path, (1e9, 1e9))  # same size or older time: still another version of the file
+    assert ingest_events(settings).tables["events"].loaded == 1
+    assert query(settings, "select _line_number, event_id from raw_events.events") == [(1, "e9")]
+
+    parked = folder.parent / "batch.jsonl.parked"
+    path.rename(parked)
+    (folder / "other.jsonl").write_text(json.dumps({**event, "event_id": "o1"}) + "\n")
+    assert ingest_events(settings).tables["events"].loaded == 1  # other.jsonl; batch.jsonl is forgotten
+    parked.rename(path)  # listed again: read again, merged over its own lines
+    assert ingest_events(settings).tables["events"].loaded == 1
+    assert query(settings, "select _file_name, count(*) from raw_events.events group by 1 order by 1") == [
+        ("batch.jsonl", 1),
+        ("other.jsonl", 1),
+    ]
+
+
+def test_a_line_that_is_not_utf8_is_quarantined_with_its_bytes_escaped(settings):
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    good = json.dumps({"event_id": "e1", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"})
+    bad = good.replace("e1", "e2").replace("page_view", "page_view").encode().replace(b'"e2"', b'"e\xff2"')
+    (folder / "batch.jsonl").write_bytes(good.encode() + b"\n" + bad + b"\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (2, 1, 1)
+    ((origin, reason, payload),) = query(settings, "select origin, reason, payload from raw_events._dead_letters")
+    assert origin == "batch.jsonl:2" and reason.startswith("line is not UTF-8")
+    assert '"e\\xff2"' in payload
+    assert query(settings, "select event_id from raw_events.events") == [("e1",)]
