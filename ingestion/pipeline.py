@@ -24,6 +24,7 @@ import duckdb
 from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 
+from ingestion.parquet_writer import use_plain_parquet
 from ingestion.settings import Settings
 from ingestion.sources.quarantine import DEAD_LETTERS, Tally
 
@@ -79,6 +80,7 @@ class PendingLoadFailed(RuntimeError):
 def make_pipeline(source: str, settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
     """The source's pipeline; into `connection` when given (DuckDB, see `held_pipeline`)."""
     name = f"harbor_{source}"
+    use_plain_parquet()
     _forget_state_of_a_lost_warehouse(name, settings)
     destination = warehouse_destination(settings, connection)
     if destination.destination_name == "postgres":

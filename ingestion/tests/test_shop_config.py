@@ -10,12 +10,14 @@ from datetime import timedelta
 from unittest import mock
 
 import duckdb
+import pyarrow.parquet as pq
 import pytest
 import sqlalchemy as sa
 
 from ingestion.cli import main
 from ingestion.demo import shop
 from ingestion.demo.tpch import make_tpch
+from ingestion.parquet_writer import DICTIONARY_COLUMNS
 from ingestion.pipeline import ingest_shop
 from ingestion.settings import Settings
 
@@ -388,3 +390,18 @@ def test_the_scanner_failing_to_connect_does_not_show_the_password(tmp_path):
         seen = seen.__cause__ or seen.__context__
     assert "***" in str(raised.value) and "127.0.0.1" in str(raised.value)
     assert _unavailable_cause(raised.value)  # an outage: exit code 3, like the other ways a source is unreachable
+
+
+def test_extracted_files_dictionary_encode_only_the_columns_constant_in_a_load(settings, postgres_url, monkeypatch):
+    """pyarrow's default dictionary-encodes every column, which made extract ~20% slower (ingestion/parquet_writer.py)."""
+    monkeypatch.setenv("LOAD__DELETE_COMPLETED_JOBS", "false")  # keep the files to look at
+    shop.create_shop(postgres_url, scale=0.2)
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    ingest_shop(settings)
+    files = sorted(settings.pipelines_dir.glob("**/completed_jobs/*.parquet"))
+    assert {path.name.split(".")[0] for path in files} == set(shop.SHOP_TABLES)
+    for path in files:
+        row_group = pq.ParquetFile(path).metadata.row_group(0)
+        columns = [row_group.column(index) for index in range(row_group.num_columns)]
+        encoded = {column.path_in_schema for column in columns if "RLE_DICTIONARY" in column.encodings}
+        assert encoded == DICTIONARY_COLUMNS, path.name
