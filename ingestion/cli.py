@@ -16,8 +16,7 @@ from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
-from ingestion.settings import Settings
-from ingestion.sources.shop import SourceConfigError
+from ingestion.settings import ConfigError, Settings
 from ingestion.transform import DbtFailed, run_dbt
 
 SOURCES = tuple(INGESTERS)
@@ -178,10 +177,12 @@ def ingest_sources(
             failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
         except Exception as error:
             misconfigured = [
-                e for e in pipeline.error_chain(error) if isinstance(e, SourceConfigError | ConfigurationException)
+                e for e in pipeline.error_chain(error) if isinstance(e, ConfigError | ConfigurationException)
             ]
             if misconfigured:
-                message = f"source {source!r} is misconfigured: {str(misconfigured[0]).strip().splitlines()[0]}"
+                message = (
+                    f"source {source!r} cannot run, a setting is wrong: {str(misconfigured[0]).strip().splitlines()[0]}"
+                )
                 code = EXIT_BAD_CONFIG
             else:
                 message = f"source {source!r} failed: {_explained(pipeline.root_cause(error))}"

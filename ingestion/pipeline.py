@@ -25,7 +25,7 @@ from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
 
 from ingestion.parquet_writer import use_plain_parquet
-from ingestion.settings import Settings
+from ingestion.settings import ConfigError, Settings
 from ingestion.sources.quarantine import DEAD_LETTERS, Tally
 
 # Arrow backends skip dlt's `_dlt_load_id` unless asked; every raw row must carry it.
@@ -141,7 +141,7 @@ def warehouse_destination(settings: Settings, connection: duckdb.DuckDBPyConnect
 def _destination_kind() -> str:
     kind = os.environ.get("HARBOR_DESTINATION", "duckdb").lower()
     if kind not in ("duckdb", "postgres"):
-        raise ValueError(f"HARBOR_DESTINATION must be duckdb or postgres, not {kind!r}")
+        raise ConfigError(f"HARBOR_DESTINATION must be duckdb or postgres, not {kind!r}")
     return kind
 
 
@@ -350,7 +350,7 @@ def ingest_fx(settings: Settings, *, full_refresh: bool = False, **config) -> In
 
     base_url = config.pop("base_url", None) or configured("sources.fx.base_url")
     if not base_url:
-        raise ValueError("fx: no API base URL; set SOURCES__FX__BASE_URL (or [sources.fx] base_url)")
+        raise ConfigError("fx: no API base URL; set SOURCES__FX__BASE_URL (or [sources.fx] base_url)")
     return run_source(
         "fx",
         settings,

@@ -11,6 +11,10 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+class ConfigError(ValueError):
+    """A setting is wrong or does not match what it points at; `harbor` exits 2 naming it."""
+
+
 @dataclass(frozen=True)
 class Settings:
     project_dir: Path

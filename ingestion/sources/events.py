@@ -3,8 +3,9 @@
 Each run reads the files it has not read before in the state they are in now: dlt state (committed with the
 load) remembers every listed file's modification time and size, so a new file is read whatever its modification
 time (one moved in from elsewhere keeps an old one), and a file rewritten under the same name is read again and
-replaces its earlier lines (merge key `_file_name`: lines it no longer has are deleted from raw). Files no
-longer listed are forgotten, so the state stays the size of the folder. Every line becomes one raw row carrying
+replaces its earlier lines (merge key `_file_name`: lines it no longer has are deleted from raw, provided the
+new version has a valid line for the delete to ride on). Files no longer listed are forgotten, so the state
+stays the size of the folder. Every line becomes one raw row carrying
 `_file_name` and `_line_number`; the raw table is keyed on those two, so a replayed load package never
 duplicates a line, while the same `event_id` sent twice by the tracker (in two files) stays twice in raw:
 deduplication by `event_id` is staging's job, where late events are also handled.
@@ -72,7 +73,8 @@ def events_source(
         listed = {}
         for file_item in listing:
             name = file_item["relative_path"]
-            listed[name] = version = f"{file_item['modification_date'].isoformat()} {file_item['size_in_bytes']}"
+            # Some filesystems (plain http) list no size; such a file is told apart by its modification time.
+            listed[name] = version = f"{file_item['modification_date'].isoformat()} {file_item.get('size_in_bytes')}"
             if read.get(name) != version:
                 yield from _read_file(file_item, stamp, counts)
         read.clear()

@@ -31,6 +31,7 @@ contract `data_type: freeze`) with an error naming the table and column, before 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -45,6 +46,7 @@ from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
 from ingestion.demo.shop import SHOP_TABLES, engine_for
+from ingestion.settings import ConfigError
 from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
 from ingestion.sources.postgres_scan import ScannerSession, scanner_table
@@ -58,7 +60,7 @@ ALL_TABLES = "*"
 BACKENDS = ("auto", "duckdb", "connectorx", "pyarrow", "sqlalchemy")
 
 
-class SourceConfigError(ValueError):
+class SourceConfigError(ConfigError):
     """The source's configuration does not match the database it points at."""
 
 
@@ -167,14 +169,14 @@ def shop_source(
 def _seconds(value: object, table: str) -> int:
     """A lag in whole seconds; the configuration may hand over text (environment variables are strings)."""
     try:
-        seconds = int(str(value))
+        seconds = float(str(value))
     except ValueError:
-        seconds = -1
-    if seconds < 0:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):
         raise SourceConfigError(
-            f"shop: lag_seconds of table {table!r} must be a whole number of seconds, not {value!r}"
+            f"shop: lag_seconds of table {table!r} must be a number of seconds (0 or more), not {value!r}"
         )
-    return seconds
+    return int(seconds)
 
 
 def _tables_with_a_cursor() -> set[str] | None:
@@ -264,12 +266,11 @@ def _quarantine_missing(table: str, required: list[str], where: str, extracted_a
     def step(item):
         if isinstance(item, pa.RecordBatch):
             item = pa.Table.from_batches([item])
-        if isinstance(item, dict | list):  # the sqlalchemy backend's rows
-            rows = item if isinstance(item, list) else [item]
-            invalid = [row for row in rows if any(row.get(c) is None for c in required)]
-            yield from quarantined(invalid)
-            if len(invalid) < len(rows):
-                yield [row for row in rows if all(row.get(c) is not None for c in required)]
+        if isinstance(item, dict):  # a row of the sqlalchemy backend (dlt maps the rows of a list one by one)
+            if any(item.get(c) is None for c in required):
+                yield from quarantined([item])
+            else:
+                yield item
             return
         if not isinstance(item, pa.Table):
             yield item

@@ -143,6 +143,7 @@ def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_p
         ("SOURCES__SHOP__BACKEND", "oracle", "backend must be one of"),
         ("SOURCES__SHOP__TABLE_NAMES", '["no_such_table"]', "table 'no_such_table' not found"),
         ("SOURCES__SHOP__LAG_SECONDS", "an hour", "lag_seconds"),
+        ("SOURCES__SHOP__TABLE_OPTIONS", '{"orders": {"lag_seconds": "an hour"}}', "lag_seconds of table 'orders'"),
     ],
 )
 def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load(
@@ -151,5 +152,12 @@ def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load
     monkeypatch.setenv(variable, value)
     assert main(["ingest", "shop", "events"]) == EXIT_BAD_CONFIG
     out, err = capsys.readouterr()
-    assert "source 'shop' is misconfigured" in err and said in err
+    assert "source 'shop' cannot run, a setting is wrong" in err and said in err
     assert "events.events" in out
+
+
+def test_a_wrong_destination_exits_2_for_every_source(harbor_env, capsys, monkeypatch):
+    monkeypatch.setenv("HARBOR_DESTINATION", "snowflake")
+    assert main(["ingest", "shop", "events"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert err.count("HARBOR_DESTINATION must be duckdb or postgres, not 'snowflake'") >= 2
