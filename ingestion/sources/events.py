@@ -5,10 +5,10 @@ load) remembers every listed file's modification time and size, so a new file is
 time (one moved in from elsewhere keeps an old one), and a file rewritten under the same name is read again and
 replaces its earlier lines (merge key `_file_name`: lines it no longer has are deleted from raw, provided the
 new version has a valid line for the delete to ride on). Files no longer listed are forgotten, so the state
-stays the size of the folder. Every line becomes one raw row carrying
-`_file_name` and `_line_number`; the raw table is keyed on those two, so a replayed load package never
-duplicates a line, while the same `event_id` sent twice by the tracker (in two files) stays twice in raw:
-deduplication by `event_id` is staging's job, where late events are also handled.
+stays the size of the folder. Every line becomes one raw row carrying `_file_name` and `_line_number`; the raw
+table is keyed on those two, so a replayed load package never duplicates a line, while the same `event_id`
+sent twice by the tracker (in two files) stays twice in raw: deduplication by `event_id` is staging's job,
+where late events are also handled.
 A line that is not UTF-8 or not JSON, or an event that fails `EVENT_SPEC`, goes to `raw_events._dead_letters`.
 """
 
@@ -39,6 +39,9 @@ EVENT_SPEC = RecordSpec(
         "page_url": Field("text", required=False),
     },
 )
+
+# Files per page of dlt's listing: the whole listing in one page (see `events_source`).
+WHOLE_LISTING = 2**31
 
 FILE_COLUMNS = {
     "_file_name": {"data_type": "text", "nullable": False},
@@ -81,9 +84,6 @@ def events_source(
         read.update(listed)
 
     yield files | read_events
-
-
-WHOLE_LISTING = 2**31
 
 
 def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
