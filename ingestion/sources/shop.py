@@ -167,7 +167,8 @@ def shop_source(
 
 
 def _seconds(value: object, table: str) -> int:
-    """A lag in whole seconds; the configuration may hand over text (environment variables are strings)."""
+    """A lag as whole seconds (any number 0 or more, rounded down); the configuration may hand over text
+    (environment variables are strings)."""
     try:
         seconds = float(str(value))
     except ValueError:
@@ -246,8 +247,8 @@ def _nullable_except(required: list[str]) -> Callable[[sa.Table], sa.Table]:
 
 
 def _quarantine_missing(table: str, required: list[str], where: str, extracted_at: datetime, tally: Tally):
-    """A yield-map step over arrow batches and row lists: rows with a null key or cursor go to the dead-letter
-    table."""
+    """A yield-map step over arrow batches and single rows (the sqlalchemy backend's): rows with a null key or
+    cursor go to the dead-letter table."""
 
     def quarantined(rows: list[dict]) -> Iterator:
         for row in rows:
