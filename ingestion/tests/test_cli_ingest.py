@@ -161,3 +161,22 @@ def test_a_wrong_destination_exits_2_for_every_source(harbor_env, capsys, monkey
     assert main(["ingest", "shop", "events"]) == EXIT_BAD_CONFIG
     err = capsys.readouterr().err
     assert err.count("HARBOR_DESTINATION must be duckdb or postgres, not 'snowflake'") >= 2
+
+
+def test_a_pipeline_started_from_any_folder_sends_no_usage_events(settings, tmp_path):
+    """dlt sends anonymous usage events unless told not to; Harbor's `.dlt/config.toml` turns them off, and it
+    must be the one dlt reads wherever `harbor` is started."""
+    script = (
+        "from pathlib import Path\n"
+        "from ingestion.pipeline import make_pipeline\n"
+        "from ingestion.settings import Settings\n"
+        "from dlt.common.runtime import anon_tracker\n"
+        f"settings = Settings(None, Path({str(settings.warehouse)!r}), Path({str(settings.data_dir)!r}), None)\n"
+        "make_pipeline('fx', settings).extract([{'id': 1}], table_name='probe')\n"
+        "print(anon_tracker._ANON_TRACKER_ENDPOINT)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNTIME__")}
+    shown = subprocess.run(
+        [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert shown[-1] == "None"
