@@ -17,7 +17,7 @@ import pytest
 import sqlalchemy as sa
 
 from bench.fill import Scale, change_fraction, fill_shop
-from bench.run import REFERENCE_SQL, marts_equal, raw_equal
+from bench.run import REFERENCE_SQL, alternated, fresh, marts_equal, raw_equal
 from ingestion.demo.shop import SHOP_START
 from ingestion.pipeline import ingest_shop
 from ingestion.settings import Settings
@@ -209,7 +209,7 @@ def test_an_unreachable_server_is_one_clear_line_without_the_password(capsys):
 def test_the_bench_refuses_bad_arguments_and_a_role_that_may_not_create_databases(capsys):
     from bench.run import main
 
-    for arguments in (["--scales", "0"], ["--change", "0"], ["--change", "1.5"]):
+    for arguments in (["--scales", "0"], ["--change", "0"], ["--change", "1.5"], ["--repeat", "0"]):
         with pytest.raises(SystemExit) as exited:
             main(arguments)
         assert exited.value.code == 2
@@ -224,3 +224,37 @@ def test_the_bench_refuses_bad_arguments_and_a_role_that_may_not_create_database
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop role "{role}"'))
         admin.dispose()
+
+
+def test_the_compared_steps_take_turns_going_first_and_their_medians_are_compared():
+    """Whichever of a pair runs first finds the caches colder: Harbor goes first in odd rounds, the reference in
+    even ones, and each side reports its median run with every run's time and its worst peak memory."""
+    order: list[str] = []
+
+    def step(name: str, seconds: list[float], peaks: list[float]):
+        def run() -> dict:
+            order.append(name)
+            return {"seconds": seconds.pop(0), "peak_rss_mib": peaks.pop(0), "round": len(order)}
+
+        return run
+
+    harbor, reference = alternated(
+        3, step("harbor", [3.0, 2.0, 2.5], [300, 350, 320]), step("reference", [1.0, 1.4, 1.2], [200, 210, 205])
+    )
+    assert order == ["harbor", "reference", "reference", "harbor", "harbor", "reference"]
+    assert harbor["seconds"] == 2.5 and harbor["runs_seconds"] == [3.0, 2.0, 2.5]
+    assert harbor["round"] == 5 and harbor["peak_rss_mib"] == 350
+    assert reference["seconds"] == 1.2 and reference["peak_rss_mib"] == 210
+    single, _ = alternated(1, step("harbor", [4.0], [1]), step("reference", [1.0], [1]))
+    assert single["seconds"] == 4.0 and single["runs_seconds"] == [4.0]
+
+
+def test_a_repeated_ingest_starts_from_an_empty_warehouse(settings):
+    """Each repeated Harbor ingest must be a first load, not an incremental one finding every row loaded."""
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    settings.warehouse.write_bytes(b"x")
+    wal = settings.warehouse.with_name(settings.warehouse.name + ".wal")
+    wal.write_bytes(b"x")
+    assert fresh(settings) is settings
+    assert not settings.warehouse.exists() and not wal.exists()
+    fresh(settings)  # nothing to delete: no error
