@@ -24,7 +24,13 @@ SOURCES = tuple(INGESTERS)
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
-    args = parser.parse_args(argv)
+    # `harbor build` hands everything after it to dbt, options included (`--select`, `--threads`, `--vars`):
+    # argparse leaves what it does not know to `parse_known_args`; any other command refuses it.
+    args, dbt_args = parser.parse_known_args(argv)
+    if args.command == "build":
+        args.dbt_args = dbt_args
+    elif dbt_args:
+        parser.error(f"unrecognized arguments: {' '.join(dbt_args)}")
     settings = Settings.from_env()
     runlog.run_id()  # one run id for this command and the dbt runs it starts (env HARBOR_RUN_ID)
     problem = runlog.log_format_problem()
@@ -74,8 +80,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     ingest.set_defaults(handler=_ingest)
 
-    build = commands.add_parser("build", help="dbt build against the warehouse (extra args go to dbt)")
-    build.add_argument("dbt_args", nargs=argparse.REMAINDER)
+    build = commands.add_parser(
+        "build",
+        help="dbt build against the warehouse (extra args go to dbt)",
+        usage="harbor build [dbt build options, e.g. --select fct_orders+ --threads 2]",
+    )
     build.set_defaults(handler=lambda args, settings: run_dbt(settings, "build", *args.dbt_args))
 
     report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")

@@ -180,3 +180,24 @@ def test_a_pipeline_started_from_any_folder_sends_no_usage_events(settings, tmp_
         [sys.executable, "-c", script], cwd=tmp_path, env=env, capture_output=True, text=True, check=True
     ).stdout.split()
     assert shown[-1] == "None"
+
+
+def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknown_ones(monkeypatch, capsys):
+    """The README's `harbor build --threads N` and `--vars '{test_scope: changed}'` reach dbt as given; argparse
+    used to stop at the first option it did not know."""
+    import ingestion.cli
+
+    handed: list[tuple[str, ...]] = []
+    monkeypatch.setattr(ingestion.cli, "run_dbt", lambda settings, *args: handed.append(args) or 0)
+    assert main(["build", "--threads", "2", "--vars", "{test_scope: changed}"]) == 0
+    assert main(["build", "-s", "fct_orders+", "--full-refresh"]) == 0
+    assert main(["build"]) == 0
+    assert handed == [
+        ("build", "--threads", "2", "--vars", "{test_scope: changed}"),
+        ("build", "-s", "fct_orders+", "--full-refresh"),
+        ("build",),
+    ]
+    with pytest.raises(SystemExit) as refused:
+        main(["ingest", "--threads"])
+    assert refused.value.code == EXIT_BAD_CONFIG
+    assert "unrecognized arguments: --threads" in capsys.readouterr().err
