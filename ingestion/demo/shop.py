@@ -17,6 +17,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from ingestion.settings import ConfigError
+
 SHOP_START = datetime(2024, 1, 1, tzinfo=UTC)
 HISTORY_DAYS = 90
 SHOP_TABLES = ("customers", "products", "orders", "order_items", "payments")
@@ -125,7 +127,7 @@ def default_shop_url(data_dir: str = "data") -> str:
 
 def engine_for(url: str) -> sa.Engine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
-        raise ValueError(
+        raise ConfigError(
             "Write PostgreSQL URLs as postgresql+psycopg2://... (SQLAlchemy 2.1 maps postgresql:// to psycopg 3, "
             "which Harbor does not install)"
         )

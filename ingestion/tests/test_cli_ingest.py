@@ -144,6 +144,7 @@ def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_p
         ("SOURCES__SHOP__TABLE_NAMES", '["no_such_table"]', "table 'no_such_table' not found"),
         ("SOURCES__SHOP__LAG_SECONDS", "an hour", "lag_seconds"),
         ("SOURCES__SHOP__TABLE_OPTIONS", '{"orders": {"lag_seconds": "an hour"}}', "lag_seconds of table 'orders'"),
+        ("SOURCES__SHOP__CREDENTIALS", "postgresql://postgres@127.0.0.1:5432/shop", "postgresql+psycopg2://..."),
     ],
 )
 def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load(
