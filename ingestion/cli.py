@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 
 from dlt.common.configuration.exceptions import ConfigurationException
@@ -176,6 +177,8 @@ def ingest_sources(
     results: list[IngestResult] = []
     failures: list[tuple[str, str, int]] = []
     for source in sources:
+        started = datetime.now(UTC)
+        failed = len(failures)
         try:
             with _source_options(source, settings) as options:
                 results.append(_recorded(settings, INGESTERS[source](settings, full_refresh=full_refresh, **options)))
@@ -198,6 +201,11 @@ def ingest_sources(
                 code = EXIT_LOAD_FAILED
             log.error(message, extra={"source": source}, exc_info=json_logs)
             failures.append((source, message, code))
+        if len(failures) > failed:
+            try:
+                _record_failure(settings, source, failures[-1][1], started)
+            except Exception as error:  # the warehouse (or its setting) may be what failed; the exit code says so
+                log.warning(f"the failed run of {source!r} is not recorded: {error}", extra={"source": source})
     _print_summary(results, [source for source, *_ in failures])
     for source, message, code in failures:
         closing = f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)"
@@ -262,12 +270,36 @@ def _print_quality(settings: Settings) -> None:
         print(coverage_summary(json.loads((target / "manifest.json").read_text())).line())
 
 
+def _history_location(settings: Settings) -> str | Path:
+    """Where `observability.ingestion_runs` lives: beside the raw data and dbt's history, in the destination
+    in use (the DuckDB file, or the PostgreSQL warehouse with HARBOR_DESTINATION=postgres), so the report and
+    the alert of that warehouse join ingestion and dbt by run id."""
+    if pipeline.destination_kind() == "postgres":
+        return pipeline.postgres_warehouse_url().replace("postgresql://", "postgresql+psycopg2://", 1)
+    return settings.warehouse
+
+
+def _record_failure(settings: Settings, source: str, message: str, started: datetime) -> None:
+    """A source that failed leaves a row too (status `error` and why), which the alert and the report show."""
+    from ingestion.observability.history import IngestionRun, record_ingestion_run
+
+    run = IngestionRun(
+        source_name=source,
+        started_at=started,
+        completed_at=datetime.now(UTC),
+        pipeline_name=f"harbor_{source}",
+        status="error",
+        error=message,
+    )
+    record_ingestion_run(_history_location(settings), run)
+
+
 def _recorded(settings: Settings, result: IngestResult) -> IngestResult:
     """Appends the run to observability.ingestion_runs, under the run id dbt will carry too."""
     from ingestion.observability.history import record_ingest_result
 
     record_ingest_result(
-        settings.warehouse,
+        _history_location(settings),
         result,
         loaded={table: counts.loaded for table, counts in result.tables.items()},
         quarantined={table: counts.quarantined for table, counts in result.tables.items()},

@@ -100,7 +100,7 @@ def held_pipeline(source: str, settings: Settings) -> Iterator[dlt.Pipeline]:
     """The source's pipeline for one run. Into DuckDB it holds one connection to the warehouse from start to
     end: left to itself, dlt opens and closes the database around every load job and each close checkpoints
     it, which at 10M order items was 3 s of an incremental load's 3.3 s (README "Performance")."""
-    if _destination_kind() != "duckdb":
+    if destination_kind() != "duckdb":
         yield make_pipeline(source, settings)
         return
     _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)  # before connecting creates the file
@@ -133,12 +133,12 @@ def postgres_warehouse_url() -> str:
 
 def warehouse_destination(settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> Destination:
     """DuckDB (the file in settings, or an open connection to it) unless HARBOR_DESTINATION=postgres."""
-    if _destination_kind() == "postgres":
+    if destination_kind() == "postgres":
         return dlt.destinations.postgres(postgres_warehouse_url())
     return dlt.destinations.duckdb(connection if connection is not None else str(settings.warehouse))
 
 
-def _destination_kind() -> str:
+def destination_kind() -> str:
     kind = os.environ.get("HARBOR_DESTINATION", "duckdb").lower()
     if kind not in ("duckdb", "postgres"):
         raise ConfigError(f"HARBOR_DESTINATION must be duckdb or postgres, not {kind!r}")

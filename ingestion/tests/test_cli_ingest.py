@@ -7,7 +7,9 @@ import os
 import subprocess
 import sys
 
+import duckdb
 import pytest
+import sqlalchemy as sa
 
 from ingestion.cli import EXIT_BAD_CONFIG, EXIT_SOURCE_UNAVAILABLE, main
 from ingestion.demo import shop
@@ -202,3 +204,38 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
         main(["ingest", "--threads"])
     assert refused.value.code == EXIT_BAD_CONFIG
     assert "unrecognized arguments: --threads" in capsys.readouterr().err
+
+
+def test_a_failed_source_is_recorded_as_an_error_beside_the_others(harbor_env, monkeypatch):
+    """The alert and the report read failed ingestion runs from `observability.ingestion_runs`; `harbor ingest`
+    recorded only the runs that loaded."""
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-with-a-failure")
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", "oracle")
+    assert main(["ingest", "shop", "events"]) == EXIT_BAD_CONFIG
+    with duckdb.connect(str(harbor_env.warehouse), read_only=True) as conn:
+        runs = conn.execute(
+            "select source_name, table_name, status, error from observability.ingestion_runs "
+            "where run_id = 'run-with-a-failure' order by source_name, table_name"
+        ).fetchall()
+    shop_runs = [run for run in runs if run[0] == "shop"]
+    assert [run[1:3] for run in shop_runs] == [("*", "error")]
+    assert "backend must be one of" in shop_runs[0][3]
+    assert {run[2] for run in runs if run[0] == "events"} == {"success"}
+
+
+def test_ingestion_runs_are_recorded_in_the_postgres_warehouse_when_it_is_the_destination(
+    harbor_env, pg_env, monkeypatch
+):
+    """With HARBOR_DESTINATION=postgres, dbt's history is in PostgreSQL: the ingestion runs must be there too for
+    the report and the alert to join them by run id, not in a DuckDB file nothing else reads."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-on-postgres")
+    assert main(["ingest", "events"]) == 0
+    engine = sa.create_engine(pg_env)
+    with engine.connect() as conn:
+        statuses = conn.execute(
+            sa.text("select status from observability.ingestion_runs where run_id = 'run-on-postgres'")
+        ).scalars()
+        assert set(statuses) == {"success"}
+    engine.dispose()
+    assert not harbor_env.warehouse.exists()
