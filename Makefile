@@ -47,6 +47,7 @@ format: setup
 
 ## dbt docs as one self-contained file: target/static_index.html
 docs: setup
+	$(BIN)/dbt deps --quiet
 	$(BIN)/dbt docs generate --static
 
 clean:
