@@ -11,6 +11,8 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+import duckdb
+import sqlalchemy as sa
 from dlt.common.configuration.exceptions import ConfigurationException
 
 from ingestion import pipeline, runlog
@@ -21,6 +23,10 @@ from ingestion.settings import ConfigError, Settings
 from ingestion.transform import DbtFailed, run_dbt
 
 SOURCES = tuple(INGESTERS)
+
+
+class ReportUnavailable(RuntimeError):
+    """The warehouse cannot be read for a report: locked by a writer, unreachable, or without run history."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -42,7 +48,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
     try:
         return args.handler(args, settings)
-    except (FileExistsError, FileNotFoundError, ValueError, DbtFailed) as error:
+    except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable) as error:
         print(f"harbor: error: {error}", file=sys.stderr)
         return 2 if not isinstance(error, DbtFailed) else error.returncode
 
@@ -178,10 +184,10 @@ def ingest_sources(
     failures: list[tuple[str, str, int]] = []
     for source in sources:
         started = datetime.now(UTC)
-        failed = len(failures)
+        result: IngestResult | None = None
         try:
             with _source_options(source, settings) as options:
-                results.append(_recorded(settings, INGESTERS[source](settings, full_refresh=full_refresh, **options)))
+                result = INGESTERS[source](settings, full_refresh=full_refresh, **options)
         except SourceUnavailable as error:
             failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
         except pipeline.PendingLoadFailed as error:
@@ -201,11 +207,17 @@ def ingest_sources(
                 code = EXIT_LOAD_FAILED
             log.error(message, extra={"source": source}, exc_info=json_logs)
             failures.append((source, message, code))
-        if len(failures) > failed:
-            try:
+        if result is not None:
+            results.append(result)
+        # Outside the load's `try`: a load that committed stays a success if only its record cannot be written
+        # (and a failed one keeps its exit code if the warehouse, or its setting, is what failed).
+        try:
+            if result is not None:
+                _record(settings, result)
+            else:
                 _record_failure(settings, source, failures[-1][1], started)
-            except Exception as error:  # the warehouse (or its setting) may be what failed; the exit code says so
-                log.warning(f"the failed run of {source!r} is not recorded: {error}", extra={"source": source})
+        except Exception as error:
+            log.warning(f"the run of {source!r} is not recorded in the warehouse: {error}", extra={"source": source})
     _print_summary(results, [source for source, *_ in failures])
     for source, message, code in failures:
         closing = f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)"
@@ -294,7 +306,7 @@ def _record_failure(settings: Settings, source: str, message: str, started: date
     record_ingestion_run(_history_location(settings), run)
 
 
-def _recorded(settings: Settings, result: IngestResult) -> IngestResult:
+def _record(settings: Settings, result: IngestResult) -> None:
     """Appends the run to observability.ingestion_runs, under the run id dbt will carry too."""
     from ingestion.observability.history import record_ingest_result
 
@@ -304,25 +316,40 @@ def _recorded(settings: Settings, result: IngestResult) -> IngestResult:
         loaded={table: counts.loaded for table, counts in result.tables.items()},
         quarantined={table: counts.quarantined for table, counts in result.tables.items()},
     )
-    return result
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
     from ingestion.observability.alerts import alert_for_latest_run, send_alert
     from ingestion.observability.metrics import write_metrics
-    from ingestion.observability.report import write_report  # elementary is a heavy import
+    from ingestion.observability.report import ReportError, write_report  # elementary is a heavy import
     from ingestion.observability.warehouse import connected
 
     output = args.output or settings.project_dir / "reports" / "harbor-report.html"
-    with connected(args.warehouse or settings.warehouse, read_only=True) as warehouse:
-        report = write_report(warehouse, output.resolve(), days_back=args.days_back)
-        prom, dashboard = write_metrics(warehouse, output.resolve().parent)
-        alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri())
+    location = args.warehouse or _history_location(settings)
+    if not str(location).startswith("postgres") and not Path(location).exists():
+        raise FileNotFoundError(f"no warehouse at {location}: `harbor ingest` and `harbor build` make one")
+    try:
+        with connected(location, read_only=True) as warehouse:
+            report = write_report(warehouse, output.resolve(), days_back=args.days_back)
+            prom, dashboard = write_metrics(warehouse, output.resolve().parent)
+            alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri())
+    except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
+        first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise ReportUnavailable(
+            f"cannot report on {_shown(location)}: {first_line} (a warehouse another process is writing, or "
+            "one no `harbor build` has run on yet, has no history to read)"
+        ) from error
     print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
     print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if alert is not None and send_alert(alert):
         print(f"alert:     {alert.severity} sent")
     return 0
+
+
+def _shown(location: str | Path) -> str:
+    """A warehouse location for a message: a PostgreSQL URL without its password."""
+    text = str(location)
+    return sa.make_url(text).render_as_string(hide_password=True) if text.startswith("postgres") else text
 
 
 def _counts(counts: dict[str, int]) -> str:

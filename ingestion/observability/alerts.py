@@ -51,32 +51,69 @@ def _severity(problems: list[Problem]) -> str:
     return "warning" if problems else "info"
 
 
+# The commands whose results say whether the warehouse was built right; `dbt source freshness` runs the project's
+# hooks too, and as the newest invocation it hid a failed build that came before it.
+BUILD_COMMANDS = ("build", "run", "test", "seed", "snapshot")
+
+
 def alert_for_latest_run(warehouse: Warehouse, *, report_url: str | None = None) -> Alert | None:
-    """The alert for the newest dbt invocation (with the ingestion runs of the same run id), or None."""
-    invocations = warehouse.query(
-        f"select invocation_id, job_run_id from {SCHEMA}.dbt_invocations order by run_started_at desc limit 1"
-    )
-    if not invocations:
-        return None
-    invocation_id, run_id = invocations[0]["invocation_id"], invocations[0]["job_run_id"]
-    problems = [
-        Problem(r["resource_type"], r["name"], r["status"], r["message"])
-        for r in warehouse.query(
-            f"select resource_type, name, status, message from {SCHEMA}.dbt_run_results "
-            "where invocation_id = :invocation and status in ('error', 'fail', 'warn', 'runtime error') "
-            "order by name",
-            invocation=invocation_id,
+    """The alert for the newest dbt build (with every invocation of its run id: freshness checks of the same run),
+    and for every source whose latest ingestion run failed, whichever run that was: a source that failed in one
+    command and a build in the next (two run ids) is still news. None when there is neither."""
+    invocations = (
+        warehouse.query(
+            f"select invocation_id, job_run_id from {SCHEMA}.dbt_invocations "
+            f"where command in ({', '.join(repr(c) for c in BUILD_COMMANDS)}) order by run_started_at desc limit 1"
         )
-    ]
+        if _has_table(warehouse, "dbt_invocations")
+        else []
+    )
+    invocation_id = invocations[0]["invocation_id"] if invocations else None
+    run_id = invocations[0]["job_run_id"] if invocations else None
+    problems = (
+        [
+            Problem(r["resource_type"], r["name"], r["status"], r["message"])
+            for r in warehouse.query(
+                f"select resource_type, name, status, message from {SCHEMA}.dbt_run_results "
+                "where status in ('error', 'fail', 'warn', 'runtime error') and (invocation_id = :invocation or "
+                f"invocation_id in (select invocation_id from {SCHEMA}.dbt_invocations where job_run_id = :run)) "
+                "order by name",
+                invocation=invocation_id,
+                run=run_id,
+            )
+        ]
+        if invocation_id
+        else []
+    )
     problems += [
         Problem("ingestion", f"{r['source_name']}.{r['table_name']}", "error", r["error"])
-        for r in warehouse.query(
-            f"select source_name, table_name, error from {SCHEMA}.ingestion_runs "
-            "where run_id = :run and status = 'error'",
-            run=run_id,
-        )
+        for r in _failed_sources(warehouse)
     ]
+    if invocation_id is None and not problems:
+        return None
     return Alert(_severity(problems), run_id, invocation_id, problems, report_url)
+
+
+def _failed_sources(warehouse: Warehouse) -> list[dict[str, Any]]:
+    """The rows of each source's latest ingestion run, where that run failed (none when the table is missing)."""
+    if not _has_table(warehouse, "ingestion_runs"):
+        return []
+    return warehouse.query(
+        f"select runs.source_name, runs.table_name, runs.error from {SCHEMA}.ingestion_runs as runs "
+        f"inner join (select source_name, max(created_at) as latest from {SCHEMA}.ingestion_runs "
+        "group by source_name) as latest "
+        "on runs.source_name = latest.source_name and runs.created_at = latest.latest "
+        "where runs.status = 'error' order by runs.source_name"
+    )
+
+
+def _has_table(warehouse: Warehouse, name: str) -> bool:
+    found = warehouse.query(
+        "select count(*) as n from information_schema.tables where table_schema = :schema and table_name = :name",
+        schema=SCHEMA,
+        name=name,
+    )
+    return bool(found[0]["n"])
 
 
 def slack_payload(alert: Alert) -> dict[str, Any]:
@@ -130,7 +167,11 @@ def send_alert(alert: Alert, *, webhook_url: str | None = None, min_severity: st
         headers={"Content-Type": "application/json"},
         method="POST",
     )
-    with urllib.request.urlopen(request, timeout=10) as response:
-        ok = 200 <= response.status < 300
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            ok = 200 <= response.status < 300
+    except OSError as error:  # unreachable, refused, or an HTTP error status (a revoked hook answers 403/404)
+        log.warning(f"alert not sent: the webhook failed: {error}", extra={"severity": alert.severity})
+        return False
     log.info("alert sent", extra={"severity": alert.severity, "status": ok})
     return ok

@@ -11,6 +11,8 @@ from typing import Any, Protocol
 import duckdb
 import sqlalchemy as sa
 
+from ingestion.demo.shop import engine_for
+
 SCHEMA = "observability"
 _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
 
@@ -51,7 +53,7 @@ class PostgresWarehouse:
     kind = "postgres"
 
     def __init__(self, url: str) -> None:
-        self.engine = sa.create_engine(url)
+        self.engine = engine_for(url)  # refuses a bare postgresql:// (psycopg 3 is not installed), naming the fix
 
     def query(self, sql: str, **params: Any) -> list[dict[str, Any]]:
         with self.engine.connect() as conn:

@@ -239,3 +239,34 @@ def test_ingestion_runs_are_recorded_in_the_postgres_warehouse_when_it_is_the_de
         assert set(statuses) == {"success"}
     engine.dispose()
     assert not harbor_env.warehouse.exists()
+
+
+def test_a_load_that_committed_stays_a_success_when_its_record_cannot_be_written(harbor_env, capsys, monkeypatch):
+    """The record is written after the load commits: failing to write it is a warning, not "failed, nothing loaded"
+    with exit 4 for data that is in the warehouse."""
+    import ingestion.observability.history
+
+    def unwritable(*args, **kwargs):
+        raise RuntimeError("permission denied for schema observability")
+
+    monkeypatch.setattr(ingestion.observability.history, "record_ingest_result", unwritable)
+    assert main(["ingest", "events"]) == 0
+    out, err = capsys.readouterr()
+    assert "events.events" in out
+    assert "the run of 'events' is not recorded in the warehouse: permission denied" in err
+
+
+def test_harbor_report_explains_a_warehouse_it_cannot_read(settings, capsys, monkeypatch, tmp_path):
+    """No file, a file no build has run on, a bare postgresql:// URL: one line and exit 2, no traceback."""
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    output = ["--output", str(tmp_path / "report.html")]
+    assert main(["report", *output]) == EXIT_BAD_CONFIG
+    assert f"no warehouse at {settings.warehouse}" in capsys.readouterr().err
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(settings.warehouse)).close()
+    assert main(["report", *output]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert f"cannot report on {settings.warehouse}" in err and "Traceback" not in err
+    assert main(["report", *output, "--warehouse", "postgresql://postgres:s3cret@127.0.0.1:5432/x"]) == 2
+    err = capsys.readouterr().err
+    assert "postgresql+psycopg2://" in err and "s3cret" not in err

@@ -7,12 +7,14 @@ import json
 import logging
 import os
 import re
+import shutil
 import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import duckdb
 import pytest
 
 from ingestion import runlog
@@ -102,6 +104,69 @@ def test_no_webhook_sends_nothing_and_is_not_an_error(warehouse_with_a_failed_ru
     assert alert is not None
     assert send_alert(alert) is False
     assert received == []
+
+
+def test_a_later_freshness_check_or_another_run_s_failed_source_does_not_hide_anything(
+    warehouse_with_a_failed_run, tmp_path
+):
+    """`dbt source freshness` runs the project's hooks, so it is recorded as an invocation too: the alert still
+    reports the newest build's failures. A source whose latest ingestion failed is reported whatever run id that
+    ingestion had (`harbor ingest` and `harbor build` started one after the other have two)."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse_with_a_failed_run, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "insert into observability.dbt_invocations (invocation_id, job_run_id, command, run_started_at) "
+            "values ('freshness-later', 'run-freshness', 'freshness', now()::timestamp + interval 1 hour)"
+        )
+    started = datetime.now(UTC)
+    failed_events = IngestionRun("events", started, started, status="error", error="boom", run_id="run-ingest")
+    record_ingestion_run(copy, failed_events)
+    with connected(copy, read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+    assert alert is not None and alert.severity == "critical" and alert.run_id == "run-alerts"
+    problems = {(p.kind, p.name, p.status) for p in alert.problems}
+    assert ("test", "unique_orders_clean_order_id", "fail") in problems
+    assert ("ingestion", "events.*", "error") in problems
+
+    later = started + timedelta(seconds=1)
+    record_ingestion_run(copy, IngestionRun("events", later, later, [TableLoad("events", 3)], run_id="run-fixed"))
+    with connected(copy, read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+    assert not [p for p in alert.problems if p.kind == "ingestion"]  # its latest run loaded: no longer news
+
+
+def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path):
+    location = tmp_path / "warehouse.duckdb"
+    started = datetime.now(UTC)
+    record_ingestion_run(location, IngestionRun("shop", started, started, status="error", error="unreachable"))
+    with connected(location, read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+    assert alert is not None and alert.severity == "critical" and alert.invocation_id is None
+    assert [(p.name, p.message) for p in alert.problems] == [("shop.*", "unreachable")]
+
+
+def test_a_webhook_that_fails_is_a_warning_not_a_crash(caplog):
+    """A revoked hook answers 403/404, an unreachable one refuses: the report and the run stay successful."""
+
+    class Refusing(BaseHTTPRequestHandler):
+        def do_POST(self):
+            self.send_response(403)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    alert = Alert("critical", "r1", "i1", [Problem("test", "t", "fail")])
+    try:
+        assert send_alert(alert, webhook_url=f"http://127.0.0.1:{server.server_port}/hook") is False
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert send_alert(alert, webhook_url=f"http://127.0.0.1:{server.server_port}/hook") is False  # now closed
+    assert sum("the webhook failed" in record.getMessage() for record in caplog.records) == 2
 
 
 def test_warnings_and_info_follow_the_minimum_severity(receiver):
