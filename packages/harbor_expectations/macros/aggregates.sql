@@ -19,7 +19,8 @@ distinct_values as (
 )
 
 select * from distinct_values
-where value_field not in ({{ harbor_expectations.expectation_value_list(value_set, quote_values) }})
+where value_field is null
+    or value_field not in ({{ harbor_expectations.expectation_value_list(value_set, quote_values) }})
 {% endtest %}
 
 {% test expect_column_min_to_be_between(model, column_name, min_value=none, max_value=none, group_by=none,

@@ -4,6 +4,7 @@
     - timestamp without time zone: its values are wall-clock times in `timezone` (default UTC), converted to UTC;
     - date: compared with the calendar date in `timezone` minus the interval, so yesterday's date is "within one day"
       at any hour of today (a date cast to midnight would fail from the first minute after midnight).
+    As upstream, values in the future are left out: one wrongly future-dated row must not make stale data pass.
 -#}
 
 {% test expect_row_values_to_have_recent_data(model, column_name, datepart, interval, row_condition=none,
@@ -45,6 +46,7 @@
         {%- set value = column_name -%}
         {%- set today = 'cast(' ~ harbor_expectations.expectation_now_in(timezone) ~ ' as date)' -%}
         {%- set threshold = 'cast(' ~ dbt.dateadd(datepart, -1 * interval, today) ~ ' as date)' -%}
+        {%- set now = today -%}
     {%- else -%}
         {%- if kind == 'timestamptz' -%}
             {%- set value = '(' ~ column_name ~ ' at time zone ' ~ utc ~ ')' -%}
@@ -53,7 +55,8 @@
         {%- else -%}
             {%- set value = '((' ~ column_name ~ ' at time zone ' ~ zone ~ ') at time zone ' ~ utc ~ ')' -%}
         {%- endif -%}
-        {%- set threshold = dbt.dateadd(datepart, -1 * interval, harbor_expectations.expectation_now_in('UTC')) -%}
+        {%- set now = harbor_expectations.expectation_now_in('UTC') -%}
+        {%- set threshold = dbt.dateadd(datepart, -1 * interval, now) -%}
     {%- endif %}
 with
 
@@ -63,7 +66,7 @@ latest as (
         {% for column in groups -%}
         {{ column }},
         {% endfor -%}
-        max({{ value }}) as latest_value
+        max(case when {{ value }} <= {{ now }} then {{ value }} end) as latest_value
     from {{ model }}
     {{ harbor_expectations.expectation_where(row_condition) }}
     {% if groups %}group by {{ groups | join(', ') }}{% endif %}
