@@ -20,4 +20,4 @@ latest as (
 select * from latest
 where
     latest_extracted_at is null
-    or latest_extracted_at < {{ dbt.dateadd('hour', -48, 'current_timestamp') }}
+    or latest_extracted_at < {{ dbt.dateadd('hour', -48, dbt.current_timestamp()) }}
