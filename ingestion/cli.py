@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import sys
+import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -148,8 +149,9 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     status = ingest_sources(settings, SOURCES)
     if status:
         return status
+    build_started = time.time()
     build_code = run_dbt(settings, "build", check=False)
-    _print_quality(settings)
+    _print_quality(settings, since=build_started)
     if build_code != 0:
         raise DbtFailed(["build"], build_code)
     if not args.no_docs:
@@ -274,12 +276,16 @@ def _print_summary(results: list[IngestResult], failed: Sequence[str] = ()) -> N
         print(f"  {source + '.*':<28} failed: nothing loaded, state unchanged (error on stderr)")
 
 
-def _print_quality(settings: Settings) -> None:
-    # Printed even when the build failed: that is when the score matters most.
+def _print_quality(settings: Settings, since: float) -> None:
+    """The quality score of the build started at `since`. Printed even when the build failed: that is when the
+    score matters most; but not from an older build's results, when dbt stopped before running a node."""
     target = dbt_target_dir(settings.project_dir)
-    if (target / "run_results.json").exists():
-        print(quality_summary(target).line())
-        print(coverage_summary(json.loads((target / "manifest.json").read_text())).line())
+    results = target / "run_results.json"
+    if not results.exists() or results.stat().st_mtime < since:
+        print("quality:   no score (dbt stopped before running any node; its log says why)")
+        return
+    print(quality_summary(target).line())
+    print(coverage_summary(json.loads((target / "manifest.json").read_text())).line())
 
 
 def _history_location(settings: Settings) -> str | Path:

@@ -270,3 +270,18 @@ def test_harbor_report_explains_a_warehouse_it_cannot_read(settings, capsys, mon
     assert main(["report", *output, "--warehouse", "postgresql://postgres:s3cret@127.0.0.1:5432/x"]) == 2
     err = capsys.readouterr().err
     assert "postgresql+psycopg2://" in err and "s3cret" not in err
+
+
+def test_a_build_that_stopped_before_any_node_prints_no_score_from_an_older_build(settings, capsys, tmp_path):
+    """dbt stopping at parse time leaves the previous build's run_results.json: its score is not this build's."""
+    import time
+
+    from ingestion.cli import _print_quality
+
+    target = tmp_path / "target"
+    target.mkdir(exist_ok=True)
+    (target / "run_results.json").write_text('{"results": []}')
+    (target / "manifest.json").write_text("{}")
+    _print_quality(settings, since=time.time() + 1)
+    out = capsys.readouterr().out
+    assert "no score" in out and "no data tests ran" not in out and "coverage" not in out
