@@ -267,7 +267,10 @@ def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path) -> int:
     for suffix in ("", ".wal"):
         Path(f"{pr_warehouse}{suffix}").unlink(missing_ok=True)
     with duckdb.connect(str(pr_warehouse)) as conn:
-        conn.execute(f"attach '{_sql_string(str(prod_warehouse))}' as {PROD_ALIAS} (read_only)")
+        try:
+            conn.execute(f"attach '{_sql_string(str(prod_warehouse))}' as {PROD_ALIAS} (read_only)")
+        except duckdb.Error as error:  # missing, or locked by a writer (a production build still running)
+            raise CiError(f"cannot read the production warehouse {prod_warehouse}: {error}") from error
         relations = conn.execute(
             "select schema_name, table_name from duckdb_tables() where database_name = $db "
             "union all select schema_name, view_name from duckdb_views() where database_name = $db and not internal",

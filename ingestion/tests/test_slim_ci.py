@@ -170,3 +170,28 @@ def _git(repo: Path, *args: str) -> None:
         check=True,
         capture_output=True,
     )
+
+
+def test_a_production_warehouse_being_written_is_a_clear_error_not_a_traceback(tmp_path):
+    """The PR check's exit 1 means "a check failed": a locked or missing production file is a usage error (2)."""
+    import sys
+
+    prod = tmp_path / "prod.duckdb"
+    with pytest.raises(slim_ci.CiError, match="cannot read the production warehouse"):
+        slim_ci.prepare_pr_warehouse(tmp_path / "pr.duckdb", prod)
+    writer = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(prod)!r}); print('open', flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "open"
+        with pytest.raises(slim_ci.CiError, match="cannot read the production warehouse"):
+            slim_ci.prepare_pr_warehouse(tmp_path / "pr.duckdb", prod)
+    finally:
+        writer.kill()
+        writer.wait()
