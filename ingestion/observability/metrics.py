@@ -40,12 +40,25 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
     )
     metrics: list[Metric] = []
     run_id = latest[0]["job_run_id"] if latest else None
+    # One series per source table (and per source for durations), even when a run id covers several ingestions
+    # of a source (an orchestrator's retry under one HARBOR_RUN_ID): Prometheus refuses a file with the same series
+    # twice, so the rows of one series are added up.
     ingestion = warehouse.query(
-        f"select run_id, source_name, table_name, rows_extracted, rows_loaded, rows_quarantined, duration_seconds, "
-        f"status from {SCHEMA}.ingestion_runs where run_id = (select max(run_id) from {SCHEMA}.ingestion_runs "
-        f"where created_at = (select max(created_at) from {SCHEMA}.ingestion_runs))"
+        f"select run_id, source_name, table_name, sum(rows_extracted) as rows_extracted, "
+        "sum(rows_loaded) as rows_loaded, sum(rows_quarantined) as rows_quarantined "
+        f"from {SCHEMA}.ingestion_runs where run_id = (select max(run_id) from {SCHEMA}.ingestion_runs "
+        f"where created_at = (select max(created_at) from {SCHEMA}.ingestion_runs)) "
+        "group by run_id, source_name, table_name order by source_name, table_name"
     )
-    durations = {(r["source_name"], r["run_id"]): r["duration_seconds"] or 0 for r in ingestion}
+    durations: dict[tuple[str, str], float] = {}
+    for r in warehouse.query(
+        f"select run_id, source_name, created_at, max(duration_seconds) as duration_seconds "
+        f"from {SCHEMA}.ingestion_runs where run_id = (select max(run_id) from {SCHEMA}.ingestion_runs "
+        f"where created_at = (select max(created_at) from {SCHEMA}.ingestion_runs)) "
+        "group by run_id, source_name, created_at"
+    ):
+        key = (r["source_name"], r["run_id"])
+        durations[key] = durations.get(key, 0.0) + float(r["duration_seconds"] or 0)
     per_table = [({"source": r["source_name"], "table": r["table_name"], "run_id": r["run_id"]}, r) for r in ingestion]
     metrics += [
         Metric(

@@ -180,6 +180,22 @@ def test_warnings_and_info_follow_the_minimum_severity(receiver):
     assert slack_payload(info)["attachments"][0]["text"] == "Nothing failed."
 
 
+def test_a_source_ingested_twice_under_one_run_id_is_one_series_per_table(warehouse_with_a_failed_run, tmp_path):
+    """An orchestrator retrying under one HARBOR_RUN_ID records the source twice; Prometheus refuses a file that
+    has the same series twice, so the rows add up into one."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse_with_a_failed_run, copy)
+    again = datetime.now(UTC)
+    retry = IngestionRun("shop", again, again + timedelta(seconds=3), [TableLoad("orders", 7)], run_id="run-alerts")
+    record_ingestion_run(copy, retry)
+    with connected(copy, read_only=True) as wh:
+        text = to_prometheus(collect_metrics(wh))
+    extracted = [line for line in text.splitlines() if line.startswith("harbor_rows_extracted{")]
+    assert extracted == ['harbor_rows_extracted{run_id="run-alerts",source="shop",table="orders"} 12']
+    durations = [line for line in text.splitlines() if line.startswith("harbor_ingestion_duration_seconds{")]
+    assert durations == ['harbor_ingestion_duration_seconds{run_id="run-alerts",source="shop"} 5']
+
+
 def test_prometheus_text_and_grafana_dashboard(warehouse_with_a_failed_run):
     with connected(warehouse_with_a_failed_run, read_only=True) as wh:
         text = to_prometheus(collect_metrics(wh))
