@@ -97,10 +97,17 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
     report.add_argument("--output", type=Path, help="where to write it (default: reports/harbor-report.html)")
-    report.add_argument("--days-back", type=int, default=7, help="history to show, in days")
+    report.add_argument("--days-back", type=_days, default=7, help="history to show, in days (at least 1)")
     report.add_argument("--warehouse", help="DuckDB file or postgresql+psycopg2:// URL (default: HARBOR_WAREHOUSE)")
     report.set_defaults(handler=_report)
     return parser
+
+
+def _days(text: str) -> int:
+    days = int(text)
+    if days < 1:
+        raise argparse.ArgumentTypeError(f"at least 1 day, not {days}")  # 0 used to mean all history
+    return days
 
 
 def _add_url(parser: argparse.ArgumentParser) -> None:

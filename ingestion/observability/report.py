@@ -259,7 +259,7 @@ class HistoryRunner:
         latest_failed = [
             r["id"] for r in results if r["invocations_rank_index"] == 1 and r["status"].lower() in ("fail", "warn")
         ]
-        samples = {} if skip_test_result_rows else self._samples(latest_failed)
+        samples = {} if skip_test_result_rows else self._samples(latest_failed, days_back)
         rows = []
         for r in results:
             if r["invocations_rank_index"] > invocations_per_test:
@@ -309,13 +309,14 @@ class HistoryRunner:
         rows.sort(key=lambda r: (r["elementary_unique_id"], -r["invocations_rank_index"]))
         return rows
 
-    def _samples(self, result_ids: list[str]) -> dict[str, list[Any]]:
+    def _samples(self, result_ids: list[str], days_back: int) -> dict[str, list[Any]]:
+        """Failing rows of the given results, from the same window as the results themselves."""
         if not result_ids:
             return {}
         samples: dict[str, list[Any]] = defaultdict(list)
         for row in self._select(
             "select elementary_test_results_id, result_row from {schema}.test_result_rows where detected_at >= :since",
-            since=self._since(7),
+            since=self._since(days_back),
         ):
             if row["elementary_test_results_id"] in result_ids:
                 samples[row["elementary_test_results_id"]].append(json.loads(row["result_row"]))

@@ -270,6 +270,9 @@ def test_harbor_report_explains_a_warehouse_it_cannot_read(settings, capsys, mon
     assert main(["report", *output, "--warehouse", "postgresql://postgres:s3cret@127.0.0.1:5432/x"]) == 2
     err = capsys.readouterr().err
     assert "postgresql+psycopg2://" in err and "s3cret" not in err
+    with pytest.raises(SystemExit) as refused:  # 0 used to show all history
+        main(["report", *output, "--days-back", "0"])
+    assert refused.value.code == 2 and "at least 1 day, not 0" in capsys.readouterr().err
 
 
 def test_a_build_that_stopped_before_any_node_prints_no_score_from_an_older_build(settings, capsys, tmp_path):
