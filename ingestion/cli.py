@@ -312,7 +312,7 @@ def _record_failure(settings: Settings, source: str, message: str, started: date
         source_name=source,
         started_at=started,
         completed_at=datetime.now(UTC),
-        pipeline_name=f"harbor_{source}",
+        pipeline_name=pipeline.pipeline_name(source),
         status="error",
         error=message,
     )

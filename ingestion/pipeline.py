@@ -54,6 +54,7 @@ class IngestResult:
     seconds: float = 0.0
     resumed_load_ids: list[str] = field(default_factory=list)  # packages a crashed run left, finished first
     step_seconds: dict[str, float] = field(default_factory=dict)  # extract / normalize / load
+    pipeline_name: str = ""
 
     @property
     def rows_extracted(self) -> dict[str, int]:
@@ -77,17 +78,19 @@ class PendingLoadFailed(RuntimeError):
     source is stuck until it loads or a full refresh drops it."""
 
 
+def pipeline_name(source: str) -> str:
+    """The source's dlt pipeline in the warehouse in use. Into PostgreSQL it has its own name, so its own local
+    state: the same source loaded into another warehouse starts from its own cursor."""
+    return f"harbor_{source}_postgres" if destination_kind() == "postgres" else f"harbor_{source}"
+
+
 def make_pipeline(source: str, settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
     """The source's pipeline; into `connection` when given (DuckDB, see `held_pipeline`)."""
-    name = f"harbor_{source}"
     use_plain_parquet()
-    _forget_state_of_a_lost_warehouse(name, settings)
+    _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)
     destination = warehouse_destination(settings, connection)
-    if destination.destination_name == "postgres":
-        # Separate local state: the same source loaded into another warehouse starts from its own cursor.
-        name = f"{name}_postgres"
     return dlt.pipeline(
-        pipeline_name=name,
+        pipeline_name=pipeline_name(source),
         pipelines_dir=str(settings.pipelines_dir),
         destination=destination,
         dataset_name=RAW_DATASETS[source],
@@ -262,6 +265,7 @@ def run_source(
         seconds=time.monotonic() - started,  # with the warehouse closed (its last checkpoint)
         resumed_load_ids=resumed,
         step_seconds=step_seconds,
+        pipeline_name=pipeline.pipeline_name,
     )
     for table, counts in tables.items():
         log.info(

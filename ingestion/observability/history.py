@@ -138,7 +138,7 @@ def record_ingest_result(
         started_at=completed - timedelta(seconds=result.seconds),
         completed_at=completed,
         load_id=result.load_id,
-        pipeline_name=f"harbor_{result.source}",
+        pipeline_name=getattr(result, "pipeline_name", None) or f"harbor_{result.source}",
         tables=[
             TableLoad(table, rows, loaded.get(table), quarantined.get(table, 0))
             for table, rows in result.rows_extracted.items()

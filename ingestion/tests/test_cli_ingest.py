@@ -227,17 +227,25 @@ def test_ingestion_runs_are_recorded_in_the_postgres_warehouse_when_it_is_the_de
     harbor_env, pg_env, monkeypatch
 ):
     """With HARBOR_DESTINATION=postgres, dbt's history is in PostgreSQL: the ingestion runs must be there too for
-    the report and the alert to join them by run id, not in a DuckDB file nothing else reads."""
+    the report and the alert to join them by run id, not in a DuckDB file nothing else reads. Each run names the
+    pipeline that loaded it (the one whose local state holds the cursor), failed runs too."""
     monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
     monkeypatch.setenv("HARBOR_RUN_ID", "run-on-postgres")
-    assert main(["ingest", "events"]) == 0
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", "oracle")
+    assert main(["ingest", "events", "shop"]) == EXIT_BAD_CONFIG
     engine = sa.create_engine(pg_env)
     with engine.connect() as conn:
-        statuses = conn.execute(
-            sa.text("select status from observability.ingestion_runs where run_id = 'run-on-postgres'")
-        ).scalars()
-        assert set(statuses) == {"success"}
+        runs = conn.execute(
+            sa.text(
+                "select distinct source_name, status, pipeline_name from observability.ingestion_runs "
+                "where run_id = 'run-on-postgres' order by source_name"
+            )
+        ).all()
     engine.dispose()
+    assert [tuple(run) for run in runs] == [
+        ("events", "success", "harbor_events_postgres"),
+        ("shop", "error", "harbor_shop_postgres"),
+    ]
     assert not harbor_env.warehouse.exists()
 
 
