@@ -40,7 +40,7 @@ import sqlalchemy as sa
 from bench.fill import Scale, change_fraction, fill_shop
 from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.demo.shop import metadata as shop_metadata
-from ingestion.settings import PROJECT_DIR, Settings
+from ingestion.settings import PROJECT_DIR, Settings, shown_location
 from ingestion.sources.postgres_scan import attach_postgres, load_postgres_scanner
 
 # The PostgreSQL server the bench creates its databases on (and drops them after): any database there to log in to.
@@ -449,14 +449,6 @@ def check_server(admin_url: str) -> str:
     return version
 
 
-def _shown(url: str) -> str:
-    """A URL for messages: password masked; not echoed at all when it does not parse (it may hold one)."""
-    try:
-        return repr(sa.make_url(url))
-    except sa.exc.ArgumentError:
-        return "an unparseable URL"
-
-
 def table(results: list[dict]) -> str:
     columns = (
         ("order items", 12),
@@ -582,9 +574,9 @@ def main(argv: list[str] | None = None) -> int:
         server = check_server(args.admin_url)
     except (ValueError, sa.exc.SQLAlchemyError) as error:
         reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        log(f"bench: cannot use PostgreSQL at {_shown(args.admin_url)}: {reason}")
+        log(f"bench: cannot use PostgreSQL at {shown_location(args.admin_url)}: {reason}")
         return 2
-    log(f"PostgreSQL {server} at {_shown(args.admin_url)}")
+    log(f"PostgreSQL {server} at {shown_location(args.admin_url)}")
     results = []
     for scale in args.scales:
         results.append(bench_scale(scale, args.work_dir, args.change, args.admin_url, args.repeat))

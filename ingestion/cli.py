@@ -20,7 +20,7 @@ from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
-from ingestion.settings import ConfigError, Settings
+from ingestion.settings import ConfigError, Settings, shown_location
 from ingestion.transform import DbtFailed, run_dbt
 
 SOURCES = tuple(INGESTERS)
@@ -349,7 +349,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
         first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise ReportUnavailable(
-            f"cannot report on {_shown(location)}: {first_line} (a warehouse another process is writing, or "
+            f"cannot report on {shown_location(location)}: {first_line} (a warehouse another process is writing, or "
             "one no `harbor build` has run on yet, has no history to read)"
         ) from error
     print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
@@ -357,12 +357,6 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     if alert is not None and send_alert(alert):
         print(f"alert:     {alert.severity} sent")
     return 0
-
-
-def _shown(location: str | Path) -> str:
-    """A warehouse location for a message: a PostgreSQL URL without its password."""
-    text = str(location)
-    return sa.make_url(text).render_as_string(hide_password=True) if text.startswith("postgres") else text
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -11,6 +11,20 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+def shown_location(location: str | Path) -> str:
+    """A warehouse or database location for a message: a URL with its password masked, and not echoed at all
+    when it does not parse (it may hold one); a file path as it is."""
+    import sqlalchemy as sa
+
+    text = str(location)
+    if "://" not in text:
+        return text
+    try:
+        return sa.make_url(text).render_as_string(hide_password=True)
+    except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
+        return "an unparseable URL"
+
+
 class ConfigError(ValueError):
     """A setting is wrong or does not match what it points at; `harbor` exits 2 naming it."""
 

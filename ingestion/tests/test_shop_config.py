@@ -19,7 +19,7 @@ from ingestion.demo import shop
 from ingestion.demo.tpch import make_tpch
 from ingestion.parquet_writer import DICTIONARY_COLUMNS
 from ingestion.pipeline import ingest_shop
-from ingestion.settings import Settings
+from ingestion.settings import Settings, shown_location
 
 
 def test_a_foreign_postgres_database_loads_by_configuration_only(settings, postgres_url, monkeypatch, capsys):
@@ -405,3 +405,16 @@ def test_extracted_files_dictionary_encode_only_the_columns_constant_in_a_load(s
         columns = [row_group.column(index) for index in range(row_group.num_columns)]
         encoded = {column.path_in_schema for column in columns if "RLE_DICTIONARY" in column.encodings}
         assert encoded == DICTIONARY_COLUMNS, path.name
+
+
+@pytest.mark.parametrize(
+    ("location", "shown"),
+    [
+        ("postgresql+psycopg2://harbor:s3cret@db:5432/shop", "postgresql+psycopg2://harbor:***@db:5432/shop"),
+        ("postgresql+psycopg2://harbor:s3cret@db:port/shop", "an unparseable URL"),
+        ("not a url :// harbor:s3cret", "an unparseable URL"),
+        ("warehouse/harbor.duckdb", "warehouse/harbor.duckdb"),
+    ],
+)
+def test_messages_show_a_location_without_its_password(location, shown):
+    assert shown_location(location) == shown
