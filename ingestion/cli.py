@@ -155,11 +155,13 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     runlog.run_id()  # one run id for ingestion and dbt alike
     status = ingest_sources(settings, SOURCES)
     if status:
+        _report_what_failed(settings)
         return status
     build_started = time.time()
     build_code = run_dbt(settings, "build", check=False)
     _print_quality(settings, since=build_started)
     if build_code != 0:
+        _report_what_failed(settings)
         raise DbtFailed(["build"], build_code)
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
@@ -168,6 +170,15 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"docs:      {settings.project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")
     _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
     return 0
+
+
+def _report_what_failed(settings: Settings) -> None:
+    """A failed demo run still writes the report and sends the alert, which say what failed; the run's own
+    failure stays its exit status, so a report that cannot be written is only a warning here."""
+    try:
+        _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
+    except (ReportUnavailable, FileNotFoundError) as error:
+        print(f"harbor: no report: {error}", file=sys.stderr)
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
+import threading
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -52,3 +55,27 @@ def pg_env(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("HARBOR_PG_PORT", "5432")
     monkeypatch.setenv("HARBOR_PG_USER", "postgres")
     return postgres_url
+
+
+@pytest.fixture
+def receiver():
+    """A local HTTP server that records what is posted to it, like a Slack incoming webhook."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "type": self.headers["Content-Type"], "json": json.loads(body)})
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXX", received
+    server.shutdown()
+    server.server_close()

@@ -7,12 +7,15 @@ import json
 import duckdb
 
 from ingestion import cli
+from ingestion.observability.alerts import WEBHOOK_ENV
 from ingestion.demo.dirty import apply_dirt, check_dirt
 from ingestion.quality import dbt_target_dir, load_outcomes, summarize
 from ingestion.transform import run_dbt
 
 
-def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_defects(settings, monkeypatch, capsys):
+def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_defects(
+    settings, monkeypatch, capsys, receiver
+):
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", settings.shop_url)  # not a developer's .dlt/secrets.toml
@@ -48,6 +51,19 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
     assert summary.warned >= 1  # the stale source warns; integrity defects error
     assert summary.failed >= len(planted) - 1
     assert summary.pass_rate < 1
+
+    # A demo run whose ingestion fails still writes the report and sends the alert saying so, and exits 2.
+    url, received = receiver
+    monkeypatch.setenv(WEBHOOK_ENV, url)
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", "oracle")
+    report = settings.project_dir / "reports" / "harbor-report.html"
+    before = report.stat().st_mtime_ns
+    assert cli.main(["demo", "run", "--no-docs"]) == cli.EXIT_BAD_CONFIG
+    out = capsys.readouterr().out
+    assert "report:" in out and "alert:     critical sent" in out
+    assert report.stat().st_mtime_ns > before
+    (alert,) = received
+    assert {f["name"] for f in alert["json"]["failures"] if f["kind"] == "ingestion"} == {"shop.*"}
 
 
 def test_check_dirt_reports_silent_passes_and_unexplained_failures():

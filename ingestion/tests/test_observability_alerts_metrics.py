@@ -53,30 +53,6 @@ def warehouse_with_a_failed_run(tmp_path_factory):
     return location
 
 
-@pytest.fixture
-def receiver():
-    """A local HTTP server that records what is posted to it, like a Slack incoming webhook."""
-    received: list[dict] = []
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):
-            body = self.rfile.read(int(self.headers["Content-Length"]))
-            received.append({"path": self.path, "type": self.headers["Content-Type"], "json": json.loads(body)})
-            self.send_response(200)
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    server = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/services/T000/B000/XXX", received
-    server.shutdown()
-    server.server_close()
-
-
 def test_a_failed_run_posts_a_critical_alert(warehouse_with_a_failed_run, receiver, monkeypatch):
     url, received = receiver
     monkeypatch.setenv(WEBHOOK_ENV, url)
