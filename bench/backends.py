@@ -10,33 +10,35 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
-import sqlalchemy as sa
+from bench.run import ADMIN_URL, check_server, scratch_database
+from ingestion.settings import shown_location
 
-ADMIN_URL = os.environ.get("HARBOR_BENCH_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 
-
-def main() -> None:
+def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=0.1, help="TPC-H scale factor (0.1 = 600k lineitem rows)")
     parser.add_argument("--backends", nargs="+", default=["duckdb", "connectorx", "pyarrow"])
-    parser.add_argument("--admin-url", default=ADMIN_URL)
-    args = parser.parse_args()
+    parser.add_argument("--admin-url", default=ADMIN_URL, help="PostgreSQL server (env HARBOR_BENCH_ADMIN_URL)")
+    args = parser.parse_args(argv)
+
+    import sqlalchemy as sa
 
     from ingestion.demo.tpch import make_tpch
     from ingestion.pipeline import ingest_shop
     from ingestion.settings import PROJECT_DIR, Settings
 
-    name = f"harbor_bench_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(args.admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
-    url = args.admin_url.rsplit("/", 1)[0] + f"/{name}"
     try:
+        check_server(args.admin_url)
+    except (ValueError, sa.exc.SQLAlchemyError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        print(f"bench: cannot use PostgreSQL at {shown_location(args.admin_url)}: {reason}", file=sys.stderr)
+        return 2
+    with scratch_database(args.admin_url) as url:
         started = time.monotonic()
         counts = make_tpch(url, "tpch", scale=args.scale)
         print(f"generated TPC-H sf={args.scale} in PostgreSQL in {time.monotonic() - started:.1f}s: {counts}")
@@ -54,11 +56,8 @@ def main() -> None:
                     f"{backend:<11} {rows:>9} rows in {result.seconds:6.1f}s = {rows / result.seconds:>9,.0f} rows/s"
                     f" ({steps})"
                 )
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
-        admin.dispose()
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

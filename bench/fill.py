@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from math import gcd
 
 import sqlalchemy as sa
 
@@ -31,6 +32,16 @@ class Scale:
     @property
     def products(self) -> int:
         return max(10, self.orders // 15)
+
+
+def product_step(n_products: int) -> int:
+    """The stride that spreads order items over the products: 31, or the next prime after it that does not
+    divide the number of products. A stride sharing a factor with it reaches only some products (at 100k order
+    items, 31 and 2,666 products reached 86)."""
+    step = 31
+    while gcd(step, n_products) != 1:
+        step = next(n for n in range(step + 2, 2 * step + 2, 2) if all(n % d for d in range(3, n, 2)))
+    return step
 
 
 def _array(values: tuple[str, ...]) -> str:
@@ -61,6 +72,7 @@ def fill_shop(url: str, scale: Scale) -> dict[str, int]:
         "end": shop.SHOP_START - timedelta(seconds=1),
         "n_customers": scale.customers,
         "n_products": scale.products,
+        "product_step": product_step(scale.products),
         "n_orders": scale.orders,
         "n_items": scale.order_items,
     }
@@ -121,7 +133,7 @@ def fill_shop(url: str, scale: Scale) -> dict[str, int]:
             select
                 g,
                 1 + ((g - 1)::bigint * :n_orders) / :n_items as order_id,
-                1 + (g::bigint * 31) % :n_products as product_id
+                1 + (g::bigint * :product_step) % :n_products as product_id
             from generate_series(1, :n_items) as g
         ) as i
         """,
@@ -196,6 +208,7 @@ def change_fraction(url: str, fraction: float = 0.01, tick: int = 1) -> dict[str
             "n_o": new_orders,
             "n_i": new_items,
             "n_products": ids["products"],
+            "product_step": product_step(ids["products"]),
         }
         inserts = {
             "customers": "insert into customers select :c0 + g, 'New', 'Customer', 'new.' || (:c0 + g) || "
@@ -204,7 +217,7 @@ def change_fraction(url: str, fraction: float = 0.01, tick: int = 1) -> dict[str
             + _spread(":o0 + g", 3)
             + ", null from generate_series(1, :n_o) as g",
             "order_items": "insert into order_items select :i0 + g, :o0 + 1 + ((g - 1)::bigint * :n_o) / :n_i, "
-            f"1 + (g::bigint * 31) % :n_products, 1, {PRICE_OF_PRODUCT.format(pid='1 + (g::bigint * 31) % :n_products')}, "
+            f"1 + (g::bigint * :product_step) % :n_products, 1, {PRICE_OF_PRODUCT.format(pid='1 + (g::bigint * :product_step) % :n_products')}, "
             + _spread(":i0 + g", 2)
             + " from generate_series(1, :n_i) as g",
         }

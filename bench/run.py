@@ -28,26 +28,26 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 
-import duckdb
-import psutil
-import sqlalchemy as sa
-
-from bench.fill import Scale, change_fraction, fill_shop
-from ingestion.demo.shop import SHOP_TABLES, engine_for
-from ingestion.demo.shop import metadata as shop_metadata
 from ingestion.settings import PROJECT_DIR, Settings, shown_location
-from ingestion.sources.postgres_scan import attach_postgres, load_postgres_scanner
+
+# A step's clock starts here, in its own process: only the standard library is loaded yet, so each side pays the
+# import of what it needs itself (dlt and Harbor for the ingest, dbt for `dbt run`, DuckDB for both references),
+# as a user's `harbor ingest shop` or `duckdb` command does. Heavier modules are imported where they are used.
+STARTED = time.monotonic()
 
 # The PostgreSQL server the bench creates its databases on (and drops them after): any database there to log in to.
 ADMIN_URL = os.environ.get("HARBOR_BENCH_ADMIN_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
 RESULTS_DIR = PROJECT_DIR / "bench" / "results"
 REFERENCE_SQL = Path(__file__).with_name("reference_marts.sql")
 MARTS = {"fct_orders": "order_id", "dim_customers": "customer_id"}
+# The marts' columns that say when dbt (re)computed a row, which no other computation can reproduce.
+BOOKKEEPING_COLUMNS = {"_loaded_at"}
 # Set by `--profile`: the folder where every step's py-spy profile goes.
 PROFILE_ENV = "HARBOR_BENCH_PROFILE_DIR"
 
@@ -56,58 +56,67 @@ PROFILE_ENV = "HARBOR_BENCH_PROFILE_DIR"
 # Steps: each runs in a child process (`python -m bench.run --step NAME`) so its peak memory is its own.
 
 
-def step_harbor_ingest(settings: Settings) -> dict:
-    started = time.monotonic()
-    from ingestion.pipeline import ingest_shop, make_pipeline
+def step_harbor_ingest(settings: Settings, started: float) -> dict:
+    """`harbor ingest shop` as a user runs it, up to the command's return (the run's record in the warehouse
+    included). Reading dlt's trace back afterwards is the bench's bookkeeping, not timed."""
+    from ingestion.cli import main as harbor
 
-    result = ingest_shop(settings)
-    # Timed up to here: reading dlt's trace back afterwards is the bench's bookkeeping, not the ingest's.
+    if harbor(["ingest", "shop"]) != 0:
+        raise RuntimeError("`harbor ingest shop` failed (its message is above)")
     seconds = time.monotonic() - started
+    from ingestion.demo.shop import SHOP_TABLES
+    from ingestion.pipeline import dlt_step_seconds, make_pipeline
+
+    pipeline = make_pipeline("shop", settings)
+    loaded = pipeline.last_trace.last_normalize_info.row_counts
+    rows = {table: loaded.get(table, 0) for table in SHOP_TABLES}
     return {
-        "rows": result.total_rows,
-        "rows_per_table": result.rows_extracted,
-        "dlt_steps": dlt_step_seconds(make_pipeline("shop", settings)),
-        "seconds": round(seconds, 2),
+        "rows": sum(rows.values()),
+        "rows_per_table": rows,
+        "dlt_steps": {step: round(value, 2) for step, value in dlt_step_seconds(pipeline).items()},
+        "seconds": seconds,
     }
 
 
-def step_connectorx_ingest(settings: Settings) -> dict:
+def step_connectorx_ingest(settings: Settings, started: float) -> dict:
     """The same ingest through dlt's `sql_database` with the connectorx backend (Harbor's default until the
     DuckDB scanner): shows what the backend is worth, and its raw tables are checked equal to the default's."""
     os.environ["SOURCES__SHOP__BACKEND"] = "connectorx"
-    return step_harbor_ingest(settings)
+    return step_harbor_ingest(settings, started)
 
 
-def dlt_step_seconds(pipeline) -> dict[str, float]:
-    """Seconds per dlt step (extract, normalize, load) of the pipeline's last run, from its saved trace."""
-    trace = pipeline.last_trace
-    return {
-        step.step: round((step.finished_at - step.started_at).total_seconds(), 2)
-        for step in (trace.steps if trace else [])
-        if step.finished_at and step.step in ("extract", "normalize", "load")
-    }
+# What the reference scan reads, from the runner: the libpq URL and the tables (the step imports neither
+# SQLAlchemy nor the demo shop to learn them, which DuckDB's own command would not need either).
+SCAN_ENV = "HARBOR_BENCH_SCAN"
 
 
-def step_duckdb_scan(settings: Settings) -> dict:
-    """The reference: DuckDB's PostgreSQL scanner copies every shop table, create-table-as."""
+def step_duckdb_scan(settings: Settings, started: float) -> dict:
+    """The reference: DuckDB's own PostgreSQL scanner copies every shop table, create-table-as."""
+    import duckdb
+
+    from ingestion.duckdb_extensions import load_postgres_scanner, sql_string
+
+    scan = json.loads(os.environ[SCAN_ENV])
     with duckdb.connect(str(settings.warehouse)) as conn:
         load_postgres_scanner(conn, settings.data_dir / "duckdb_extensions")
-        attach_postgres(conn, settings.shop_url, "pg")
+        conn.execute(f"attach '{sql_string(scan['url'])}' as pg (type postgres, read_only)")
         conn.execute("create schema if not exists raw_ref")
-        rows = {}
-        for table in SHOP_TABLES:
+        for table in scan["tables"]:
             conn.execute(f"create or replace table raw_ref.{table} as select * from pg.public.{table}")
-            rows[table] = conn.execute(f"select count(*) from raw_ref.{table}").fetchone()[0]
-    return {"rows": sum(rows.values()), "rows_per_table": rows}
+    seconds = time.monotonic() - started
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        rows = {t: conn.execute(f"select count(*) from raw_ref.{t}").fetchone()[0] for t in scan["tables"]}
+    return {"rows": sum(rows.values()), "rows_per_table": rows, "seconds": seconds}
 
 
-def step_dbt(settings: Settings, *args: str) -> dict:
+def step_dbt(settings: Settings, started: float, *args: str) -> dict:
     from ingestion.transform import run_dbt
 
     run_dbt(settings, *args)
+    seconds = time.monotonic() - started
     if args[0] == "parse":  # writes no run results
-        return {}
-    return {"node_seconds": node_seconds(Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json")}
+        return {"seconds": seconds}
+    return {"node_seconds": node_seconds(Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json"), "seconds": seconds}
 
 
 def node_seconds(run_results: Path) -> dict:
@@ -126,36 +135,54 @@ def node_seconds(run_results: Path) -> dict:
     }
 
 
-def step_reference_sql(settings: Settings) -> dict:
+def step_reference_sql(settings: Settings, started: float) -> dict:
+    import duckdb
+
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute(REFERENCE_SQL.read_text())
+    seconds = time.monotonic() - started
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         rows = {m: conn.execute(f"select count(*) from bench_ref.{m}").fetchone()[0] for m in MARTS}
-    return {"rows_per_table": rows}
+    return {"rows_per_table": rows, "seconds": seconds}
 
 
 STEPS = {
     "harbor_ingest": step_harbor_ingest,
     "duckdb_scan": step_duckdb_scan,
     "connectorx_ingest": step_connectorx_ingest,
-    "dbt_build": lambda s: step_dbt(s, "build"),
-    "dbt_build_full_refresh": lambda s: step_dbt(s, "build", "--full-refresh"),
-    "dbt_build_changed_scope": lambda s: step_dbt(s, "build", "--vars", "{test_scope: changed}"),
-    "dbt_parse_changed_scope": lambda s: step_dbt(s, "parse", "--vars", "{test_scope: changed}"),
-    "dbt_seed": lambda s: step_dbt(s, "seed"),
+    "dbt_build": lambda s, t: step_dbt(s, t, "build"),
+    "dbt_build_full_refresh": lambda s, t: step_dbt(s, t, "build", "--full-refresh"),
+    "dbt_build_changed_scope": lambda s, t: step_dbt(s, t, "build", "--vars", "{test_scope: changed}"),
+    "dbt_parse_changed_scope": lambda s, t: step_dbt(s, t, "parse", "--vars", "{test_scope: changed}"),
+    "dbt_seed": lambda s, t: step_dbt(s, t, "seed"),
     # The reference's models only (staging, intermediate, the two marts), all rebuilt: the like-for-like
     # comparison. (Right after `dbt build` a plain `dbt run` would merge the staging tables instead.)
-    "dbt_run": lambda s: step_dbt(s, "run", "--full-refresh", "--select", *(f"+{mart}" for mart in MARTS)),
+    "dbt_run": lambda s, t: step_dbt(s, t, "run", "--full-refresh", "--select", *(f"+{mart}" for mart in MARTS)),
     "reference_sql": step_reference_sql,
 }
 
 
+# Settings of the caller's environment that would change what is measured or where it is written (the
+# PostgreSQL warehouse instead of the bench's DuckDB files, another dbt target or profile, other shop tables or
+# another backend): the steps run without them, and with the project's own dbt profile. Tuning settings (dlt's LOAD__WORKERS, DATA_WRITER__...) pass.
+IGNORED_SETTINGS = ("HARBOR_DESTINATION", "HARBOR_TARGET", "HARBOR_PROJECT_DIR", "HARBOR_RUN_ID")
+IGNORED_PREFIXES = ("SOURCES__SHOP__", "DESTINATION__")
+
+
+def ignored_settings(environ: dict[str, str]) -> list[str]:
+    return sorted(k for k in environ if k in IGNORED_SETTINGS or k.startswith(IGNORED_PREFIXES))
+
+
 def run_step(name: str, settings: Settings) -> dict:
     """Run one step in a child process; returns its seconds, peak RSS and what the step reported."""
+    ignored = set(ignored_settings(dict(os.environ)))
     env = {
-        **os.environ,
+        **{key: value for key, value in os.environ.items() if key not in ignored},
         "HARBOR_WAREHOUSE": str(settings.warehouse),
         "HARBOR_DATA_DIR": str(settings.data_dir),
         "SOURCES__SHOP__CREDENTIALS": settings.shop_url,
+        "DBT_PROFILES_DIR": str(PROJECT_DIR),
+        SCAN_ENV: json.dumps({"url": libpq_url(settings.shop_url), "tables": list(shop_tables())}),
     }
     command = [sys.executable, "-m", "bench.run", "--step", name]
     profile_dir = os.environ.get(PROFILE_ENV)
@@ -203,17 +230,17 @@ def profiled(command: list[str], stem: Path) -> list[str]:
 
 def _child(name: str) -> None:
     settings = Settings.from_env()
-    started = time.monotonic()
     # dbt's own log lines would break the one-line JSON contract on stdout: send them to stderr.
     stdout = os.dup(1)
     os.dup2(2, 1)
     try:
-        report = STEPS[name](settings)
+        # Each step times itself from STARTED (this process's imports included) to the end of its work, leaving
+        # out the bookkeeping after it (counting rows, reading dlt's trace or dbt's run results).
+        report = STEPS[name](settings, STARTED)
     finally:
         sys.stdout.flush()
         os.dup2(stdout, 1)
-    # A step may time itself (leaving out its own bookkeeping); otherwise the whole step counts.
-    seconds = report.pop("seconds", time.monotonic() - started)
+    seconds = report.pop("seconds")
     peak_kib = max(_own_peak_kib(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     print(json.dumps({**report, "seconds": round(seconds, 2), "peak_rss_mib": round(peak_kib / 1024, 1)}))
 
@@ -235,20 +262,17 @@ def _own_peak_kib() -> int:
 def bench_scale(
     order_items: int, work_dir: Path, change: float = 0.01, admin_url: str = ADMIN_URL, repeat: int = 3
 ) -> dict:
-    database = f"harbor_bench_{uuid.uuid4().hex[:8]}"
-    admin = engine_for(admin_url).execution_options(isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{database}"'))
-    url = sa.make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    from bench.fill import Scale, change_fraction, fill_shop
+
     scale_dir = work_dir / f"scale_{order_items}"
     shutil.rmtree(scale_dir, ignore_errors=True)
-    harbor = Settings(PROJECT_DIR, scale_dir / "harbor.duckdb", scale_dir / "data", url)
-    reference = Settings(PROJECT_DIR, scale_dir / "reference.duckdb", scale_dir / "data", url)
-    connectorx = Settings(PROJECT_DIR, scale_dir / "connectorx.duckdb", scale_dir / "connectorx_data", url)
     os.environ["DBT_TARGET_PATH"] = str(scale_dir / "target")
     os.environ["DBT_LOG_PATH"] = str(scale_dir / "logs")
     result: dict = {"order_items": order_items}
-    try:
+    with scratch_database(admin_url) as url:
+        harbor = Settings(PROJECT_DIR, scale_dir / "harbor.duckdb", scale_dir / "data", url)
+        reference = Settings(PROJECT_DIR, scale_dir / "reference.duckdb", scale_dir / "data", url)
+        connectorx = Settings(PROJECT_DIR, scale_dir / "connectorx.duckdb", scale_dir / "connectorx_data", url)
         started = time.monotonic()
         result["source_rows"] = fill_shop(url, Scale(order_items))
         result["fill_seconds"] = round(time.monotonic() - started, 2)
@@ -330,11 +354,44 @@ def bench_scale(
             f"build {scoped_build['seconds']}s"
         )
         result["marts_equal_after_second_change"] = marts_equal_after_rebuild(harbor)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
-        admin.dispose()
     return result
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    """A new, empty database on the admin URL's server (its URL, password included), dropped after whatever
+    happened; a drop that fails is a warning naming the database, not an error hiding the one before it."""
+    import sqlalchemy as sa
+
+    from ingestion.demo.shop import engine_for
+
+    database = f"harbor_bench_{uuid.uuid4().hex[:8]}"
+    admin = engine_for(admin_url).execution_options(isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'create database "{database}"'))
+        yield sa.make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    finally:
+        try:
+            with admin.connect() as conn:
+                conn.execute(sa.text(f'drop database if exists "{database}" with (force)'))
+        except sa.exc.SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            log(f"bench: could not drop the database {database} ({reason}): drop it by hand")
+        admin.dispose()
+
+
+def libpq_url(url: str) -> str:
+    """A SQLAlchemy PostgreSQL URL as libpq (and DuckDB's scanner) takes it, password included."""
+    import sqlalchemy as sa
+
+    return sa.make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+def shop_tables() -> tuple[str, ...]:
+    from ingestion.demo.shop import SHOP_TABLES
+
+    return tuple(SHOP_TABLES)
 
 
 def alternated(repeat: int, harbor: Callable[[], dict], reference: Callable[[], dict]) -> tuple[dict, dict]:
@@ -371,12 +428,19 @@ def fresh(settings: Settings) -> Settings:
 
 
 def marts_equal(warehouse: Path) -> bool:
-    """dbt's marts and the plain-SQL ones hold the same rows (symmetric difference empty), on the reference's
-    columns (the marts also carry dbt's bookkeeping columns, such as when a row was last rebuilt)."""
+    """dbt's marts and the plain-SQL ones hold the same rows (symmetric difference empty) on every column of
+    dbt's but its bookkeeping ones (BOOKKEEPING_COLUMNS): a column the reference does not compute is an error,
+    not a column left unchecked."""
+    import duckdb
+
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         for mart in MARTS:
-            names = [row[0] for row in conn.execute(f"describe bench_ref.{mart}").fetchall()]
-            columns = ", ".join(f'"{name}"' for name in names)
+            names = [row[0] for row in conn.execute(f"describe marts.{mart}").fetchall()]
+            computed = {row[0] for row in conn.execute(f"describe bench_ref.{mart}").fetchall()}
+            unchecked = set(names) - computed - BOOKKEEPING_COLUMNS
+            if unchecked:
+                raise ValueError(f"bench/reference_marts.sql does not compute {mart}'s {', '.join(sorted(unchecked))}")
+            columns = ", ".join(f'"{name}"' for name in names if name not in BOOKKEEPING_COLUMNS)
             (diff,) = conn.execute(
                 f"select count(*) from ((select {columns} from marts.{mart} except all "
                 f"select {columns} from bench_ref.{mart}) union all (select {columns} from bench_ref.{mart} "
@@ -389,6 +453,11 @@ def marts_equal(warehouse: Path) -> bool:
 
 def raw_equal(warehouse: Path, other: Path) -> bool:
     """Both extracts left the same source rows in raw_shop (the columns of the shop's own tables)."""
+    import duckdb
+
+    from ingestion.demo.shop import SHOP_TABLES
+    from ingestion.demo.shop import metadata as shop_metadata
+
     with duckdb.connect(str(warehouse), read_only=True) as conn:
         conn.execute(f"attach '{other}' as other (read_only)")
         for table in SHOP_TABLES:
@@ -413,6 +482,8 @@ def marts_equal_after_rebuild(settings: Settings) -> bool:
 
 
 def machine(postgres: str) -> dict:
+    import psutil
+
     return {
         "cpus": os.cpu_count(),
         "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
@@ -435,6 +506,10 @@ def commit() -> str | None:
 
 def check_server(admin_url: str) -> str:
     """The server's version, once it is known the bench may create its databases there; ValueError otherwise."""
+    import sqlalchemy as sa
+
+    from ingestion.demo.shop import engine_for
+
     engine = engine_for(admin_url)
     try:
         with engine.connect() as conn:
@@ -454,9 +529,9 @@ def table(results: list[dict]) -> str:
         ("order items", 12),
         ("src rows", 10),
         ("harbor s", 9),
-        ("rows/s", 9),
+        ("h rows/s", 9),
         ("scan s", 7),
-        ("rows/s", 9),
+        ("scan r/s", 9),
         ("ratio", 6),
         ("cx s", 7),
         ("cx", 5),
@@ -570,6 +645,8 @@ def main(argv: list[str] | None = None) -> int:
         os.environ[PROFILE_ENV] = str(RESULTS_DIR / f"profile-{datetime.now(UTC):%Y%m%dT%H%M%SZ}")
         log(f"profiles of every step go to {os.environ[PROFILE_ENV]}")
     # Before minutes of work: a server the bench cannot reach or log in to is one clear line, not a traceback.
+    import sqlalchemy as sa
+
     try:
         server = check_server(args.admin_url)
     except (ValueError, sa.exc.SQLAlchemyError) as error:
@@ -577,34 +654,46 @@ def main(argv: list[str] | None = None) -> int:
         log(f"bench: cannot use PostgreSQL at {shown_location(args.admin_url)}: {reason}")
         return 2
     log(f"PostgreSQL {server} at {shown_location(args.admin_url)}")
-    results = []
-    for scale in args.scales:
-        results.append(bench_scale(scale, args.work_dir, args.change, args.admin_url, args.repeat))
-        if not args.keep:
-            shutil.rmtree(args.work_dir / f"scale_{scale}", ignore_errors=True)
+    if ignored := ignored_settings(dict(os.environ)):
+        log(f"bench: the steps run without {', '.join(ignored)} (they would change what is measured)")
+    work_dir = args.work_dir.resolve()  # the steps run in the project directory
     output = {
         "run_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": commit(),
         "profiled": args.profile,
         "repeat": args.repeat,
         "machine": machine(server),
-        "results": results,
+        "results": [],
     }
     RESULTS_DIR.mkdir(parents=True, exist_ok=True)
     path = RESULTS_DIR / f"bench-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    path.write_text(json.dumps(output, indent=2, default=str) + "\n")
-    print(table(results))
-    print(
-        f"ratio = Harbor's ingest (default backend) over DuckDB's own PostgreSQL scan, in rows/s (medians of "
-        f"{args.repeat} runs each, taking turns, as are dbt s and SQL s); cx = the same "
-        "for the connectorx backend; dbt s = `dbt run --full-refresh` of the reference's models, x SQL = that "
-        "over the plain SQL script; build s = the whole project's `dbt build` (models, seeds, snapshots, tests); "
-        f"inc % = incremental ingest + dbt build after a {args.change:.0%} change, of the full ingest + build; "
-        "scoped = the same after a second change, built with --vars '{test_scope: changed}'; "
-        "RSS = Harbor ingest's peak, inc RSS = the same for the incremental ingests; equal = marts equal to the SQL's, raw tables equal across backends"
-    )
+    for scale in args.scales:
+        try:
+            output["results"].append(bench_scale(scale, work_dir, args.change, args.admin_url, args.repeat))
+        except BaseException as error:  # interrupted too: what the finished scales measured is kept
+            output["failed"] = {"order_items": scale, "error": f"{type(error).__name__}: {error}"[:4000]}
+            raise
+        finally:
+            # Saved after every scale: a failure at 10M keeps the figures of the scales before it.
+            path.write_text(json.dumps(output, indent=2, default=str) + "\n")
+            if not args.keep:
+                shutil.rmtree(work_dir / f"scale_{scale}", ignore_errors=True)
+    print(table(output["results"]))
+    print(LEGEND.format(repeat=args.repeat, change=args.change))
     print(f"details: {path}")
     return 0
+
+
+LEGEND = (
+    "ratio = Harbor's ingest (`harbor ingest shop`, default backend) over DuckDB's own PostgreSQL scan, in rows/s, "
+    "each timed from its process's start (imports included); medians of {repeat} runs each, taking turns, as are "
+    "dbt s and SQL s; cx = one run of the connectorx backend (after those, on warm caches) over the scan's median; "
+    "dbt s = `dbt run --full-refresh` of the reference's models, x SQL = that over the plain SQL script; build s = "
+    "the whole project's `dbt build` (models, seeds, snapshots, tests); inc % = incremental ingest + dbt build after "
+    "a {change:.0%} change, of the full run (the median first ingest + one full-refresh build); scoped = the same "
+    "after a second change, built with --vars '{{test_scope: changed}}'; RSS = Harbor ingest's peak, inc RSS = the "
+    "same for the incremental ingests; equal = marts equal to the SQL's, raw tables equal across backends"
+)
 
 
 if __name__ == "__main__":

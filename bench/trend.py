@@ -43,8 +43,10 @@ def load_runs(directory: Path) -> tuple[list[dict], list[str]]:
 
 def trend(runs: list[dict]) -> str:
     """One block per scale; in each, a line per run with every figure and its change from the line above."""
-    heads = ["run at", "commit", "machine", *(name for name, _ in FIGURES)]
-    widths = [27, 9, 12, *(15 for _ in FIGURES)]
+    # n: runs per compared step (medians of n since 2026-12-03; one run each before, when a single pair moved
+    # 10-20% at 1M), so a change of method is not read as a change of speed.
+    heads = ["run at", "commit", "machine", "n", *(name for name, _ in FIGURES)]
+    widths = [27, 9, 12, 2, *(15 for _ in FIGURES)]
     blocks = []
     for scale in sorted({result["order_items"] for run in runs for result in run["results"]}):
         lines = [f"{scale:,} order items", " ".join(f"{h:>{w}}" for h, w in zip(heads, widths, strict=True))]
@@ -54,28 +56,43 @@ def trend(runs: list[dict]) -> str:
             result = next((r for r in run["results"] if r["order_items"] == scale), None)
             if result is None:
                 continue
-            figures = [read(result) for _, read in FIGURES]
+            figures = [_figure(read, result) for _, read in FIGURES]
             profiled = bool(run.get("profiled"))
             machine = run.get("machine", {})
             cells = [
                 ("* " if profiled else "") + run["run_at"],
                 run.get("commit") or "-",
                 f"{machine.get('cpus', '?')} cpu {machine.get('memory_gib', '?')}G",
+                str(run.get("repeat", 1)),
                 *(
                     _with_change(value, before)
                     for value, before in zip(figures, previous.get(profiled, figures), strict=True)
                 ),
             ]
             lines.append(" ".join(f"{c:>{w}}" for c, w in zip(cells, widths, strict=True)))
-            previous[profiled] = figures
+            # A figure a run lacks is compared with the last run that had it.
+            previous[profiled] = [
+                now if now is not None else before
+                for now, before in zip(figures, previous.get(profiled, figures), strict=True)
+            ]
         blocks.append("\n".join(lines))
     if any(run.get("profiled") for run in runs):
         blocks.append("* profiled with py-spy (`make bench PROFILE=1`): slower; compared with profiled runs only")
     return "\n\n".join(blocks)
 
 
-def _with_change(value: float, before: float) -> str:
-    if before == value or not before:
+def _figure(read: Callable[[dict], float], result: dict) -> float | None:
+    """A figure of one result, or None where the result lacks it (a run that stopped partway, an older format)."""
+    try:
+        return float(read(result))
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _with_change(value: float | None, before: float | None) -> str:
+    if value is None:
+        return "-"
+    if before is None or before == value or not before:
         return f"{value:.2f}"
     return f"{value:.2f} ({(value - before) / before:+.0%})"
 

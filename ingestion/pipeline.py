@@ -78,6 +78,16 @@ class PendingLoadFailed(RuntimeError):
     source is stuck until it loads or a full refresh drops it."""
 
 
+def dlt_step_seconds(pipeline: dlt.Pipeline) -> dict[str, float]:
+    """Seconds per dlt step (extract, normalize, load) of the pipeline's last run, from its trace."""
+    trace = pipeline.last_trace
+    return {
+        step.step: (step.finished_at - step.started_at).total_seconds()
+        for step in (trace.steps if trace else [])
+        if step.finished_at and step.step in ("extract", "normalize", "load")
+    }
+
+
 def pipeline_name(source: str) -> str:
     """The source's dlt pipeline in the warehouse in use. Into PostgreSQL it has its own name, so its own local
     state: the same source loaded into another warehouse starts from its own cursor."""
@@ -253,11 +263,7 @@ def run_source(
             tables.setdefault(table, TableCounts(extracted=tally.extracted[table], quarantined=quarantined))
         if DEAD_LETTERS in row_counts and not tally.quarantined:
             tables[DEAD_LETTERS] = TableCounts(loaded=row_counts[DEAD_LETTERS])
-        step_seconds = {
-            step.step: (step.finished_at - step.started_at).total_seconds()
-            for step in pipeline.last_trace.steps
-            if step.finished_at and step.step in ("extract", "normalize", "load")
-        }
+        step_seconds = dlt_step_seconds(pipeline)
     result = IngestResult(
         source=source_name,
         load_id=info.loads_ids[-1] if info.loads_ids else None,

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import duckdb
 
+from ingestion.duckdb_extensions import sql_string
 from ingestion.observability.warehouse import SCHEMA as HISTORY_SCHEMA
 from ingestion.settings import Settings
 from ingestion.transform import dbt_env, dbt_executable, ensure_packages
@@ -268,7 +269,7 @@ def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path) -> int:
         Path(f"{pr_warehouse}{suffix}").unlink(missing_ok=True)
     with duckdb.connect(str(pr_warehouse)) as conn:
         try:
-            conn.execute(f"attach '{_sql_string(str(prod_warehouse))}' as {PROD_ALIAS} (read_only)")
+            conn.execute(f"attach '{sql_string(str(prod_warehouse))}' as {PROD_ALIAS} (read_only)")
         except duckdb.Error as error:  # missing, or locked by a writer (a production build still running)
             raise CiError(f"cannot read the production warehouse {prod_warehouse}: {error}") from error
         relations = conn.execute(
@@ -422,10 +423,6 @@ def _current_branch(project_dir: Path) -> str:
 
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
-
-
-def _sql_string(value: str) -> str:
-    return value.replace("'", "''")
 
 
 # ---------------------------------------------------------------------------------------------------------------

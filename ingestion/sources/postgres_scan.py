@@ -9,8 +9,6 @@ load. The scanner comes from the `duckdb-extension-postgres` wheel on PyPI: noth
 
 from __future__ import annotations
 
-import os
-import shutil
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +22,7 @@ import pyarrow as pa
 import sqlalchemy as sa
 from dlt.sources import DltResource
 
-DEFAULT_EXTENSION_DIR = Path.home() / ".cache" / "harbor" / "duckdb_extensions"
+from ingestion.duckdb_extensions import load_postgres_scanner, sql_string
 
 
 class ScannerSession:
@@ -108,7 +106,7 @@ def _read_changed(
     if cursor.start_value is not None:
         column = _quoted(cursor.cursor_path)
         start_value = cursor.start_value
-        start = _sql_string(start_value.isoformat() if hasattr(start_value, "isoformat") else str(start_value))
+        start = sql_string(start_value.isoformat() if hasattr(start_value, "isoformat") else str(start_value))
         query += f" where {column} >= '{start}' or {column} is null"
     yield from _scan(session, query, batch_rows)
 
@@ -116,33 +114,12 @@ def _read_changed(
 def _scan(session: ScannerSession, query: str, batch_rows: int) -> Iterator[pa.Table]:
     with session.cursor() as conn:
         # postgres_query runs the query inside PostgreSQL as written (the filter included) and streams the result.
-        batches = conn.execute(f"select * from postgres_query('source_db', '{_sql_string(query)}')").to_arrow_reader(
+        batches = conn.execute(f"select * from postgres_query('source_db', '{sql_string(query)}')").to_arrow_reader(
             batch_rows
         )
         for batch in batches:
             if batch.num_rows:
                 yield pa.Table.from_batches([batch])
-
-
-def load_postgres_scanner(conn: duckdb.DuckDBPyConnection, extension_dir: Path | None = None) -> None:
-    """Load the scanner shipped by the `duckdb-extension-postgres` wheel. The wheel's file is named `postgres`;
-    DuckDB looks for the entry point of `postgres_scanner`, so the file is laid out under that name in a private
-    extension directory (once per DuckDB version and platform)."""
-    import duckdb_extension_postgres
-
-    version = f"v{duckdb.__version__}"
-    shipped = Path(duckdb_extension_postgres.__file__).parent / "extensions" / version / "postgres.duckdb_extension"
-    directory = extension_dir or DEFAULT_EXTENSION_DIR
-    (platform_name,) = conn.execute("pragma platform").fetchone()
-    target = directory / version / platform_name / "postgres_scanner.duckdb_extension"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        # A private name, then an atomic rename: readers in other threads or processes never load half a file.
-        staged = target.with_name(f"{target.name}.{os.getpid()}.{threading.get_ident()}.partial")
-        shutil.copy2(shipped, staged)
-        staged.replace(target)
-    conn.execute(f"set extension_directory = '{_sql_string(str(directory))}'")
-    conn.execute("load postgres_scanner")
 
 
 class ScannerConnectionError(ConnectionError):
@@ -156,7 +133,7 @@ def attach_postgres(conn: duckdb.DuckDBPyConnection, url: sa.URL | str, alias: s
     libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
     failure = None
     try:
-        conn.execute(f"attach '{_sql_string(libpq_url)}' as {alias} (type postgres, read_only)")
+        conn.execute(f"attach '{sql_string(libpq_url)}' as {alias} (type postgres, read_only)")
     except duckdb.IOException as error:
         failure = str(error)
     if failure is not None:
@@ -170,7 +147,3 @@ def attach_postgres(conn: duckdb.DuckDBPyConnection, url: sa.URL | str, alias: s
 
 def _quoted(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
-
-
-def _sql_string(value: str) -> str:
-    return value.replace("'", "''")

@@ -4,6 +4,7 @@ compares and the plain-SQL reference marts (the full suite is `make bench`, not 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -20,7 +21,7 @@ from bench.fill import Scale, change_fraction, fill_shop
 from bench.run import REFERENCE_SQL, alternated, fresh, marts_equal, raw_equal
 from ingestion.demo.shop import SHOP_START
 from ingestion.pipeline import ingest_shop
-from ingestion.settings import Settings
+from ingestion.settings import PROJECT_DIR, Settings
 from ingestion.transform import run_dbt
 
 
@@ -128,19 +129,107 @@ def test_a_step_reports_its_own_peak_memory_not_the_runner_s():
 def test_the_ingest_step_times_the_ingest_not_the_bench_s_bookkeeping(settings, monkeypatch):
     """Reading dlt's trace back after the ingest opens the pipeline again; that is not Harbor's time."""
     import bench.run
+    import ingestion.cli
     import ingestion.pipeline
 
-    loaded = SimpleNamespace(total_rows=3, rows_extracted={"orders": 3})
+    normalized = SimpleNamespace(row_counts={"orders": 3, "_dlt_pipeline_state": 1})
+    trace = SimpleNamespace(last_normalize_info=normalized)
 
     def slow_trace(pipeline):
         time.sleep(1.0)
         return {}
 
-    monkeypatch.setattr(ingestion.pipeline, "ingest_shop", lambda settings: loaded)
-    monkeypatch.setattr(bench.run, "dlt_step_seconds", slow_trace)
-    report = bench.run.step_harbor_ingest(settings)
-    assert report["rows"] == 3
+    monkeypatch.setattr(ingestion.cli, "main", lambda argv: 0 if argv == ["ingest", "shop"] else 1)
+    monkeypatch.setattr(ingestion.pipeline, "make_pipeline", lambda source, settings: SimpleNamespace(last_trace=trace))
+    monkeypatch.setattr(ingestion.pipeline, "dlt_step_seconds", slow_trace)
+    report = bench.run.step_harbor_ingest(settings, time.monotonic())
+    assert report["rows"] == 3 and report["rows_per_table"]["orders"] == 3
     assert report["seconds"] < 0.5
+
+
+def test_each_side_pays_its_own_imports():
+    """A step's clock starts before dlt, SQLAlchemy or DuckDB is imported: Harbor's ingest pays for dlt and itself
+    as `harbor ingest shop` does, the reference for DuckDB only."""
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, bench.run; print(sorted({'dlt', 'sqlalchemy', 'duckdb'} & set(sys.modules)))",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "[]"
+
+
+def test_steps_run_without_settings_that_would_change_what_is_measured(monkeypatch, settings):
+    import bench.run
+
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", "pyarrow")
+    monkeypatch.setenv("LOAD__WORKERS", "2")
+    monkeypatch.setenv("DBT_PROFILES_DIR", "/somewhere/else")
+    seen: dict = {}
+
+    def child(command, env, **kwargs):
+        seen.update(env)
+        return SimpleNamespace(returncode=0, stdout='{"seconds": 1.0}', stderr="")
+
+    monkeypatch.setattr(bench.run.subprocess, "run", child)
+    bench.run.run_step("duckdb_scan", settings)
+    assert "HARBOR_DESTINATION" not in seen and "SOURCES__SHOP__BACKEND" not in seen
+    assert seen["LOAD__WORKERS"] == "2"  # a tuning setting passes
+    assert seen["SOURCES__SHOP__CREDENTIALS"] == settings.shop_url
+    assert seen["DBT_PROFILES_DIR"] == str(PROJECT_DIR)
+    assert bench.run.ignored_settings(dict(os.environ)) == ["HARBOR_DESTINATION", "SOURCES__SHOP__BACKEND"]
+
+
+def test_every_product_can_be_ordered_at_every_scale():
+    from bench.fill import product_step
+
+    for order_items in (1_000, 100_000, 1_000_000, 10_000_000):
+        products = Scale(order_items).products
+        step = product_step(products)
+        assert len({1 + (g * step) % products for g in range(products)}) == products, order_items
+
+
+def test_a_mart_column_the_reference_does_not_compute_is_an_error_not_unchecked(tmp_path):
+    warehouse = tmp_path / "harbor.duckdb"
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("create schema marts; create schema bench_ref")
+        conn.execute("create table marts.fct_orders as select 1 as order_id, 2 as amount, now() as _loaded_at")
+        conn.execute("create table bench_ref.fct_orders as select 1 as order_id, 2 as amount")
+        conn.execute("create table marts.dim_customers as select 1 as customer_id, 'DE' as country_code")
+        conn.execute("create table bench_ref.dim_customers as select 1 as customer_id, 'DE' as country_code")
+    assert marts_equal(warehouse)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("update bench_ref.dim_customers set country_code = 'FR'")
+    assert not marts_equal(warehouse)
+    with duckdb.connect(str(warehouse)) as conn:
+        conn.execute("alter table marts.fct_orders add column order_total_usd integer")
+    with pytest.raises(ValueError, match="does not compute fct_orders's order_total_usd"):
+        marts_equal(warehouse)
+
+
+def test_a_failing_scale_keeps_the_figures_of_the_scales_before_it(tmp_path, monkeypatch):
+    import bench.run
+
+    def bench_scale(order_items, work_dir, *args):
+        (work_dir / f"scale_{order_items}").mkdir(parents=True)
+        if order_items == 200:
+            raise RuntimeError("bench step dbt_build failed")
+        return {"order_items": order_items}
+
+    monkeypatch.setattr(bench.run, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(bench.run, "bench_scale", bench_scale)
+    with pytest.raises(RuntimeError):
+        bench.run.main(["--scales", "100", "200", "300", "--work-dir", str(tmp_path / "work")])
+    (saved,) = (tmp_path / "results").glob("bench-*.json")
+    output = json.loads(saved.read_text())
+    assert output["results"] == [{"order_items": 100}]
+    assert output["failed"] == {"order_items": 200, "error": "RuntimeError: bench step dbt_build failed"}
+    assert not list((tmp_path / "work").iterdir())  # both scales' warehouses deleted
 
 
 def _saved_run(directory, name: str, run_at: str, ingest_seconds: float) -> None:
@@ -174,6 +263,13 @@ def test_the_trend_lists_runs_by_time_with_each_figure_s_change(tmp_path, capsys
     # A profiled run is marked and compared with profiled runs only (here: none before it).
     assert lines[3].lstrip().startswith("* 2026-02-01") and "(+20%)" not in lines[3]
     assert "profiled with py-spy" in lines[-1]
+
+    # A run that stopped partway (or an older format) lacks figures: shown as "-", compared with the run before.
+    runs.append({**runs[1], "profiled": False, "run_at": "2026-03-01T00:00:00+00:00", "commit": "c", "repeat": 3})
+    runs[2]["results"] = [{"order_items": 1000, "ingest": {"harbor": {"seconds": 11.0, "peak_rss_mib": 300.0}}}]
+    last = trend(runs).splitlines()[4]
+    assert " c " in last and " 3 " in last and "11.00 (-8%)" not in last and "11.00 (+10%)" in last
+    assert last.split().count("-") == 4
 
     assert main(["--results-dir", str(tmp_path / "empty")]) == 1
     assert "run `make bench` first" in capsys.readouterr().err

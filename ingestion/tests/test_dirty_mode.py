@@ -7,8 +7,8 @@ import json
 import duckdb
 
 from ingestion import cli
-from ingestion.observability.alerts import WEBHOOK_ENV
 from ingestion.demo.dirty import apply_dirt, check_dirt
+from ingestion.observability.alerts import WEBHOOK_ENV
 from ingestion.quality import dbt_target_dir, load_outcomes, summarize
 from ingestion.transform import run_dbt
 

@@ -377,8 +377,9 @@ def test_two_warehouses_fed_from_one_data_folder_each_get_every_row(settings):
 
 def test_the_scanner_failing_to_connect_does_not_show_the_password(tmp_path):
     """DuckDB's error names the whole libpq URL: it reached stderr and JSON logs, password included."""
+    from ingestion.duckdb_extensions import load_postgres_scanner
     from ingestion.pipeline import _unavailable_cause
-    from ingestion.sources.postgres_scan import ScannerConnectionError, attach_postgres, load_postgres_scanner
+    from ingestion.sources.postgres_scan import ScannerConnectionError, attach_postgres
 
     conn = duckdb.connect()
     load_postgres_scanner(conn, tmp_path / "extensions")
