@@ -138,6 +138,8 @@ def postgres_warehouse_url() -> str:
     user, password = env("HARBOR_PG_USER", "postgres"), env("HARBOR_PG_PASSWORD", "")
     # Always user:password: dlt requires a password even for trust auth, where an empty one is fine.
     auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
+    if not env("HARBOR_PG_PORT", "5432").isdigit():
+        raise ConfigError(f"HARBOR_PG_PORT must be a port number, not {env('HARBOR_PG_PORT')!r}")
     return (
         f"postgresql://{auth}@{env('HARBOR_PG_HOST', '127.0.0.1')}:{env('HARBOR_PG_PORT', '5432')}"
         f"/{env('HARBOR_PG_DATABASE', 'harbor')}"
@@ -199,9 +201,14 @@ def abort_pending(pipeline: dlt.Pipeline) -> list[str]:
 def error_chain(error: BaseException) -> list[BaseException]:
     """The error and those it was raised from, outermost first: dlt wraps the useful one several times."""
     chain = [error]
-    while (chain[-1].__cause__ or chain[-1].__context__) is not None:
-        chain.append(chain[-1].__cause__ or chain[-1].__context__)
-    return chain
+    while True:
+        last = chain[-1]
+        # The cause it was raised from, else the error being handled when it was raised, unless suppressed
+        # (`from None`); not a generator's StopIteration, which is how iteration ends, not why it failed.
+        following = last.__cause__ or (None if last.__suppress_context__ else last.__context__)
+        if following is None or following in chain or isinstance(following, StopIteration | GeneratorExit):
+            return chain
+        chain.append(following)
 
 
 def root_cause(error: BaseException) -> str:

@@ -98,7 +98,9 @@ def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
             try:
                 line = raw.decode("utf-8").strip()
                 record = EVENT_SPEC.validate(json.loads(line))
-            except ValueError as error:  # Unicode and JSON decoding errors and InvalidRecord are ValueErrors
+            # Unicode and JSON decoding errors and InvalidRecord are ValueErrors; JSON nested thousands deep is a
+            # RecursionError. Any of them escaping would fail the source on this line at every run.
+            except (ValueError, RecursionError) as error:
                 tally.quarantined[TABLE] += 1
                 yield dead_letter(
                     TABLE, origin, _reason(error), _printable(raw), source="events", extracted_at=extracted_at
@@ -113,7 +115,9 @@ def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
         yield _with_columns(batch)
 
 
-def _reason(error: ValueError) -> str:
+def _reason(error: ValueError | RecursionError) -> str:
+    if isinstance(error, RecursionError):
+        return "unparsable JSON line: nested too deeply"
     if isinstance(error, UnicodeDecodeError):
         return f"line is not UTF-8: {error}"
     if isinstance(error, json.JSONDecodeError):

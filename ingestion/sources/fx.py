@@ -16,6 +16,7 @@ import dlt
 from dlt.sources import DltResource
 from dlt.sources.rest_api import rest_api_source
 
+from ingestion.settings import ConfigError
 from ingestion.sources.http import RetryingSession
 from ingestion.sources.quarantine import Field, RecordSpec, Tally, validating_map
 
@@ -29,6 +30,7 @@ RATE_SPEC = RecordSpec(
         "usd_per_unit": Field("decimal"),
         "updated_at": Field("timestamp"),
     },
+    cursor="updated_at",
 )
 
 
@@ -39,9 +41,12 @@ def fx_source(
     page_size: int = 100,
     cursor_param: str = "updated_since",
     initial_value: str = "1970-01-01T00:00:00+00:00",  # ISO timestamp: where the first run starts
+    lag_seconds: float = 2 * 86400,
     extracted_at: datetime | None = None,
     tally: Tally | None = None,
 ) -> Iterator[DltResource]:
+    if not isinstance(page_size, int) or page_size < 1:
+        raise ConfigError(f"fx: page_size must be a whole number, 1 or more, not {page_size!r}")
     current_page = {"url": "?"}
 
     def remember_page(response, *args, **kwargs):
@@ -68,8 +73,12 @@ def fx_source(
                             "type": "incremental",
                             "cursor_path": "updated_at",
                             # validation runs before the cursor step and parses `updated_at` to a datetime
-                            "initial_value": datetime.fromisoformat(initial_value),
+                            "initial_value": _initial_value(initial_value),
                             "convert": lambda value: value.isoformat(),
+                            # Each run asks again for what changed in the window before the last cursor: the
+                            # API pages by number, and a rate revised while a run pages moves to the end,
+                            # shifting a rate the run then never sees below the cursor (README "fx").
+                            "lag": _lag(lag_seconds),
                             # a record without a cursor is not dropped here: validation quarantines it
                             "on_cursor_value_missing": "include",
                         },
@@ -90,3 +99,21 @@ def fx_source(
         )
     )
     yield resource
+
+
+def _initial_value(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise ConfigError(f"fx: initial_value must be an ISO timestamp, not {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+def _lag(value: object) -> float:
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds < float("inf"):
+        raise ConfigError(f"fx: lag_seconds must be a number of seconds (0 or more), not {value!r}")
+    return seconds

@@ -13,15 +13,18 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import dlt
+from dlt.common.normalizers.naming.snake_case import NamingConvention
 
 from ingestion.sources.metadata import EXTRACTED_AT, SOURCE
 
 DEAD_LETTERS = "_dead_letters"
+# dlt's default naming of columns (Harbor's schemas keep it): what a record's field is called in the warehouse.
+COLUMN_NAMING = NamingConvention()
 
 DEAD_LETTER_COLUMNS = {
     "dead_letter_id": {"data_type": "text", "nullable": False},
@@ -69,7 +72,10 @@ def _timestamp(value: Any) -> datetime:
             raise InvalidRecord(f"expected an ISO timestamp, got {value!r}") from error
     else:
         raise InvalidRecord(f"expected an ISO timestamp, got {type(value).__name__}")
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    try:
+        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    except OverflowError as error:  # 9999-12-31T23:00-05:00 is past the last moment Python can hold in UTC
+        raise InvalidRecord(f"timestamp {value!r} is outside the range a warehouse can hold") from error
 
 
 def _date(value: Any) -> date:
@@ -123,18 +129,27 @@ class Field:
     allowed: tuple | None = None
 
 
+# How far past the run's start a cursor value may be. Further is a malformed value, not clock skew: kept, the
+# incremental cursor would jump to it and skip every real change until that moment.
+FUTURE_TOLERANCE = timedelta(days=1)
+
+
 @dataclass(frozen=True)
 class RecordSpec:
     """What a valid record of one table is. Fields not named here pass through (new columns are welcome), unless
-    they hold an integer no warehouse column can."""
+    they hold an integer no warehouse column can. `cursor` names the incremental cursor field, if any: a record
+    whose cursor is more than FUTURE_TOLERANCE after the run's start is quarantined, and of two versions of a
+    record in one load the one with the later cursor wins."""
 
     table: str
     fields: Mapping[str, Field]
+    cursor: str | None = None
 
     def validate(self, record: Any) -> dict:
         """The record with declared fields parsed to their types; raises InvalidRecord naming the field."""
         if not isinstance(record, dict):
             raise InvalidRecord(f"expected a JSON object, got {type(record).__name__}")
+        record = self._as_columns(record)
         clean = dict(record)
         for name, spec in self.fields.items():
             value = record.get(name)
@@ -154,9 +169,40 @@ class RecordSpec:
                 raise InvalidRecord(f"{where}: integer is outside the 64-bit range")
         return clean
 
+    def _as_columns(self, record: dict) -> dict:
+        """The record with its fields named as the columns they load into (dlt's snake_case naming), so what is
+        validated is what loads: left to dlt, `eventId` would become `event_id` after validation and replace the
+        checked value. Two fields that would load into one column make the record invalid."""
+        named: dict[str, Any] = {}
+        first_field: dict[str, str] = {}
+        for name, value in record.items():
+            column = COLUMN_NAMING.normalize_identifier(str(name))
+            if column in named:
+                raise InvalidRecord(
+                    f"{self.table}: fields {first_field[column]!r} and {name!r} would both load into column {column!r}"
+                )
+            named[column] = value
+            first_field[column] = name
+        return named
+
     def columns(self) -> dict[str, dict]:
-        """dlt column hints, so the raw table has the declared types even before the first row."""
-        return {name: {"data_type": f.data_type, "nullable": not f.required} for name, f in self.fields.items()}
+        """dlt column hints, so the raw table has the declared types even before the first row; the cursor's
+        `dedup_sort` makes dlt's merge keep the latest of two versions of a key within one load."""
+        columns: dict[str, dict] = {
+            name: {"data_type": f.data_type, "nullable": not f.required} for name, f in self.fields.items()
+        }
+        if self.cursor:
+            columns[self.cursor]["dedup_sort"] = "desc"
+        return columns
+
+    def check_cursor(self, clean: dict, extracted_at: datetime) -> None:
+        """InvalidRecord when the record's cursor is further in the future than FUTURE_TOLERANCE."""
+        value = clean.get(self.cursor) if self.cursor else None
+        if isinstance(value, datetime) and value > extracted_at + FUTURE_TOLERANCE:
+            raise InvalidRecord(
+                f"{self.table}.{self.cursor}: {value.isoformat()} is more than {FUTURE_TOLERANCE.days} day after the "
+                "run started (the incremental cursor would skip every change until then)"
+            )
 
 
 @dataclass
@@ -206,6 +252,13 @@ def dead_letter(
     )
 
 
+def own_dead_letter_columns(resource: Any) -> None:
+    """Give `resource` a dead-letter table variant with columns of its own. A variant starts from the resource's
+    hints: a SQL table's reflected columns (its primary key NOT NULL) became columns of `_dead_letters`, whose rows
+    hold none of them, so the first quarantined row failed the whole load, and every retry of it."""
+    resource.apply_hints(table_name=DEAD_LETTERS, columns={}, create_table_variant=True)
+
+
 def validating_map(
     spec: RecordSpec,
     *,
@@ -230,6 +283,7 @@ def validating_map(
             positions[where] += 1
             try:
                 clean = spec.validate(record)
+                spec.check_cursor(clean, extracted_at)
             except InvalidRecord as error:
                 tally.quarantined[spec.table] += 1
                 yield dead_letter(

@@ -109,6 +109,38 @@ def test_values_no_warehouse_column_can_hold_are_quarantined_not_loaded(settings
         RATE_SPEC.validate({**rate, "usd_per_unit": "1e40"})
 
 
+def test_lines_that_broke_the_reader_are_quarantined_and_the_next_file_loads(settings):
+    """A timestamp at the edge of the calendar (OverflowError), JSON nested past Python's recursion limit
+    (RecursionError) and two fields loading into one column used to fail the whole source, on every run, so no
+    later file loaded; a field named like a declared one in another case replaced the validated value."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    good = {"event_id": "e1", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+    lines = [
+        json.dumps(good),
+        json.dumps({**good, "event_id": "e2", "event_time": "9999-12-31T23:00:00-05:00"}),
+        '{"event_id": "e3", "deep": ' + "[" * 100_000 + "]" * 100_000 + "}",
+        json.dumps({**good, "event_id": "e4", "eventId": "OTHER"}),
+        json.dumps({**good, "event_id": "e5", "eventTime": "not a time"}),
+        json.dumps({"eventId": "e6", "eventTime": "2024-01-01T11:00:00Z", "eventType": "page_view"}),
+    ]
+    (folder / "a.jsonl").write_text("\n".join(lines) + "\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (6, 2, 4)
+    dead = query(settings, "select origin, reason from raw_events._dead_letters order by origin")
+    assert [origin for origin, _ in dead] == ["a.jsonl:2", "a.jsonl:3", "a.jsonl:4", "a.jsonl:5"]
+    assert "outside the range" in dead[0][1] and "nested too deeply" in dead[1][1]
+    assert "'event_id' and 'eventId' would both load into column 'event_id'" in dead[2][1]
+    assert "'event_time' and 'eventTime'" in dead[3][1]
+    # Fields in another case load into the declared columns, validated.
+    assert query(settings, "select event_id, event_type from raw_events.events order by 1") == [
+        ("e1", "page_view"),
+        ("e6", "page_view"),
+    ]
+    (folder / "b.jsonl").write_text(json.dumps({**good, "event_id": "e7"}) + "\n")
+    assert ingest_events(settings).tables["events"].loaded == 1
+
+
 def test_folder_and_glob_are_configuration(settings, tmp_path):
     landing = tmp_path / "landing"
     write_events(landing, seed=1, tick=0, scale=0.2, dirty=False)

@@ -52,7 +52,7 @@ def test_incremental_merge_converges_to_the_api_and_quarantines_bad_records(sett
     api.log.clear()
     second = ingest_fx(settings, base_url=api.base_url, page_size=100)
     # Only rates updated since the last cursor were asked for, and revised rates replaced the old ones.
-    assert all("updated_since=2024-01-01T06" in path for path, _ in api.log)
+    assert all("updated_since=2023-12-30T06" in path for path, _ in api.log), api.log  # the cursor less the lag
     counts = second.tables["exchange_rates"]
     assert counts.quarantined == 2 and counts.extracted == counts.loaded + counts.quarantined
     assert counts.loaded < first.tables["exchange_rates"].loaded
@@ -64,7 +64,59 @@ def test_incremental_merge_converges_to_the_api_and_quarantines_bad_records(sett
         "rate_date" in reason and "page http://" in origin and "N/A" in payload for reason, origin, payload, _ in dead
     )
 
-    assert ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"].loaded == 0
+    # The next run asks again for the lag window before the cursor (two days): nothing new, nothing changed.
+    api.log.clear()
+    again = ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"]
+    assert all("updated_since=2024-01-01T06" in path for path, _ in api.log), api.log
+    assert warehouse_rates(settings) == source_rates(3, 2)
+    # The window's two bad records are quarantined again: the same dead letters, not two more.
+    assert again.quarantined == 2
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from raw_fx._dead_letters").fetchone() == (2,)
+
+
+class FxApiWith(FxApi):
+    """The demo API serving some rows of the test's besides its own, on the first page."""
+
+    def __init__(self, extra: list[dict], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.extra = extra
+
+    def page(self, updated_since: str | None, page: int, page_size: int) -> dict:
+        served = super().page(updated_since, page, page_size)
+        if page == 1:
+            served["data"] = [*served["data"], *self.extra]
+        return served
+
+
+def test_a_future_cursor_is_held_back_and_the_later_of_two_versions_wins(settings):
+    """A rate dated 2099 would move the cursor there and every real revision after it would be skipped; two
+    versions of one rate in one run must leave the later one, whichever the API sends first."""
+
+    def rate(code: str, usd: str, updated_at: str) -> dict:
+        return {"currency_code": code, "rate_date": "2024-01-01", "usd_per_unit": usd, "updated_at": updated_at}
+
+    extra = [
+        rate("ZZZ", "1.5", "2099-01-01T00:00:00+00:00"),
+        rate("AAA", "2.0", "2024-01-01T05:00:00+00:00"),
+        rate("AAA", "1.0", "2024-01-01T04:00:00+00:00"),
+        rate("BBB", "3.0", "2024-01-01T04:00:00+00:00"),
+        rate("BBB", "4.0", "2024-01-01T05:00:00+00:00"),
+    ]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        counts = ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"]
+        assert counts.quarantined == 1
+        api.log.clear()
+        ingest_fx(settings, base_url=api.base_url)
+        # The cursor stayed on the real rates (less the lag), not 2099 (nor 2099 less the lag).
+        assert api.log and all("updated_since=2023-12-30T06" in path for path, _ in api.log), api.log
+    rates = warehouse_rates(settings)
+    assert rates[("AAA", "2024-01-01")] == Decimal("2") and rates[("BBB", "2024-01-01")] == Decimal("4")
+    assert ("ZZZ", "2024-01-01") not in rates
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        dead = conn.execute("select reason from raw_fx._dead_letters").fetchall()
+    # Served again by the second run and held back again: still one dead letter.
+    assert len(dead) == 1 and "more than 1 day after the run started" in dead[0][0]
 
 
 def test_retries_429_500_timeouts_dropped_and_truncated_pages(settings, api):
@@ -120,7 +172,8 @@ def test_a_package_that_never_loads_is_named_and_a_full_refresh_drops_it(setting
     result = ingest_fx(settings, base_url=api.base_url, full_refresh=True)
     assert result.resumed_load_ids == []
     assert warehouse_rates(settings) == source_rates(3, 0)
-    assert ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"].loaded == 0
+    ingest_fx(settings, base_url=api.base_url)  # the lag window again: merged, nothing doubled
+    assert warehouse_rates(settings) == source_rates(3, 0)
 
 
 def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():
