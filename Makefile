@@ -8,9 +8,12 @@ export DBT_SEND_ANONYMOUS_USAGE_STATS := false
 export DBT_PROFILES_DIR := $(CURDIR)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: setup demo test lint format pytest docs clean
+.PHONY: help setup demo test lint format pytest docs clean
 
-setup: $(VENV)/.installed
+help:  ## this list
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## (.*)$$/  make \1\t\2/' | expand -t 22
+
+setup: $(VENV)/.installed  ## create .venv and install the pinned dependencies
 
 # Reinstalls whenever the pinned dependencies change.
 $(VENV)/.installed: pyproject.toml constraints.txt
@@ -20,56 +23,56 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	@touch $@
 
 ## The main job: create (or advance) the demo shop, ingest it, dbt build, dbt docs.
-demo: setup
+demo: setup  ## create or advance the demo shop, ingest, dbt build, quality score, docs, report
 	$(BIN)/harbor demo run
 
 ## The test suite: lint, then pytest (which runs the whole chain in temporary folders).
-test: lint pytest
+test: lint pytest  ## lint, then the test suite (what CI runs)
 
-pytest: setup
+pytest: setup  ## the test suite alone
 	$(BIN)/pytest
 
 YAML := models snapshots seeds analyses tests integration_tests packages .github dbt_project.yml profiles.yml \
 	packages.yml .pre-commit-config.yaml .yamllint.yml
 
-lint: setup
+lint: setup  ## ruff, yamllint and sqlfluff, checking only
 	$(BIN)/ruff check ingestion bench
 	$(BIN)/ruff format --check ingestion bench
 	$(BIN)/yamllint --strict -c .yamllint.yml $(YAML)
 	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff lint models analyses tests snapshots
 
-format: setup
+format: setup  ## ruff and sqlfluff, fixing what they can
 	$(BIN)/ruff check --fix ingestion bench
 	$(BIN)/ruff format ingestion bench
 	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff fix models analyses tests snapshots
 
 ## dbt docs as one self-contained file: target/static_index.html
-docs: setup
+docs: setup  ## dbt docs as one file: target/static_index.html
 	$(BIN)/dbt deps --quiet
 	$(BIN)/dbt docs generate --static
 
-clean:
+clean:  ## delete the warehouse, demo data and dbt's output
 	rm -rf target logs dbt_packages warehouse data
 
 ## Pull-request CI (README "Contributing / pull requests"): production state, then the slim PR check.
 .PHONY: prod-state ci-pr
 # REF=<git ref> builds production as of that commit (the PR workflow's fallback when no state is cached).
-prod-state: setup
+prod-state: setup  ## build production and keep its dbt state (REF=<git ref> for another commit)
 	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(REF))
 
 # BASE=<git ref> compares with another base than origin/main (or main); CI_PR_ARGS=--no-pytest skips pytest.
-ci-pr: setup
+ci-pr: setup  ## the slim pull-request check against production (BASE=<git ref>)
 	$(BIN)/python -m ingestion.slim_ci pr $(if $(BASE),--base $(BASE)) $(CI_PR_ARGS)
 
 ## Benchmarks (README "Performance"; not part of `make test`): SCALES="100000 1000000 10000000" order items;
 ## PROFILE=1 samples every step with py-spy (profiles under bench/results/profile-<time>/).
 .PHONY: bench
-bench: setup
+bench: setup  ## the benchmarks (SCALES="100000 1000000 10000000", PROFILE=1)
 	$(BIN)/python -m bench.run $(if $(SCALES),--scales $(SCALES)) $(if $(PROFILE),--profile)
 
 # The saved bench runs side by side, oldest first: how each figure moved from run to run.
 .PHONY: bench-trend
-bench-trend: setup
+bench-trend: setup  ## the saved bench runs side by side
 	$(BIN)/python -m bench.trend

@@ -39,7 +39,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.dbt_args = dbt_args
     elif dbt_args:
         parser.error(f"unrecognized arguments: {' '.join(dbt_args)}")
-    settings = Settings.from_env()
     runlog.run_id()  # one run id for this command and the dbt runs it starts (env HARBOR_RUN_ID)
     problem = runlog.log_format_problem()
     if problem:
@@ -48,10 +47,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         runlog.configure(json_logs=True)
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
     try:
-        return args.handler(args, settings)
+        return args.handler(args, Settings.from_env())
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable) as error:
         print(f"harbor: error: {error}", file=sys.stderr)
         return 2 if not isinstance(error, DbtFailed) else error.returncode
+    except ConfigurationException as error:  # a dlt setting of the wrong type (`RUNTIME__...=abc`)
+        print(f"harbor: error: a setting is wrong: {_first_line(error)}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+    except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
+        print(f"harbor: error: cannot use the shop database: {_first_line(error)}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
+
+
+def _first_line(error: BaseException) -> str:
+    """An error's message for one line: a database driver's own error rather than SQLAlchemy's wrapping of it."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -67,13 +78,18 @@ def _parser() -> argparse.ArgumentParser:
     create.set_defaults(handler=_demo_create)
 
     advance = demo.add_parser("advance", help="move the demo shop forward in time, one day per tick")
-    advance.add_argument("--ticks", type=int, default=1)
+    advance.add_argument(
+        "--ticks", type=_at_least_one("ticks"), default=1, help="days to move forward (default: %(default)s)"
+    )
     _add_url(advance)
     advance.set_defaults(handler=_demo_advance)
 
-    run = demo.add_parser("run", help="the whole chain: create or advance the shop, ingest, dbt build, docs")
-    run.add_argument("--scale", type=float, default=1.0)
-    run.add_argument("--seed", type=int, default=42)
+    run = demo.add_parser(
+        "run",
+        help="the whole chain: create or advance the shop, ingest, dbt build, quality score, docs, report",
+    )
+    run.add_argument("--scale", type=float, default=1.0, help="size factor of a new shop (an existing one advances)")
+    run.add_argument("--seed", type=int, default=42, help="random seed of a new shop (an existing one advances)")
     run.add_argument("--no-docs", action="store_true", help="skip `dbt docs generate`")
     _add_url(run)
     run.set_defaults(handler=_demo_run)
@@ -93,21 +109,32 @@ def _parser() -> argparse.ArgumentParser:
         help="dbt build against the warehouse (extra args go to dbt)",
         usage="harbor build [dbt build options, e.g. --select fct_orders+ --threads 2]",
     )
-    build.set_defaults(handler=lambda args, settings: run_dbt(settings, "build", *args.dbt_args))
+    build.set_defaults(handler=_build)
 
     report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
     report.add_argument("--output", type=Path, help="where to write it (default: reports/harbor-report.html)")
-    report.add_argument("--days-back", type=_days, default=7, help="history to show, in days (at least 1)")
+    # 0 used to mean all history
+    report.add_argument(
+        "--days-back", type=_at_least_one("days"), default=7, help="history to show, in days (at least 1)"
+    )
     report.add_argument("--warehouse", help="DuckDB file or postgresql+psycopg2:// URL (default: HARBOR_WAREHOUSE)")
     report.set_defaults(handler=_report)
     return parser
 
 
-def _days(text: str) -> int:
-    days = int(text)
-    if days < 1:
-        raise argparse.ArgumentTypeError(f"at least 1 day, not {days}")  # 0 used to mean all history
-    return days
+def _at_least_one(what: str):
+    """An argparse type: a whole number of `what`, 1 or more (argparse names the type's function in its message)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"a whole number of {what}, not {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"at least 1 {what.rstrip('s')}, not {value}")
+        return value
+
+    return parse
 
 
 def _add_url(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +197,20 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"docs:      {settings.project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")
     _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
     return 0
+
+
+def _build(args: argparse.Namespace, settings: Settings) -> int:
+    """`dbt build` with the options given. On a DuckDB target the warehouse must exist: dbt would create an
+    empty file and report every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project)."""
+    options = args.dbt_args
+    named = [options[i + 1] for i, option in enumerate(options[:-1]) if option in ("--target", "-t")]
+    target = named[-1] if named else os.environ.get("HARBOR_TARGET", "dev")
+    if target in ("dev", "ci") and not settings.warehouse.exists():
+        raise FileNotFoundError(
+            f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "
+            "HARBOR_WAREHOUSE names another"
+        )
+    return run_dbt(settings, "build", *options)
 
 
 def _report_what_failed(settings: Settings) -> None:
@@ -350,7 +391,7 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
 
     output = args.output or settings.project_dir / "reports" / "harbor-report.html"
     location = args.warehouse or _history_location(settings)
-    if not str(location).startswith("postgres") and not Path(location).exists():
+    if "://" not in str(location) and not Path(location).exists():
         raise FileNotFoundError(f"no warehouse at {location}: `harbor ingest` and `harbor build` make one")
     try:
         with connected(location, read_only=True) as warehouse:
@@ -358,11 +399,14 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             prom, dashboard = write_metrics(warehouse, output.resolve().parent)
             alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri())
     except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
-        first_line = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-        raise ReportUnavailable(
-            f"cannot report on {shown_location(location)}: {first_line} (a warehouse another process is writing, or "
-            "one no `harbor build` has run on yet, has no history to read)"
-        ) from error
+        first_line = _first_line(error)
+        if "lock" in first_line.lower():
+            hint = " (another process is writing it: report when it is done)"
+        elif isinstance(error, duckdb.CatalogException | sa.exc.ProgrammingError | ReportError):
+            hint = " (no `harbor build` has run on it yet, so it has no history to read)"
+        else:
+            hint = ""
+        raise ReportUnavailable(f"cannot report on {shown_location(location)}: {first_line}{hint}") from error
     print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
     print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if alert is not None and send_alert(alert):

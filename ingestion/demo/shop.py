@@ -173,6 +173,10 @@ def create_shop(
 
 def advance_shop(url: str, ticks: int = 1, *, events_to: Path | None = None) -> list[TickSummary]:
     """Move the shop forward `ticks` days, one transaction per day (and one event file each, with `events_to`)."""
+    database = sa.make_url(url).database if url.startswith("sqlite") else None
+    if database and database != ":memory:" and not Path(database).exists():
+        # Before connecting: SQLite would create an empty file for the shop that is not there.
+        raise FileNotFoundError(f"no demo shop at {safe_url(url)}; create it with `harbor demo create`")
     engine = engine_for(url)
     summaries = []
     for _ in range(ticks):

@@ -161,17 +161,23 @@ def send_alert(alert: Alert, *, webhook_url: str | None = None, min_severity: st
     if not url or SEVERITY_ORDER[alert.severity] < SEVERITY_ORDER[min_severity]:
         log.info("alert not sent", extra={"severity": alert.severity, "webhook": bool(url)})
         return False
-    request = urllib.request.Request(
-        url,
-        data=json.dumps(slack_payload(alert)).encode("utf-8"),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
     try:
+        request = urllib.request.Request(
+            url,
+            data=json.dumps(slack_payload(alert)).encode("utf-8"),
+            headers={"Content-Type": "application/json"},
+            method="POST",
+        )
         with urllib.request.urlopen(request, timeout=10) as response:
             ok = 200 <= response.status < 300
     except OSError as error:  # unreachable, refused, or an HTTP error status (a revoked hook answers 403/404)
         log.warning(f"alert not sent: the webhook failed: {error}", extra={"severity": alert.severity})
+        return False
+    except ValueError as error:  # not a URL at all: a wrong setting, which must not fail the report either
+        log.warning(
+            f"alert not sent: the webhook setting ({WEBHOOK_ENV} or alerts.slack_webhook) is not an http(s) URL: {error}",
+            extra={"severity": alert.severity},
+        )
         return False
     log.info("alert sent", extra={"severity": alert.severity, "status": ok})
     return ok

@@ -12,6 +12,7 @@ import duckdb
 import sqlalchemy as sa
 
 from ingestion.demo.shop import engine_for
+from ingestion.settings import ConfigError, shown_location
 
 SCHEMA = "observability"
 _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
@@ -68,10 +69,13 @@ class PostgresWarehouse:
 
 
 def open_warehouse(location: str | Path, *, read_only: bool = False) -> Warehouse:
-    """A DuckDB file path, or a `postgresql+psycopg2://` URL."""
+    """A DuckDB file path, or a `postgresql+psycopg2://` URL; ConfigError for a URL of anything else (read as
+    a file name it would have DuckDB try to download an extension for it)."""
     text = str(location)
-    if text.startswith("postgresql"):
+    if text.startswith("postgres"):
         return PostgresWarehouse(text)
+    if "://" in text:
+        raise ConfigError(f"a warehouse is a DuckDB file or a postgresql+psycopg2:// URL, not {shown_location(text)}")
     return DuckDBWarehouse(Path(text), read_only=read_only)
 
 

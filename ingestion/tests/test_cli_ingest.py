@@ -185,13 +185,20 @@ def test_a_pipeline_started_from_any_folder_sends_no_usage_events(settings, tmp_
     assert shown[-1] == "None"
 
 
-def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknown_ones(monkeypatch, capsys):
+def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknown_ones(monkeypatch, capsys, tmp_path):
     """The README's `harbor build --threads N` and `--vars '{test_scope: changed}'` reach dbt as given; argparse
-    used to stop at the first option it did not know."""
+    used to stop at the first option it did not know. A DuckDB warehouse that is not there is refused, not
+    created empty for dbt to find every source missing."""
     import ingestion.cli
 
     handed: list[tuple[str, ...]] = []
     monkeypatch.setattr(ingestion.cli, "run_dbt", lambda settings, *args: handed.append(args) or 0)
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path / "mistyped.duckdb"))
+    assert main(["build"]) == EXIT_BAD_CONFIG
+    assert "no warehouse at" in capsys.readouterr().err and not (tmp_path / "mistyped.duckdb").exists()
+    assert main(["build", "--target", "pg"]) == 0  # PostgreSQL's warehouse is no file
+    handed.clear()
+    (tmp_path / "mistyped.duckdb").touch()
     assert main(["build", "--threads", "2", "--vars", "{test_scope: changed}"]) == 0
     assert main(["build", "-s", "fct_orders+", "--full-refresh"]) == 0
     assert main(["build"]) == 0
@@ -275,6 +282,7 @@ def test_harbor_report_explains_a_warehouse_it_cannot_read(settings, capsys, mon
     assert main(["report", *output]) == EXIT_BAD_CONFIG
     err = capsys.readouterr().err
     assert f"cannot report on {settings.warehouse}" in err and "Traceback" not in err
+    assert "no `harbor build` has run on it yet" in err
     assert main(["report", *output, "--warehouse", "postgresql://postgres:s3cret@127.0.0.1:5432/x"]) == 2
     err = capsys.readouterr().err
     assert "postgresql+psycopg2://" in err and "s3cret" not in err
@@ -296,3 +304,51 @@ def test_a_build_that_stopped_before_any_node_prints_no_score_from_an_older_buil
     _print_quality(settings, since=time.time() + 1)
     out = capsys.readouterr().out
     assert "no score" in out and "no data tests ran" not in out and "coverage" not in out
+
+
+def test_wrong_settings_and_urls_are_one_line_and_exit_2_without_their_passwords(
+    settings, capsys, monkeypatch, tmp_path
+):
+    """Each used to be a traceback, a misleading file name, or a message echoing the password."""
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+
+    def refused(*argv: str) -> str:
+        assert main(list(argv)) == EXIT_BAD_CONFIG
+        err = capsys.readouterr().err
+        assert "s3cret" not in err and "Traceback" not in err
+        return err
+
+    monkeypatch.setenv("HARBOR_WAREHOUSE", "postgres://harbor:s3cret@127.0.0.1/harbor")
+    assert "HARBOR_WAREHOUSE is the DuckDB file's path, not a URL" in refused("report")
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path))
+    assert "HARBOR_WAREHOUSE is a folder" in refused("report")
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    assert "not mysql://harbor:***@db/harbor" in refused("report", "--warehouse", "mysql://harbor:s3cret@db/harbor")
+    assert "cannot use the shop database" in refused("demo", "advance", "--url", "not a url")
+    missing_db = "postgresql+psycopg2://postgres:s3cret@127.0.0.1:5432/harbor_no_such_database"
+    assert 'database "harbor_no_such_database" does not exist' in refused("demo", "create", "--url", missing_db)
+    with monkeypatch.context() as postgres:
+        postgres.setenv("HARBOR_DESTINATION", "postgres")
+        postgres.setenv("HARBOR_PG_PORT", "abc")
+        assert "HARBOR_PG_PORT must be a port number, not 'abc'" in refused("ingest", "events")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "abc")
+    assert "RUNTIME__REQUEST_MAX_ATTEMPTS) must be a number" in refused("ingest", "fx")
+
+
+def test_a_failure_is_named_by_its_cause_not_by_the_stop_of_a_generator():
+    """dlt wraps the error that stopped a resource; followed through its context, the chain ended at the
+    StopIteration of the generator being read, and `harbor ingest` said "failed: StopIteration"."""
+    from ingestion.pipeline import root_cause
+
+    lines = iter(["only line"])
+    next(lines)
+    try:
+        try:
+            next(lines)
+        except StopIteration:
+            raise OverflowError("date value out of range")  # noqa: B904 (its context is the StopIteration)
+    except OverflowError as error:
+        cause = error
+    wrapped = RuntimeError("extraction failed")
+    wrapped.__cause__ = cause
+    assert root_cause(wrapped) == "date value out of range"

@@ -60,6 +60,7 @@ def test_creating_twice_needs_replace(tmp_path):
 def test_advancing_a_missing_shop_says_how_to_create_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="harbor demo create"):
         shop.advance_shop(f"sqlite:///{tmp_path / 'none.sqlite'}")
+    assert not (tmp_path / "none.sqlite").exists()  # SQLite created an empty file on connecting
 
 
 def test_plain_postgresql_urls_are_refused_with_the_fix():

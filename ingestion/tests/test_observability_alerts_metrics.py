@@ -143,6 +143,8 @@ def test_a_webhook_that_fails_is_a_warning_not_a_crash(caplog):
         server.server_close()
     assert send_alert(alert, webhook_url=f"http://127.0.0.1:{server.server_port}/hook") is False  # now closed
     assert sum("the webhook failed" in record.getMessage() for record in caplog.records) == 2
+    assert send_alert(alert, webhook_url="not-a-url") is False  # a wrong setting: named, not a failed report
+    assert any("is not an http(s) URL" in record.getMessage() for record in caplog.records)
 
 
 def test_warnings_and_info_follow_the_minimum_severity(receiver):
