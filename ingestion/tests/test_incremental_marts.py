@@ -375,8 +375,17 @@ def _day_orders(warehouse: Warehouse, day: date) -> int:
 def test_a_run_whose_clock_is_behind_the_last_run_s_stops_before_stamping(settings, capfd):
     """Rows are stamped with the run's start on the machine running dbt: after a run from a machine whose clock
     was ahead, changes stamped by a correct clock fell below the marts' watermarks and were skipped for good."""
+    from ingestion.pipeline import ingest_shop
+
     built_demo_shop(settings, scale=0.1)
+    shop.advance_shop(settings.shop_url)  # changes waiting to be staged: a build would stamp them
+    ingest_shop(settings)
+    stamps = (
+        "select (select max(_staged_at) from staging.stg_shop__orders), (select count(*) from staging.stg_shop__orders), "
+        "(select max(_loaded_at) from marts.fct_orders), (select count(*) from marts.fct_orders)"
+    )
     with duckdb.connect(str(settings.warehouse)) as conn:
+        before = conn.execute(stamps).fetchone()
         conn.execute(
             "insert into observability.dbt_invocations (invocation_id, run_started_at) "
             "values ('from-a-clock-ahead', now()::timestamp + interval 1 hour)"
@@ -385,6 +394,32 @@ def test_a_run_whose_clock_is_behind_the_last_run_s_stops_before_stamping(settin
     assert run_dbt(settings, "build", check=False) != 0
     assert "the clock of this machine is behind" in capfd.readouterr().out
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
-        assert conn.execute("select count(*) from marts.fct_orders where _loaded_at > now()::timestamp").fetchone() == (
-            0,
+        assert conn.execute(stamps).fetchone() == before  # nothing staged, nothing stamped
+
+
+def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
+    """The singular reconciliation tests pass on every build; here each is shown to fail on the disagreement it
+    exists for (a mart changed behind dbt's back)."""
+    from ingestion.quality import dbt_target_dir, load_outcomes
+
+    def status(test: str) -> str:
+        run_dbt(settings, "test", "--select", test, check=False)
+        (outcome,) = load_outcomes(dbt_target_dir(settings.project_dir))
+        return outcome.status
+
+    built_demo_shop(settings, scale=0.1)
+    totals = "assert_fct_orders_totals_match_order_items"
+    lifetime = "assert_dim_customers_lifetime_value_matches_fct_orders"
+    counts = "assert_marts_row_counts_match_staging"
+    assert {status(test) for test in (totals, lifetime, counts)} == {"pass"}
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(
+            "update marts.fct_orders set order_total = order_total + 1 "
+            "where order_id = (select min(order_id) from marts.fct_orders where is_revenue)"
         )
+    assert (status(totals), status(lifetime), status(counts)) == ("fail", "fail", "pass")
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(
+            "delete from marts.dim_customers where customer_id = (select max(customer_id) from marts.dim_customers)"
+        )
+    assert status(counts) == "fail"

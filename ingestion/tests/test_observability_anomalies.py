@@ -1,5 +1,6 @@
 """volume_anomalies, freshness_anomalies and schema_changes against synthetic histories, relative to today:
-each must flag the planted anomaly and stay quiet on the normal series."""
+each must flag the planted anomaly and stay quiet on the normal series. Each argument that changes a verdict
+(anomaly_direction, where_expression) and each kind of schema change has a case that only it decides."""
 
 from __future__ import annotations
 
@@ -38,6 +39,16 @@ seeds:
   - name: spike_at_day_ends
     data_tests:
       - volume_anomalies: *spike_on_the_last_day
+  # Only the direction argument differs: a drop is no spike, so `spike` alone must stay quiet.
+  - name: dropping_events
+    data_tests:
+      - volume_anomalies: {arguments: {timestamp_column: event_at, anomaly_direction: spike}}
+      - volume_anomalies: {arguments: {timestamp_column: event_at, anomaly_direction: drop}}
+      - volume_anomalies: {arguments: {timestamp_column: event_at, anomaly_direction: both}}
+  - name: bot_spiking_events
+    data_tests:
+      - volume_anomalies: {arguments: {timestamp_column: event_at}}
+      - volume_anomalies: {arguments: {timestamp_column: event_at, where_expression: "source <> 'bot'"}}
   - name: new_events
     data_tests:
       - volume_anomalies: {arguments: {timestamp_column: event_at}}
@@ -81,6 +92,12 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
     normal = {d: 20 + d % 3 for d in range(1, 31)}
     (seeds / "steady_events.csv").write_text(_csv(_daily(normal, today)))
     (seeds / "spiking_events.csv").write_text(_csv(_daily({**normal, 1: 80}, today)))
+    (seeds / "dropping_events.csv").write_text(_csv(_daily({**normal, 1: 2}, today)))
+    # A burst of bot rows on the newest day: a spike overall, none once `where_expression` leaves the bots out.
+    sourced = sorted([(t, "app") for t in _daily(normal, today)] + [(t, "bot") for t in _daily({1: 60}, today)])
+    (seeds / "bot_spiking_events.csv").write_text(
+        "event_at,source\n" + "".join(f"{t:%Y-%m-%d %H:%M:%S},{source}\n" for t, source in sourced)
+    )
     # The weekday of the newest day always has 2 rows; today it has 20: ordinary overall, odd for that weekday.
     weekly = {d: (2 if d % 7 == 1 else 20 + d % 3) for d in range(1, 31)}
     (seeds / "weekly_events.csv").write_text(_csv(_daily({**weekly, 1: 20}, today)))
@@ -103,6 +120,10 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
     (seeds / "shape.csv").write_text("id,name,email\n1,a,x@y\n")
     second = project.dbt("build", "--select", "shape", "--full-refresh")
     third = project.dbt("build", "--select", "shape")
+    (seeds / "shape.csv").write_text("id,name,email\nx1,a,x@y\n")  # id retyped: integer to text
+    fourth = project.dbt("build", "--select", "shape", "--full-refresh")
+    (seeds / "shape.csv").write_text("id,name\nx1,a\n")
+    fifth = project.dbt("build", "--select", "shape", "--full-refresh")
 
     with connected(project.path / "warehouse.duckdb", read_only=True) as wh:
         rows = wh.query(
@@ -110,12 +131,15 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
             "from observability.elementary_test_results r "
             "join observability.dbt_invocations i on r.invocation_id = i.invocation_id order by i.run_started_at"
         )
-        samples = wh.query("select result_row from observability.test_result_rows")
+        samples = wh.query(
+            "select r.invocation_id, s.result_row from observability.test_result_rows s "
+            "join observability.elementary_test_results r on s.elementary_test_results_id = r.id"
+        )
     assert first.returncode == 1, first.stdout
     # 28 training days give each weekday 4: below the minimum of 7, such a test could never flag anything.
     assert "4 training bucket(s) per weekday, fewer than min_training_set_size 7" in first.stdout
     invocations = list(dict.fromkeys(r["invocation_id"] for r in rows))
-    assert len(invocations) == 3
+    assert len(invocations) == 5
 
     def status(table: str, invocation: int = 0, **params) -> str:
         (match,) = [
@@ -124,7 +148,7 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
             if r["table_name"] == table
             and r["invocation_id"] == invocations[invocation]
             and all(json.loads(r["test_params"]).get(k) == v for k, v in params.items())
-            and ("seasonality" in json.loads(r["test_params"])) == ("seasonality" in params)
+            and all((k in json.loads(r["test_params"])) == (k in params) for k in ("seasonality", "where_expression"))
         ]
         return match
 
@@ -134,15 +158,36 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
     assert status("weekly_events", seasonality="day_of_week") == "fail"
     assert status("spike_at_day_starts", anomaly_direction="spike") == "fail"
     assert status("spike_at_day_ends", anomaly_direction="spike") == "fail"
+    assert status("dropping_events", anomaly_direction="spike") == "pass"
+    assert status("dropping_events", anomaly_direction="drop") == "fail"
+    assert status("dropping_events", anomaly_direction="both") == "fail"
+    assert status("bot_spiking_events") == "fail"
+    assert status("bot_spiking_events", where_expression="source <> 'bot'") == "pass"
     assert status("new_events") == "pass"
     assert status("fresh_events") == "pass"
     assert status("stale_events") == "fail"
     assert status("shape") == "pass"  # the first run only records the baseline
     assert (second.returncode, status("shape", 1)) == (1, "fail")
     assert (third.returncode, status("shape", 2)) == (0, "pass")
+    assert (fourth.returncode, status("shape", 3)) == (1, "fail")
+    assert (fifth.returncode, status("shape", 4)) == (1, "fail")
 
     anomaly_rows = [json.loads(s["result_row"]) for s in samples]
     spike = next(r for r in anomaly_rows if r.get("metric_value") == 80)
     assert spike["z_score"] > 3 and spike["training_set_size"] == 14
-    (added,) = [r for r in anomaly_rows if r.get("change_type")]
-    assert (added["change_type"], added["column_name"], added["previous_type"]) == ("column_added", "email", None)
+    drop = next(r for r in anomaly_rows if r.get("metric_value") == 2)
+    assert drop["z_score"] < -3 and drop["training_set_size"] == 14
+
+    def changes(invocation: int) -> set[tuple[str, str, str | None, str | None]]:
+        return {
+            (r["change_type"], r["column_name"], r["previous_type"], r["new_type"])
+            for s in samples
+            if s["invocation_id"] == invocations[invocation]
+            for r in [json.loads(s["result_row"])]
+            if r.get("change_type")
+        }
+
+    text = "character varying(256)"  # how dbt names DuckDB's varchar
+    assert changes(1) == {("column_added", "email", None, text)}
+    assert changes(3) == {("type_changed", "id", "integer", text)}
+    assert changes(4) == {("column_removed", "email", text, None)}

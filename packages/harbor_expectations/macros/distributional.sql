@@ -36,7 +36,7 @@ where abs(metric_value - metric_average) > {{ sigma_threshold }} * metric_stdev
 {#-
     Every `interval` x `date_part` period between test_start_date (inclusive) and test_end_date (exclusive) holds at
     least one row; without them, the range is the data's own first to last period. `exclusion_condition` filters the
-    expected periods and may refer to them by `date_col`'s name.
+    expected periods and may refer to them by `date_col`'s name or, as in dbt-expectations, as `date_<date_part>`.
 -#}
 {% test expect_row_values_to_have_data_for_every_n_datepart(model, date_col, date_part='day', interval=none,
         row_condition=none, exclusion_condition=none, test_start_date=none, test_end_date=none) %}
@@ -66,7 +66,11 @@ with
 
 spine as (
 
-    select cast(date_{{ date_part }} as {{ dbt.type_timestamp() }}) as {{ date_col }}
+    select
+        cast(date_{{ date_part }} as {{ dbt.type_timestamp() }}) as {{ date_col }}
+        {%- if date_col != 'date_' ~ date_part %},
+        cast(date_{{ date_part }} as {{ dbt.type_timestamp() }}) as date_{{ date_part }}
+        {%- endif %}
     from ({{ dbt.date_spine(date_part, start_sql, end_sql) }}) as periods
 
 ),

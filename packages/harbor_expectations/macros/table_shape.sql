@@ -6,10 +6,11 @@
         {%- do names.append(harbor_expectations.expectation_transform(column.name, transform)) -%}
     {%- endfor -%}
     {%- set wanted = harbor_expectations.expectation_transform(column_name | replace('"', ''), transform) -%}
-    {%- set holds = wanted in names and (column_index is none or (names | length >= column_index
+    {#- As dbt-expectations: no index, or 0, checks no position (0 used to look at the last column). -#}
+    {%- set holds = wanted in names and (not column_index or (names | length >= column_index
         and names[column_index - 1] == wanted)) -%}
     {{ harbor_expectations.expectation_check(holds, 'column ' ~ wanted ~ ' missing'
-        ~ (' at position ' ~ column_index if column_index is not none else '') ~ ' in ' ~ model) }}
+        ~ (' at position ' ~ column_index if column_index else '') ~ ' in ' ~ model) }}
 {% endtest %}
 
 {% test expect_table_column_count_to_equal(model, value) %}
