@@ -29,6 +29,18 @@ class ConfigError(ValueError):
     """A setting is wrong or does not match what it points at; `harbor` exits 2 naming it."""
 
 
+def non_negative_number(value: object, setting: str) -> float:
+    """A setting's number, 0 or more (configuration hands over text: environment variables are strings);
+    ConfigError naming `setting` otherwise."""
+    try:
+        number = float(str(value))
+    except ValueError:
+        number = -1.0
+    if not 0 <= number < float("inf"):
+        raise ConfigError(f"{setting} must be a number, 0 or more, not {value!r}")
+    return number
+
+
 @dataclass(frozen=True)
 class Settings:
     project_dir: Path

@@ -16,7 +16,7 @@ import dlt
 from dlt.sources import DltResource
 from dlt.sources.rest_api import rest_api_source
 
-from ingestion.settings import ConfigError
+from ingestion.settings import ConfigError, non_negative_number
 from ingestion.sources.http import RetryingSession
 from ingestion.sources.quarantine import Field, RecordSpec, Tally, validating_map
 
@@ -78,7 +78,7 @@ def fx_source(
                             # Each run asks again for what changed in the window before the last cursor: the
                             # API pages by number, and a rate revised while a run pages moves to the end,
                             # shifting a rate the run then never sees below the cursor (README "fx").
-                            "lag": _lag(lag_seconds),
+                            "lag": non_negative_number(lag_seconds, "fx: lag_seconds (seconds)"),
                             # a record without a cursor is not dropped here: validation quarantines it
                             "on_cursor_value_missing": "include",
                         },
@@ -107,13 +107,3 @@ def _initial_value(text: str) -> datetime:
     except ValueError:
         raise ConfigError(f"fx: initial_value must be an ISO timestamp, not {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
-
-
-def _lag(value: object) -> float:
-    try:
-        seconds = float(str(value))
-    except ValueError:
-        seconds = -1.0
-    if not 0 <= seconds < float("inf"):
-        raise ConfigError(f"fx: lag_seconds must be a number of seconds (0 or more), not {value!r}")
-    return seconds

@@ -12,7 +12,6 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
-import math
 import random
 import time
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import dlt
 import requests
 from requests.hooks import default_hooks, dispatch_hook
 
-from ingestion.settings import ConfigError
+from ingestion.settings import non_negative_number
 
 log = logging.getLogger("harbor.ingestion.http")
 
@@ -39,13 +38,7 @@ class RetryPolicy:
     def from_dlt_config(cls) -> RetryPolicy:
         def get(key: str, default: float) -> float:
             value = dlt.config.get(f"runtime.{key}")
-            try:
-                number = default if value is None else float(value)
-            except (TypeError, ValueError):
-                number = math.nan
-            if not (math.isfinite(number) and number >= 0):
-                raise ConfigError(f"runtime.{key} (RUNTIME__{key.upper()}) must be a number, 0 or more, not {value!r}")
-            return number
+            return default if value is None else non_negative_number(value, f"runtime.{key} (RUNTIME__{key.upper()})")
 
         return cls(
             max_attempts=max(1, int(get("request_max_attempts", cls.max_attempts))),

@@ -31,7 +31,6 @@ contract `data_type: freeze`) with an error naming the table and column, before 
 from __future__ import annotations
 
 import logging
-import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -46,7 +45,7 @@ from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
 from ingestion.demo.shop import SHOP_TABLES, engine_for
-from ingestion.settings import ConfigError
+from ingestion.settings import ConfigError, non_negative_number
 from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
 from ingestion.sources.postgres_scan import ScannerSession, scanner_table
@@ -131,7 +130,10 @@ def shop_source(
         cursor = table_option.get("cursor_column", cursor_column if cursor_column in columns else "")
         if cursor and cursor not in columns:
             raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
-        lag = _seconds(table_option.get("lag_seconds", lag_seconds), table)
+        # Whole seconds, rounded down.
+        lag = int(
+            non_negative_number(table_option.get("lag_seconds", lag_seconds), f"shop: lag_seconds of table {table!r}")
+        )
         required = [*primary_key, *([cursor] if cursor else [])]
         # rows without a cursor are quarantined by the step below rather than failing the table
         incremental = dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None
@@ -175,20 +177,6 @@ def shop_source(
             insert_at=None if python_rows else 1,
         )
         yield resource.add_map(add_metadata)
-
-
-def _seconds(value: object, table: str) -> int:
-    """A lag as whole seconds (any number 0 or more, rounded down); the configuration may hand over text
-    (environment variables are strings)."""
-    try:
-        seconds = float(str(value))
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds >= 0):
-        raise SourceConfigError(
-            f"shop: lag_seconds of table {table!r} must be a number of seconds (0 or more), not {value!r}"
-        )
-    return int(seconds)
 
 
 def _tables_with_a_cursor() -> set[str] | None:
