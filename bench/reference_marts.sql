@@ -103,7 +103,9 @@ with customer_orders as (
     select
         customer_id, min(ordered_at) as first_ordered_at, max(ordered_at) as last_ordered_at, count(*) as order_count,
         sum(case when is_revenue then order_total else 0 end) as lifetime_value,
-        sum(case when is_revenue then order_total_usd else 0 end) as lifetime_value_usd
+        sum(case when is_revenue then order_total_usd else 0 end) as lifetime_value_usd,
+        count(distinct case when is_revenue then currency_code end) as currency_count,
+        min(case when is_revenue then currency_code end) as currency_code
     from bench_ref.fct_orders
     group by customer_id
 )
@@ -112,7 +114,9 @@ select
     case when c.phone is not null then '***' || right(c.phone, 2) end as phone_masked,
     c.country_code, k.country_name, k.region, c.created_at,
     co.first_ordered_at, co.last_ordered_at, cast(coalesce(co.order_count, 0) as integer) as order_count,
-    cast(coalesce(co.lifetime_value, 0) as numeric(18, 2)) as lifetime_value,
+    cast(case when co.currency_count > 1 then null else coalesce(co.lifetime_value, 0) end as numeric(18, 2))
+        as lifetime_value,
+    case when co.currency_count = 1 then co.currency_code end as lifetime_value_currency_code,
     cast(co.lifetime_value_usd as numeric(18, 2)) as lifetime_value_usd, c.is_deleted, c.updated_at
 from bench_ref.stg_customers as c
 left join seeds.countries as k on c.country_code = k.country_code

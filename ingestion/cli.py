@@ -194,7 +194,7 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         run_dbt(settings, "docs", "generate")
     print(f"warehouse: {settings.warehouse}")
     if not args.no_docs:
-        print(f"docs:      {settings.project_dir / 'target' / 'index.html'} (serve with `dbt docs serve`)")
+        print(f"docs:      {dbt_target_dir(settings.project_dir) / 'index.html'} (serve with `dbt docs serve`)")
     _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
     return 0
 

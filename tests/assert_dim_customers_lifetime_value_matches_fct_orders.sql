@@ -1,4 +1,5 @@
--- Reconciliation within marts: a customer's lifetime value and order count equal what fct_orders holds for them.
+-- Reconciliation within marts: a customer's lifetime value and order count equal what fct_orders holds for them
+-- (no lifetime value when their revenue orders are in several currencies).
 -- Returns the customers that disagree.
 with
 
@@ -19,7 +20,8 @@ customer_orders as (
     select
         customer_id,
         count(*) as order_count,
-        sum(case when is_revenue then order_total else 0 end) as lifetime_value
+        sum(case when is_revenue then order_total else 0 end) as lifetime_value,
+        count(distinct case when is_revenue then currency_code end) as currency_count
 
     from orders
     group by customer_id
@@ -33,7 +35,11 @@ final as (
         customers.order_count,
         customers.lifetime_value,
         coalesce(customer_orders.order_count, 0) as expected_order_count,
-        coalesce(customer_orders.lifetime_value, 0) as expected_lifetime_value
+        -- Orders in more than one currency have no lifetime value in one currency.
+        case
+            when customer_orders.currency_count > 1 then null
+            else coalesce(customer_orders.lifetime_value, 0)
+        end as expected_lifetime_value
 
     from customers
     left join customer_orders
@@ -45,3 +51,4 @@ select * from final
 where
     order_count != expected_order_count
     or abs(lifetime_value - expected_lifetime_value) > 0.005
+    or (lifetime_value is null) != (expected_lifetime_value is null)

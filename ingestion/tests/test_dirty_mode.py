@@ -20,9 +20,14 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
     monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", settings.shop_url)  # not a developer's .dlt/secrets.toml
 
-    assert cli.main(["demo", "run", "--no-docs", "--scale", "0.3", "--seed", "11"]) == 0
-    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("quality:"))
+    assert cli.main(["demo", "run", "--scale", "0.3", "--seed", "11"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    line = next(x for x in out if x.startswith("quality:"))
     assert line.startswith("quality: 100.0% of tests passed"), line
+    # The docs are where dbt wrote them (the fixture's DBT_TARGET_PATH), not in the project's target/.
+    docs = dbt_target_dir(settings.project_dir) / "index.html"
+    assert docs.is_file()
+    assert f"docs:      {docs} " in next(x for x in out if x.startswith("docs:"))
 
     planted = apply_dirt(settings.warehouse)
     # run, then test: `dbt build` would skip whatever sits downstream of a failing test, hiding what it checks.

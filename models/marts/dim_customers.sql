@@ -89,7 +89,10 @@ customer_orders as (
         max(ordered_at) as last_ordered_at,
         count(*) as order_count,
         sum(case when is_revenue then order_total else 0 end) as lifetime_value,
-        sum(case when is_revenue then order_total_usd else 0 end) as lifetime_value_usd
+        sum(case when is_revenue then order_total_usd else 0 end) as lifetime_value_usd,
+        -- A customer who moved country has orders in two currencies: their sum would be in neither.
+        count(distinct case when is_revenue then currency_code end) as revenue_currency_count,
+        min(case when is_revenue then currency_code end) as revenue_currency_code
 
     from scoped_orders
     group by customer_id
@@ -116,7 +119,16 @@ all_customers as (
         customer_orders.first_ordered_at,
         customer_orders.last_ordered_at,
         cast(coalesce(customer_orders.order_count, 0) as {{ dbt.type_int() }}) as order_count,
-        cast(coalesce(customer_orders.lifetime_value, 0) as numeric(18, 2)) as lifetime_value,
+        cast(
+            case
+                when customer_orders.revenue_currency_count > 1 then null
+                else coalesce(customer_orders.lifetime_value, 0)
+            end as numeric(18, 2)
+        ) as lifetime_value,
+        cast(
+            case when customer_orders.revenue_currency_count = 1 then customer_orders.revenue_currency_code end
+            as {{ dbt.type_string() }}
+        ) as lifetime_value_currency_code,
         cast(customer_orders.lifetime_value_usd as numeric(18, 2)) as lifetime_value_usd,
         scoped_customers.is_deleted,
         scoped_customers.updated_at,
