@@ -9,6 +9,7 @@ duplicating.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -17,6 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from urllib.parse import quote
 
 import dlt
@@ -94,14 +96,29 @@ def pipeline_name(source: str) -> str:
     return f"harbor_{source}_postgres" if destination_kind() == "postgres" else f"harbor_{source}"
 
 
+def state_dir(settings: Settings) -> Path:
+    """dlt's local pipeline state, one folder per warehouse: per DuckDB file, and per PostgreSQL server and
+    database. dlt trusts a newer local state over the destination's, so two warehouses sharing a folder would
+    each skip the rows the other's runs loaded."""
+    if destination_kind() == "postgres":
+        import sqlalchemy as sa
+
+        url = sa.make_url(postgres_warehouse_url())
+        name, identity = f"postgres-{url.database}", f"{url.host}:{url.port}/{url.database}"
+    else:
+        name, identity = settings.warehouse.stem, str(settings.warehouse.resolve())
+    return settings.data_dir / "pipelines" / f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
+
+
 def make_pipeline(source: str, settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
     """The source's pipeline; into `connection` when given (DuckDB, see `held_pipeline`)."""
     use_plain_parquet()
-    _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)
+    if destination_kind() == "duckdb":
+        _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)
     destination = warehouse_destination(settings, connection)
     return dlt.pipeline(
         pipeline_name=pipeline_name(source),
-        pipelines_dir=str(settings.pipelines_dir),
+        pipelines_dir=str(state_dir(settings)),
         destination=destination,
         dataset_name=RAW_DATASETS[source],
         progress=_progress(),
@@ -128,7 +145,7 @@ def _forget_state_of_a_lost_warehouse(pipeline_name: str, settings: Settings) ->
     if not settings.warehouse.exists():
         # dlt trusts its local state over an empty destination: with the warehouse gone, that state would
         # make the incremental cursor skip every row already loaded once. Start from scratch instead.
-        shutil.rmtree(settings.pipelines_dir / pipeline_name, ignore_errors=True)
+        shutil.rmtree(state_dir(settings) / pipeline_name, ignore_errors=True)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
 
 

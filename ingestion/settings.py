@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,13 +46,6 @@ class Settings:
     warehouse: Path  # the DuckDB file ingestion writes and dbt reads
     data_dir: Path  # the demo sources (shop database, event files) and dlt's local pipeline state
     shop_url: str  # SQLAlchemy URL of the shop database
-
-    @property
-    def pipelines_dir(self) -> Path:
-        """dlt's local pipeline state, one folder per warehouse file: dlt trusts a newer local state over the
-        destination's, so two warehouses sharing one would each skip the rows the other's runs loaded."""
-        key = hashlib.sha256(str(self.warehouse.resolve()).encode()).hexdigest()[:10]
-        return self.data_dir / "pipelines" / f"{self.warehouse.stem}-{key}"
 
     @classmethod
     def from_env(cls) -> Settings:

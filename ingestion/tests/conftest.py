@@ -4,6 +4,7 @@ import json
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -32,9 +33,9 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     )
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A fresh PostgreSQL database on the local server, dropped afterwards."""
+@contextmanager
+def fresh_postgres_database() -> Iterator[str]:
+    """A new PostgreSQL database on the local server, dropped afterwards."""
     name = f"harbor_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
@@ -45,6 +46,13 @@ def postgres_url() -> Iterator[str]:
         with admin.connect() as conn:
             conn.execute(sa.text(f'drop database if exists "{name}" with (force)'))
         admin.dispose()
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database of the test's own."""
+    with fresh_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture

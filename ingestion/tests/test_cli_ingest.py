@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from ingestion.cli import EXIT_BAD_CONFIG, EXIT_SOURCE_UNAVAILABLE, main
 from ingestion.demo import shop
+from ingestion.tests.conftest import fresh_postgres_database
 
 
 @pytest.fixture
@@ -254,6 +255,34 @@ def test_ingestion_runs_are_recorded_in_the_postgres_warehouse_when_it_is_the_de
         ("shop", "error", "harbor_shop_postgres"),
     ]
     assert not harbor_env.warehouse.exists()
+
+
+def test_two_postgres_warehouses_fed_from_one_data_folder_keep_their_own_cursors(harbor_env, pg_env, monkeypatch):
+    """dlt trusts a newer local state over the destination's: with one state folder for every PostgreSQL
+    database, a warehouse that missed a run would start from the other's cursor and skip the rows in between."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    first = sa.engine.make_url(pg_env).database
+    with fresh_postgres_database() as second_url:
+        second = sa.engine.make_url(second_url).database
+        for database in (first, second):
+            monkeypatch.setenv("HARBOR_PG_DATABASE", database)
+            assert main(["ingest", "shop"]) == 0
+        shop.advance_shop(harbor_env.shop_url)
+        monkeypatch.setenv("HARBOR_PG_DATABASE", first)  # the second misses this run
+        assert main(["ingest", "shop"]) == 0
+        shop.advance_shop(harbor_env.shop_url)
+        for database in (first, second):
+            monkeypatch.setenv("HARBOR_PG_DATABASE", database)
+            assert main(["ingest", "shop"]) == 0
+        source = sa.create_engine(harbor_env.shop_url)
+        with source.connect() as conn:
+            expected = conn.execute(sa.text("select count(*) from orders")).scalar()
+        source.dispose()
+        for url in (pg_env, second_url):
+            engine = sa.create_engine(url)
+            with engine.connect() as conn:
+                assert conn.execute(sa.text("select count(*) from raw_shop.orders")).scalar() == expected, url
+            engine.dispose()
 
 
 def test_a_load_that_committed_stays_a_success_when_its_record_cannot_be_written(harbor_env, capsys, monkeypatch):

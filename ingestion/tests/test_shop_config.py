@@ -18,7 +18,7 @@ from ingestion.cli import main
 from ingestion.demo import shop
 from ingestion.demo.tpch import make_tpch
 from ingestion.parquet_writer import DICTIONARY_COLUMNS
-from ingestion.pipeline import ingest_shop
+from ingestion.pipeline import ingest_shop, state_dir
 from ingestion.settings import Settings, shown_location
 
 
@@ -304,7 +304,7 @@ def test_a_first_load_replaces_later_loads_merge_and_a_lost_local_state_never_re
 
     # The machine loses dlt's local state (a new checkout, a wiped cache) but keeps the warehouse: the state comes
     # back from the warehouse, so the next run still reads only the changed rows and merges them.
-    shutil.rmtree(settings.pipelines_dir / "harbor_shop")
+    shutil.rmtree(state_dir(settings) / "harbor_shop")
     shop.advance_shop(postgres_url, ticks=1)
     again = ingest_shop(settings)
     assert 0 < again.total_rows < sum(source_counts(postgres_url).values())
@@ -351,7 +351,7 @@ def test_the_scanner_reads_every_table_in_dlt_s_pool_and_leaves_no_loaded_files(
     ingest_shop(settings)
     assert set(readers) == set(shop.SHOP_TABLES)
     assert "MainThread" not in readers.values()
-    leftovers = list((settings.pipelines_dir / "harbor_shop").rglob("*.parquet"))
+    leftovers = list((state_dir(settings) / "harbor_shop").rglob("*.parquet"))
     assert leftovers == []
 
 
@@ -441,7 +441,7 @@ def test_extracted_files_dictionary_encode_only_the_columns_constant_in_a_load(s
     shop.create_shop(postgres_url, scale=0.2)
     settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
     ingest_shop(settings)
-    files = sorted(settings.pipelines_dir.glob("**/completed_jobs/*.parquet"))
+    files = sorted(state_dir(settings).glob("**/completed_jobs/*.parquet"))
     assert {path.name.split(".")[0] for path in files} == set(shop.SHOP_TABLES)
     for path in files:
         row_group = pq.ParquetFile(path).metadata.row_group(0)
