@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from dataclasses import dataclass
+from datetime import UTC
 
 import dlt
 import requests
@@ -119,7 +120,16 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
     header = response.headers.get("Retry-After")
     if not header:
         return None
-    if header.strip().isdigit():
-        return float(header)
-    parsed = email.utils.parsedate_to_datetime(header)
-    return max(0.0, parsed.timestamp() - time.time()) if parsed else None
+    try:  # RFC 9110 says whole seconds, but servers send "1.5" too
+        seconds = float(header)
+    except ValueError:
+        seconds = None
+    if seconds is not None:
+        return seconds if 0 <= seconds < float("inf") else None
+    try:
+        when = email.utils.parsedate_to_datetime(header)
+    except (TypeError, ValueError):  # a header that is neither: fall back to the backoff, not fail the source
+        return None
+    if when.tzinfo is None:  # an HTTP date without a zone is UTC
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, when.timestamp() - time.time())

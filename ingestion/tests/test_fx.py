@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import email.utils
 import random
 import time
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import duckdb
@@ -189,3 +191,11 @@ def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():
     assert policy.delay(1, response, rng) == 3.0
     response.headers["Retry-After"] = "600"
     assert policy.delay(1, response, rng) == 8.0
+    response.headers["Retry-After"] = "1.5"
+    assert policy.delay(1, response, rng) == 1.5
+    in_two_seconds = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
+    response.headers["Retry-After"] = in_two_seconds
+    assert 0 < policy.delay(1, response, rng) <= 2.0
+    for unreadable in ("soon", "-1", "nan"):  # the backoff instead, not an error that fails the source
+        response.headers["Retry-After"] = unreadable
+        assert 0.5 <= policy.delay(1, response, rng) <= 1.0
