@@ -204,6 +204,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     empty file and report every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project)."""
     options = args.dbt_args
     named = [options[i + 1] for i, option in enumerate(options[:-1]) if option in ("--target", "-t")]
+    named += [option.split("=", 1)[1] for option in options if option.startswith("--target=")]
     target = named[-1] if named else os.environ.get("HARBOR_TARGET", "dev")
     if target in ("dev", "ci") and not settings.warehouse.exists():
         raise FileNotFoundError(

@@ -362,6 +362,11 @@ def ingest_events(settings: Settings, *, full_refresh: bool = False, **config) -
     from ingestion.sources.events import events_source
 
     bucket_url = config.pop("bucket_url", None) or configured("sources.events.bucket_url")
+    if bucket_url and "://" not in bucket_url:
+        folder = Path(bucket_url) if Path(bucket_url).is_absolute() else settings.project_dir / bucket_url
+        if not folder.is_dir():  # a mistyped folder would load nothing and look like a quiet day
+            raise ConfigError(f"events: no folder {folder} (sources.events.bucket_url, SOURCES__EVENTS__BUCKET_URL)")
+        bucket_url = str(folder)
     return run_source(
         "events",
         settings,

@@ -49,7 +49,7 @@ class Settings:
 
     @classmethod
     def from_env(cls) -> Settings:
-        project_dir = Path(os.environ.get("HARBOR_PROJECT_DIR", PROJECT_DIR)).resolve()
+        project_dir = Path(os.environ.get("HARBOR_PROJECT_DIR") or PROJECT_DIR).resolve()  # set but empty: the default
         warehouse_setting = os.environ.get("HARBOR_WAREHOUSE")
         if warehouse_setting and "://" in warehouse_setting:
             raise ConfigError(
@@ -59,7 +59,7 @@ class Settings:
         warehouse = Path(warehouse_setting or project_dir / "warehouse" / "harbor.duckdb").resolve()
         if warehouse.is_dir():
             raise ConfigError(f"HARBOR_WAREHOUSE is a folder ({warehouse}); it names the DuckDB file")
-        data_dir = Path(os.environ.get("HARBOR_DATA_DIR", project_dir / "data")).resolve()
+        data_dir = Path(os.environ.get("HARBOR_DATA_DIR") or project_dir / "data").resolve()
         shop_url = configured_shop_url() or f"sqlite:///{data_dir / 'shop.sqlite'}"
         return cls(project_dir=project_dir, warehouse=warehouse, data_dir=data_dir, shop_url=shop_url)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,6 +163,8 @@ def send_alert(alert: Alert, *, webhook_url: str | None = None, min_severity: st
         log.info("alert not sent", extra={"severity": alert.severity, "webhook": bool(url)})
         return False
     try:
+        if urllib.parse.urlsplit(url).scheme not in ("http", "https"):  # file:// would "send" by reading a file
+            raise ValueError("its scheme is not http or https")
         request = urllib.request.Request(
             url,
             data=json.dumps(slack_payload(alert)).encode("utf-8"),

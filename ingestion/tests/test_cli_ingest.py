@@ -198,6 +198,7 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
     assert main(["build"]) == EXIT_BAD_CONFIG
     assert "no warehouse at" in capsys.readouterr().err and not (tmp_path / "mistyped.duckdb").exists()
     assert main(["build", "--target", "pg"]) == 0  # PostgreSQL's warehouse is no file
+    assert main(["build", "--target=pg"]) == 0
     handed.clear()
     (tmp_path / "mistyped.duckdb").touch()
     assert main(["build", "--threads", "2", "--vars", "{test_scope: changed}"]) == 0
@@ -362,6 +363,23 @@ def test_wrong_settings_and_urls_are_one_line_and_exit_2_without_their_passwords
         assert "HARBOR_PG_PORT must be a port number, not 'abc'" in refused("ingest", "events")
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "abc")
     assert "RUNTIME__REQUEST_MAX_ATTEMPTS) must be a number" in refused("ingest", "fx")
+    monkeypatch.delenv("RUNTIME__REQUEST_MAX_ATTEMPTS")
+    monkeypatch.setenv("SOURCES__EVENTS__BUCKET_URL", str(tmp_path / "no-such-folder"))
+    assert "events: no folder" in refused("ingest", "events")
+
+
+def test_a_setting_that_is_set_but_empty_means_its_default(monkeypatch):
+    """`HARBOR_DATA_DIR=` (as an .env template leaves it) used to mean the working directory."""
+    from ingestion.settings import PROJECT_DIR, Settings
+
+    monkeypatch.setenv("HARBOR_PROJECT_DIR", "")
+    monkeypatch.setenv("HARBOR_DATA_DIR", "")
+    monkeypatch.setenv("HARBOR_WAREHOUSE", "")
+    monkeypatch.chdir("/")
+    settings = Settings.from_env()
+    assert settings.project_dir == PROJECT_DIR
+    assert settings.data_dir == PROJECT_DIR / "data"
+    assert settings.warehouse == PROJECT_DIR / "warehouse" / "harbor.duckdb"
 
 
 def test_a_failure_is_named_by_its_cause_not_by_the_stop_of_a_generator():

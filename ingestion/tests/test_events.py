@@ -10,6 +10,7 @@ import pytest
 
 from ingestion.demo.events import event_file_name, events_dir, write_events
 from ingestion.pipeline import ingest_events
+from ingestion.settings import ConfigError, Settings
 from ingestion.sources.fx import RATE_SPEC
 from ingestion.sources.quarantine import InvalidRecord
 
@@ -147,6 +148,13 @@ def test_folder_and_glob_are_configuration(settings, tmp_path):
     (landing / "events" / event_file_name(0)).rename(landing / "events" / "clicks.json")
     result = ingest_events(settings, bucket_url=str(landing / "events"), file_glob="*.json")
     assert result.tables["events"].loaded > 0 and result.quarantined == 0
+    # A relative folder is the project's, whatever the working directory; a missing one is a wrong setting, not
+    # a quiet day with no events.
+    relative = Settings(landing, settings.warehouse, settings.data_dir, settings.shop_url)
+    assert ingest_events(relative, bucket_url="events", file_glob="*.json").tables["events"].loaded == 0  # seen
+    with pytest.raises(ConfigError, match=f"events: no folder {landing / 'evnets'}"):
+        ingest_events(relative, bucket_url="evnets")
+    assert not (landing / "evnets").exists()
 
 
 def test_full_refresh_reloads_every_file_once(settings):

@@ -144,7 +144,9 @@ def test_a_webhook_that_fails_is_a_warning_not_a_crash(caplog):
     assert send_alert(alert, webhook_url=f"http://127.0.0.1:{server.server_port}/hook") is False  # now closed
     assert sum("the webhook failed" in record.getMessage() for record in caplog.records) == 2
     assert send_alert(alert, webhook_url="not-a-url") is False  # a wrong setting: named, not a failed report
-    assert any("is not an http(s) URL" in record.getMessage() for record in caplog.records)
+    assert send_alert(alert, webhook_url="file:///etc/hostname") is False  # urllib would open it, with no status
+    assert send_alert(alert, webhook_url="http://[::1/hook") is False
+    assert sum("is not an http(s) URL" in record.getMessage() for record in caplog.records) == 3
 
 
 def test_warnings_and_info_follow_the_minimum_severity(receiver):
