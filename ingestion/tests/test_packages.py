@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from ingestion.settings import PROJECT_DIR, Settings
 from ingestion.transform import ensure_packages
 
@@ -24,3 +26,17 @@ def test_local_packages_are_installed_when_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "")
     monkeypatch.setattr("ingestion.transform.dbt_executable", lambda: "/nonexistent/dbt")
     ensure_packages(settings)
+
+
+def test_the_changed_scope_narrows_no_aggregate_expectation():
+    """Narrowed to the rows a build wrote, an aggregate (a sum, a count, a mean) would judge the change, not the
+    table: the tests `harbor_row_level_tests` lists must be built on rows, none on an aggregate."""
+    listed = re.search(
+        r"macro harbor_row_level_tests\(\).*?\[(.*?)\]", (PROJECT_DIR / "macros" / "test_scope.sql").read_text(), re.S
+    )
+    names = re.findall(r"'(\w+)'", listed.group(1))
+    macros = "".join(p.read_text() for p in (PROJECT_DIR / "packages" / "harbor_expectations" / "macros").glob("*.sql"))
+    bodies = dict(re.findall(r"{% test (\w+)\(.*?%}(.*?){% endtest %}", macros, re.S))
+    expectations = [name for name in names if name.startswith("expect_")]
+    assert expectations and set(expectations) <= set(bodies)
+    assert [name for name in expectations if "expectation_aggregate" in bodies[name]] == []

@@ -22,6 +22,15 @@ def ended_with(*statuses: str) -> str:
     return " ".join(r["unique_id"].split(".")[2] for r in results["results"] if r["status"] in statuses)
 
 
+def compiled_code(test_name_prefix: str) -> str:
+    """The SQL the last invocation ran for the one test whose name starts with `test_name_prefix`."""
+    results = json.loads((Path(os.environ["DBT_TARGET_PATH"]) / "run_results.json").read_text())
+    (code,) = [
+        r["compiled_code"] for r in results["results"] if r["unique_id"].split(".")[2].startswith(test_name_prefix)
+    ]
+    return code
+
+
 def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
     built_demo_shop(settings)
 
@@ -31,6 +40,11 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
         (order_id,) = conn.execute("select min(order_id) from staging.stg_shop__orders").fetchone()
         conn.execute("update staging.stg_shop__orders set order_status = 'lost' where order_id = ?", [order_id])
     assert run_dbt(settings, "build", *CHANGED, check=False) == 0
+    # Narrowed: a row-level test. Not narrowed: one with `mostly`, whose fraction is of the whole table.
+    assert "_staged_at >" in compiled_code("accepted_values_stg_shop__orders_order_status")
+    assert "_staged_at" not in compiled_code(
+        "harbor_expectations_expect_column_values_to_match_regex_stg_shop__customers"
+    )
     assert run_dbt(settings, "test", "--select", "stg_shop__orders", *CHANGED, check=False) != 0
     assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
     with duckdb.connect(str(settings.warehouse)) as conn:
