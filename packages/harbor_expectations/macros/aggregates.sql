@@ -95,7 +95,8 @@ where value_field is null
         report_unexpected=true) }}
 {% endtest %}
 
-{#- Values of the set missing from the column, and (report_unexpected) column values outside the set. -#}
+{#- Values of the set missing from the column, and (report_unexpected) column values outside the set, null among
+    them as in dbt-expectations: a column holding null does not equal a set of values. -#}
 {% macro expectation_distinct_set(model, column_name, value_set, quote_values, row_condition, report_unexpected) -%}
     {%- set values = harbor_expectations.expectation_list(value_set) %}
 with
@@ -104,8 +105,7 @@ column_values as (
 
     select distinct {{ column_name }} as value_field
     from {{ model }}
-    where {{ column_name }} is not null
-    {%- if row_condition %} and ({{ row_condition }}){% endif %}
+    {{ harbor_expectations.expectation_where(row_condition) }}
 
 ),
 
@@ -124,7 +124,7 @@ problems as (
         value_field,
         'missing' as problem
     from set_values
-    where value_field not in (select value_field from column_values)
+    where value_field not in (select value_field from column_values where value_field is not null)
     {%- if report_unexpected %}
 
     union all
@@ -133,7 +133,7 @@ problems as (
         value_field,
         'unexpected' as problem
     from column_values
-    where value_field not in (select value_field from set_values)
+    where value_field is null or value_field not in (select value_field from set_values)
     {%- endif %}
 
 )

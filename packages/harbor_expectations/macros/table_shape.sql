@@ -54,7 +54,9 @@
 
 {#-
     One aggregate per group on each side, joined on the group columns by position; a group present on one side only
-    compares against null (or zero for counts).
+    compares against null (or zero for counts). As in dbt-expectations: the compare side filters on `row_condition`
+    unless it has a `compare_row_condition`, `tolerance_percent` is a fraction of the model side's value, and with
+    both tolerances a group fails only when it is outside both.
 -#}
 {% macro expectation_compare_tables(model, expression, compare_model, compare_expression, group_by=none,
         compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0, tolerance_percent=none,
@@ -64,6 +66,7 @@
     {%- if groups | length != compare_groups | length -%}
         {{ exceptions.raise_compiler_error("harbor_expectations: group_by and compare_group_by differ in length") }}
     {%- endif -%}
+    {%- set compare_row_condition = compare_row_condition or row_condition -%}
     {%- set value = 'coalesce(model_side.expression_value, 0)' if missing_as_zero else 'model_side.expression_value' -%}
     {%- set compare_value = 'coalesce(compare_side.expression_value, 0)' if missing_as_zero
         else 'compare_side.expression_value' %}
@@ -120,8 +123,8 @@ joined as (
 select * from joined
 where
     {% if tolerance_percent is not none -%}
-    coalesce(abs(expression_value - compare_expression_value)
-        > {{ tolerance_percent }} * abs(compare_expression_value), true)
+    coalesce(abs(expression_value - compare_expression_value) > {{ tolerance or 0 }}
+        and abs(expression_value - compare_expression_value) > {{ tolerance_percent }} * abs(expression_value), true)
     {%- elif tolerance and tolerance != 0 -%}
     coalesce(abs(expression_value - compare_expression_value) > {{ tolerance }}, true)
     {%- else -%}
