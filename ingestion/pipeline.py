@@ -325,6 +325,8 @@ def _unavailable_cause(error: BaseException) -> str | None:
 
     seen = error
     while seen is not None:
+        if isinstance(seen, ConfigError):  # a refusal that names a wrong setting, whatever it was raised from
+            return None
         if isinstance(
             seen,
             sa.exc.OperationalError

@@ -330,9 +330,20 @@ def _not_nullable(item: pa.Table, required: list[str]) -> pa.Table:
     return item if schema is item.schema else item.cast(schema)
 
 
+# Refusals that waiting does not change: a wrong setting, not an outage.
+WRONG_SETTING_SIGNS = (
+    "does not exist",  # database or role
+    "authentication failed",
+    "no password supplied",
+    "pg_hba.conf",
+    "unable to open database file",  # SQLite: no such folder
+)
+
+
 def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None = None) -> None:
     """Connect, retrying with jittered exponential backoff (dlt's [runtime] request_* settings) while the
-    database is unreachable; the last OperationalError propagates when the attempts run out."""
+    database is unreachable; the last OperationalError propagates when the attempts run out. A refusal that
+    names a wrong setting (no such database or role, bad password) is a SourceConfigError at once."""
     policy = policy or RetryPolicy.from_dlt_config()
     rng = random.Random()
     for attempt in range(1, policy.max_attempts + 1):
@@ -340,10 +351,15 @@ def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None 
             with engine.connect():
                 return
         except sa.exc.OperationalError as error:
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            if any(sign in reason for sign in WRONG_SETTING_SIGNS):
+                raise SourceConfigError(
+                    f"shop: cannot connect to {where}: {reason.removeprefix('FATAL:').strip()} "
+                    "(sources.shop.credentials, SOURCES__SHOP__CREDENTIALS)"
+                ) from None
             if attempt == policy.max_attempts:
                 raise
             wait = policy.delay(attempt, None, rng)
-            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
             log.warning(
                 "shop database %s unreachable, retrying in %.2fs (attempt %d of %d): %s",
                 where,

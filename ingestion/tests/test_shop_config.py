@@ -123,7 +123,7 @@ def test_a_not_null_column_the_source_drops_stays_in_raw_as_null(settings, postg
         assert rows.fetchall() == [("new@example.com", None), (mock.ANY, "gold")]
 
 
-def test_a_database_that_is_down_is_retried_then_fails_naming_the_source_with_state_unchanged(
+def test_a_database_that_is_down_is_retried_one_that_refuses_is_a_wrong_setting_and_state_stays(
     settings, postgres_url, monkeypatch, capsys
 ):
     shop.create_shop(postgres_url, scale=0.2)
@@ -149,6 +149,17 @@ def test_a_database_that_is_down_is_retried_then_fails_naming_the_source_with_st
     err = capsys.readouterr().err
     assert err.count("unreachable, retrying") == 2  # 3 attempts, jittered backoff between them
     assert "source 'shop' is unavailable" in err and "port 1" in err
+    assert snapshot() == before
+
+    # A database that is up and refuses: waiting changes nothing, so a wrong setting at once (exit 2), no retries.
+    for refusing in (
+        postgres_url.rsplit("/", 1)[0] + "/harbor_no_such_shop",
+        postgres_url.replace("postgres@", "no_such_role@"),
+    ):
+        monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", refusing)
+        assert main(["ingest", "shop"]) == 2
+        err = capsys.readouterr().err
+        assert "does not exist" in err and "SOURCES__SHOP__CREDENTIALS" in err and "retrying" not in err
     assert snapshot() == before
 
     # After recovery the next run catches up exactly.
