@@ -203,9 +203,12 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     """`dbt build` with the options given. On a DuckDB target the warehouse must exist: dbt would create an
     empty file and report every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project)."""
     options = args.dbt_args
-    named = [options[i + 1] for i, option in enumerate(options[:-1]) if option in ("--target", "-t")]
-    named += [option.split("=", 1)[1] for option in options if option.startswith("--target=")]
-    target = named[-1] if named else os.environ.get("HARBOR_TARGET", "dev")
+    target = os.environ.get("HARBOR_TARGET", "dev")
+    for i, option in enumerate(options):  # in order: dbt takes the last target given
+        if option in ("--target", "-t") and i + 1 < len(options):
+            target = options[i + 1]
+        elif option.startswith("--target="):
+            target = option.split("=", 1)[1]
     if target in ("dev", "ci") and not settings.warehouse.exists():
         raise FileNotFoundError(
             f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "

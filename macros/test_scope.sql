@@ -74,8 +74,8 @@
     {%- endif -%}
     {%- set metadata = (model.test_metadata or {}) if model.test_metadata is defined else {} -%}
     {#- With `mostly` a row-level test judges a fraction of the table: of the new rows it would mean another thing. -#}
-    {%- do return(metadata.get('name') in harbor_row_level_tests()
-        and (metadata.get('kwargs') or {}).get('mostly') is none) -%}
+    {%- set mostly = (metadata.get('kwargs') or {}).get('mostly') -%}
+    {%- do return(metadata.get('name') in harbor_row_level_tests() and (mostly is none or mostly >= 1)) -%}
 {%- endmacro %}
 
 {#- The column stamping the rows this invocation wrote, when the test may check those rows only; else none. -#}

@@ -351,12 +351,15 @@ def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None 
             with engine.connect():
                 return
         except sa.exc.OperationalError as error:
-            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
-            if any(sign in reason for sign in WRONG_SETTING_SIGNS):
+            lines = (str(error.orig) if error.orig else str(error)).strip().splitlines()
+            # libpq tries each address of a host name in turn and says so a line each: the refusal may be any line.
+            refusal = next((line for line in lines if any(sign in line for sign in WRONG_SETTING_SIGNS)), None)
+            if refusal is not None:
                 raise SourceConfigError(
-                    f"shop: cannot connect to {where}: {reason.removeprefix('FATAL:').strip()} "
+                    f"shop: cannot connect to {where}: {refusal.strip()} "
                     "(sources.shop.credentials, SOURCES__SHOP__CREDENTIALS)"
                 ) from None
+            reason = lines[0] if lines else type(error).__name__
             if attempt == policy.max_attempts:
                 raise
             wait = policy.delay(attempt, None, rng)

@@ -199,6 +199,7 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
     assert "no warehouse at" in capsys.readouterr().err and not (tmp_path / "mistyped.duckdb").exists()
     assert main(["build", "--target", "pg"]) == 0  # PostgreSQL's warehouse is no file
     assert main(["build", "--target=pg"]) == 0
+    assert main(["build", "--target=pg", "--target", "dev"]) == EXIT_BAD_CONFIG  # dbt takes the last one
     handed.clear()
     (tmp_path / "mistyped.duckdb").touch()
     assert main(["build", "--threads", "2", "--vars", "{test_scope: changed}"]) == 0

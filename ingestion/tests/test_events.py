@@ -142,7 +142,7 @@ def test_lines_that_broke_the_reader_are_quarantined_and_the_next_file_loads(set
     assert ingest_events(settings).tables["events"].loaded == 1
 
 
-def test_folder_and_glob_are_configuration(settings, tmp_path):
+def test_folder_and_glob_are_configuration(settings, tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     write_events(landing, seed=1, tick=0, scale=0.2, dirty=False)
     (landing / "events" / event_file_name(0)).rename(landing / "events" / "clicks.json")
@@ -150,11 +150,14 @@ def test_folder_and_glob_are_configuration(settings, tmp_path):
     assert result.tables["events"].loaded > 0 and result.quarantined == 0
     # A relative folder is the project's, whatever the working directory; a missing one is a wrong setting, not
     # a quiet day with no events.
+    write_events(landing, seed=1, tick=1, scale=0.2, dirty=False)
+    (landing / "events" / event_file_name(1)).rename(landing / "events" / "clicks-2.json")
     relative = Settings(landing, settings.warehouse, settings.data_dir, settings.shop_url)
-    assert ingest_events(relative, bucket_url="events", file_glob="*.json").tables["events"].loaded == 0  # seen
+    monkeypatch.chdir(tmp_path)
+    assert ingest_events(relative, bucket_url="events", file_glob="*.json").tables["events"].loaded > 0
     with pytest.raises(ConfigError, match=f"events: no folder {landing / 'evnets'}"):
         ingest_events(relative, bucket_url="evnets")
-    assert not (landing / "evnets").exists()
+    assert not (landing / "evnets").exists() and not (tmp_path / "evnets").exists()
 
 
 def test_full_refresh_reloads_every_file_once(settings):

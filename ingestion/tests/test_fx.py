@@ -193,9 +193,9 @@ def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():
     assert policy.delay(1, response, rng) == 8.0
     response.headers["Retry-After"] = "1.5"
     assert policy.delay(1, response, rng) == 1.5
-    in_two_seconds = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=2), usegmt=True)
-    response.headers["Retry-After"] = in_two_seconds
-    assert 0 < policy.delay(1, response, rng) <= 2.0
+    in_five_seconds = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=5), usegmt=True)
+    response.headers["Retry-After"] = in_five_seconds  # whole seconds: 4 to 5 s from now
+    assert 2.0 < policy.delay(1, response, rng) <= 5.0
     for unreadable in ("soon", "-1", "nan"):  # the backoff instead, not an error that fails the source
         response.headers["Retry-After"] = unreadable
         assert 0.5 <= policy.delay(1, response, rng) <= 1.0

@@ -55,8 +55,9 @@
 {#-
     One aggregate per group on each side, joined on the group columns by position; a group present on one side only
     compares against null (or zero for counts). As in dbt-expectations: the compare side filters on `row_condition`
-    unless it has a `compare_row_condition`, `tolerance_percent` is a fraction of the model side's value, and with
-    both tolerances a group fails only when it is outside both.
+    unless it has a `compare_row_condition`, and `tolerance_percent` is a fraction of the model side's value (and
+    replaces `tolerance`). Unlike it, a model value of 0 fails against any other value (upstream divides by zero,
+    gets null, and passes it).
 -#}
 {% macro expectation_compare_tables(model, expression, compare_model, compare_expression, group_by=none,
         compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0, tolerance_percent=none,
@@ -123,8 +124,7 @@ joined as (
 select * from joined
 where
     {% if tolerance_percent is not none -%}
-    coalesce(abs(expression_value - compare_expression_value) > {{ tolerance or 0 }}
-        and abs(expression_value - compare_expression_value) > {{ tolerance_percent }} * abs(expression_value), true)
+    coalesce(abs(expression_value - compare_expression_value) > {{ tolerance_percent }} * abs(expression_value), true)
     {%- elif tolerance and tolerance != 0 -%}
     coalesce(abs(expression_value - compare_expression_value) > {{ tolerance }}, true)
     {%- else -%}
