@@ -101,10 +101,8 @@ def state_dir(settings: Settings) -> Path:
     database. dlt trusts a newer local state over the destination's, so two warehouses sharing a folder would
     each skip the rows the other's runs loaded."""
     if destination_kind() == "postgres":
-        import sqlalchemy as sa
-
-        url = sa.make_url(postgres_warehouse_url())
-        name, identity = f"postgres-{url.database}", f"{url.host}:{url.port}/{url.database}"
+        host, port, database = _postgres_warehouse_address()
+        name, identity = f"postgres-{database}", f"{host}:{port}/{database}"
     else:
         name, identity = settings.warehouse.stem, str(settings.warehouse.resolve())
     return settings.data_dir / "pipelines" / f"{name}-{hashlib.sha256(identity.encode()).hexdigest()[:10]}"
@@ -149,18 +147,23 @@ def _forget_state_of_a_lost_warehouse(pipeline_name: str, settings: Settings) ->
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
 
 
+def _postgres_warehouse_address() -> tuple[str, str, str]:
+    """Host, port and database of the PostgreSQL warehouse (HARBOR_PG_*, as dbt's `pg` target reads them)."""
+    env = os.environ.get
+    port = env("HARBOR_PG_PORT", "5432")
+    if not port.isdigit():
+        raise ConfigError(f"HARBOR_PG_PORT must be a port number, not {port!r}")
+    return env("HARBOR_PG_HOST", "127.0.0.1"), port, env("HARBOR_PG_DATABASE", "harbor")
+
+
 def postgres_warehouse_url() -> str:
     """The PostgreSQL warehouse from the same HARBOR_PG_* variables dbt's `pg` target reads."""
     env = os.environ.get
     user, password = env("HARBOR_PG_USER", "postgres"), env("HARBOR_PG_PASSWORD", "")
     # Always user:password: dlt requires a password even for trust auth, where an empty one is fine.
     auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
-    if not env("HARBOR_PG_PORT", "5432").isdigit():
-        raise ConfigError(f"HARBOR_PG_PORT must be a port number, not {env('HARBOR_PG_PORT')!r}")
-    return (
-        f"postgresql://{auth}@{env('HARBOR_PG_HOST', '127.0.0.1')}:{env('HARBOR_PG_PORT', '5432')}"
-        f"/{env('HARBOR_PG_DATABASE', 'harbor')}"
-    )
+    host, port, database = _postgres_warehouse_address()
+    return f"postgresql://{auth}@{host}:{port}/{database}"
 
 
 def warehouse_destination(settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> Destination:

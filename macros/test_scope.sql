@@ -10,7 +10,8 @@
     checks the rows of the loads that model has not staged yet (the ones this build stages), and a uniqueness
     test every row sharing a key with them. A test that never passed (or has no history), tests on snapshots,
     tests of whole-table properties (row counts, sums, distributions, recency, anomalies, a row-level test with
-    `mostly`) and singular tests see every row; so does every test under the default scope `all`, and under `dbt test` run on its own. -#}
+    `mostly`) and singular tests see every row; so does every test under the default scope `all`, and under
+    `dbt test` run on its own. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
     {%- set where = config.get('where', '') -%}

@@ -123,8 +123,8 @@ def _retry_after_seconds(response: requests.Response) -> float | None:
     try:  # RFC 9110 says whole seconds, but servers send "1.5" too
         seconds = float(header)
     except ValueError:
-        seconds = None
-    if seconds is not None:
+        pass  # not a number: an HTTP date, or neither
+    else:
         return seconds if 0 <= seconds < float("inf") else None
     try:
         when = email.utils.parsedate_to_datetime(header)
