@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import duckdb
@@ -27,7 +28,7 @@ from ingestion.observability.alerts import (
     send_alert,
     slack_payload,
 )
-from ingestion.observability.metrics import collect_metrics, grafana_dashboard, to_prometheus
+from ingestion.observability.metrics import Metric, collect_metrics, grafana_dashboard, to_prometheus
 from ingestion.observability.warehouse import connected
 from ingestion.tests.obs_project import make_project
 
@@ -193,6 +194,46 @@ def test_prometheus_text_and_grafana_dashboard(warehouse_with_a_failed_run):
         for target in panel["targets"]:
             names = set(re.findall(r"harbor_\w+", target["expr"]))
             assert names and names <= exported, target["expr"]
+
+
+def test_prometheus_values_are_exact_at_scale():
+    """10M order items load 19.6M rows: `%g` printed 19,607,321 extracted and 19,607,318 loaded both as 1.96073e+07."""
+    metrics = [
+        Metric("harbor_rows_extracted", "h", "gauge", [({"table": "order_items"}, 19_607_321)]),
+        Metric("harbor_rows_loaded", "h", "gauge", [({"table": "order_items"}, Decimal("19607318"))]),
+        Metric("harbor_dbt_duration_seconds", "h", "gauge", [({}, 1234567.25), ({"run_id": "r"}, 3.0)]),
+    ]
+    samples = [line for line in to_prometheus(metrics).splitlines() if not line.startswith("#")]
+    assert samples == [
+        'harbor_rows_extracted{table="order_items"} 19607321',
+        'harbor_rows_loaded{table="order_items"} 19607318',
+        "harbor_dbt_duration_seconds 1234567.25",
+        'harbor_dbt_duration_seconds{run_id="r"} 3',
+    ]
+
+
+def test_the_pass_ratio_leaves_skipped_tests_out_as_the_quality_score_does(warehouse_with_a_failed_run, tmp_path):
+    """The printed score counts only tests that ran; the metric said 111/116 where the score said 111/111."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse_with_a_failed_run, copy)
+    with duckdb.connect(str(copy)) as conn:
+        invocation = conn.sql(
+            "select invocation_id from observability.dbt_invocations where command = 'build' "
+            "order by run_started_at desc limit 1"
+        ).fetchone()[0]
+        conn.execute(
+            "update observability.dbt_run_results set status = 'skipped' "
+            "where invocation_id = ? and resource_type = 'test' and status = 'warn'",
+            [invocation],
+        )
+        statuses = conn.execute(
+            "select status from observability.dbt_run_results where invocation_id = ? and resource_type = 'test'",
+            [invocation],
+        ).fetchall()
+    assert sorted(s for (s,) in statuses) == ["fail", "pass", "skipped"]
+    with connected(copy, read_only=True) as wh:
+        text = to_prometheus(collect_metrics(wh))
+    assert 'harbor_quality_pass_ratio{command="build",run_id="run-alerts"} 0.5' in text.splitlines()
 
 
 def test_json_logs_carry_the_run_id(monkeypatch):
