@@ -188,7 +188,7 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     build_code = run_dbt(settings, "build", check=False)
     _print_quality(settings, since=build_started)
     if build_code != 0:
-        _report_what_failed(settings)
+        _report_what_failed(settings, build_exit_code=build_code)
         raise DbtFailed(["build"], build_code)
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
@@ -217,11 +217,11 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     return run_dbt(settings, "build", *options)
 
 
-def _report_what_failed(settings: Settings) -> None:
+def _report_what_failed(settings: Settings, build_exit_code: int | None = None) -> None:
     """A failed demo run still writes the report and sends the alert, which say what failed; the run's own
     failure stays its exit status, so a report that cannot be written is only a warning here."""
     try:
-        _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
+        _report(argparse.Namespace(output=None, days_back=7, warehouse=None, build_exit_code=build_exit_code), settings)
     except (ReportUnavailable, FileNotFoundError) as error:
         print(f"harbor: no report: {error}", file=sys.stderr)
 
@@ -388,7 +388,7 @@ def _record(settings: Settings, result: IngestResult) -> None:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
-    from ingestion.observability.alerts import alert_for_latest_run, send_alert
+    from ingestion.observability.alerts import FailedBuild, alert_for_latest_run, send_alert, unrecorded_build_message
     from ingestion.observability.metrics import write_metrics
     from ingestion.observability.report import ReportError, write_report  # elementary is a heavy import
     from ingestion.observability.warehouse import connected
@@ -401,7 +401,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
         with connected(location, read_only=True) as warehouse:
             report = write_report(warehouse, output.resolve(), days_back=args.days_back)
             prom, dashboard = write_metrics(warehouse, output.resolve().parent)
-            alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri())
+            build_exit_code = getattr(args, "build_exit_code", None)  # set by `demo run` after a failed build
+            failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None
+            alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri(), failed_build=failed_build)
     except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
         first_line = _first_line(error)
         if "lock" in first_line.lower():
@@ -412,6 +414,8 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             hint = ""
         raise ReportUnavailable(f"cannot report on {shown_location(location)}: {first_line}{hint}") from error
     print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+    if alert is not None and alert.invocation_id is None and failed_build is not None:
+        print(f"harbor: {unrecorded_build_message(failed_build.exit_code)}", file=sys.stderr)
     print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if alert is not None and send_alert(alert):
         print(f"alert:     {alert.severity} sent")

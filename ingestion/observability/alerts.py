@@ -23,7 +23,7 @@ COLORS = {"info": "#2eb67d", "warning": "#ecb22e", "critical": "#e01e5a"}
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # test | model | seed | snapshot | source_freshness | ingestion
+    kind: str  # test | model | seed | snapshot | source_freshness | ingestion | dbt (a build that recorded nothing)
     name: str
     status: str
     message: str | None = None
@@ -57,18 +57,35 @@ def _severity(problems: list[Problem]) -> str:
 BUILD_COMMANDS = ("build", "run", "test", "seed", "snapshot")
 
 
-def alert_for_latest_run(warehouse: Warehouse, *, report_url: str | None = None) -> Alert | None:
+@dataclass(frozen=True)
+class FailedBuild:
+    """A dbt build of this run that exited non-zero: if it stopped before its on-run-end hook (a project that does
+    not parse or compile), the history holds nothing of it, and only this says it failed."""
+
+    run_id: str
+    exit_code: int
+
+
+def alert_for_latest_run(
+    warehouse: Warehouse, *, report_url: str | None = None, failed_build: FailedBuild | None = None
+) -> Alert | None:
     """The alert for the newest dbt build (with every invocation of its run id: freshness checks of the same run),
     and for every source whose latest ingestion run failed, whichever run that was: a source that failed in one
-    command and a build in the next (two run ids) is still news. None when there is neither."""
+    command and a build in the next (two run ids) is still news. None when there is neither. A `failed_build` that
+    recorded nothing is the run's news in place of the builds before it."""
+    has_history = _has_table(warehouse, "dbt_invocations")
     invocations = (
         warehouse.query(
             f"select invocation_id, job_run_id from {SCHEMA}.dbt_invocations "
             f"where command in ({', '.join(repr(c) for c in BUILD_COMMANDS)}) order by run_started_at desc limit 1"
         )
-        if _has_table(warehouse, "dbt_invocations")
+        if has_history
         else []
     )
+    if failed_build is not None and not (invocations and invocations[0]["job_run_id"] == failed_build.run_id):
+        problems = [Problem("dbt", "build", "error", unrecorded_build_message(failed_build.exit_code))]
+        problems += _ingestion_problems(warehouse)
+        return Alert("critical", failed_build.run_id, None, problems, report_url)
     invocation_id = invocations[0]["invocation_id"] if invocations else None
     run_id = invocations[0]["job_run_id"] if invocations else None
     problems = (
@@ -86,13 +103,24 @@ def alert_for_latest_run(warehouse: Warehouse, *, report_url: str | None = None)
         if invocation_id
         else []
     )
-    problems += [
-        Problem("ingestion", f"{r['source_name']}.{r['table_name']}", "error", r["error"])
-        for r in _failed_sources(warehouse)
-    ]
+    problems += _ingestion_problems(warehouse)
     if invocation_id is None and not problems:
         return None
     return Alert(_severity(problems), run_id, invocation_id, problems, report_url)
+
+
+def unrecorded_build_message(exit_code: int) -> str:
+    return (
+        f"dbt build exited with {exit_code} before recording any result (the project did not parse or compile: "
+        "dbt's output says why); the history shows the builds before it"
+    )
+
+
+def _ingestion_problems(warehouse: Warehouse) -> list[Problem]:
+    return [
+        Problem("ingestion", f"{r['source_name']}.{r['table_name']}", "error", r["error"])
+        for r in _failed_sources(warehouse)
+    ]
 
 
 def _failed_sources(warehouse: Warehouse) -> list[dict[str, Any]]:

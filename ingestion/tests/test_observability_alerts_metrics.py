@@ -18,11 +18,12 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 import duckdb
 import pytest
 
-from ingestion import runlog
+from ingestion import cli, runlog
 from ingestion.observability import IngestionRun, TableLoad, record_ingestion_run
 from ingestion.observability.alerts import (
     WEBHOOK_ENV,
     Alert,
+    FailedBuild,
     Problem,
     alert_for_latest_run,
     send_alert,
@@ -30,6 +31,7 @@ from ingestion.observability.alerts import (
 )
 from ingestion.observability.metrics import Metric, collect_metrics, grafana_dashboard, to_prometheus
 from ingestion.observability.warehouse import connected
+from ingestion.settings import Settings
 from ingestion.tests.obs_project import make_project
 
 
@@ -111,6 +113,36 @@ def test_a_later_freshness_check_or_another_run_s_failed_source_does_not_hide_an
     with connected(copy, read_only=True) as wh:
         alert = alert_for_latest_run(wh)
     assert not [p for p in alert.problems if p.kind == "ingestion"]  # its latest run loaded: no longer news
+
+
+def test_a_build_that_stopped_before_recording_anything_is_the_alert_not_the_build_before(
+    warehouse_with_a_failed_run, tmp_path, receiver, monkeypatch, capsys
+):
+    """A model that does not compile stops `dbt build` before its on-run-end hook, so the history holds nothing
+    of it: `demo run` said "0 failing test(s)" of the build before and sent no alert."""
+    url, received = receiver
+    monkeypatch.setenv(WEBHOOK_ENV, url)
+    with connected(warehouse_with_a_failed_run, read_only=True) as wh:
+        same_run = alert_for_latest_run(wh, failed_build=FailedBuild("run-alerts", 1))
+        alert = alert_for_latest_run(wh, failed_build=FailedBuild("run-next", 2))
+    assert same_run is not None and {p.name for p in same_run.problems} == {
+        "unique_orders_clean_order_id",
+        "not_null_orders_clean_amount",
+    }
+    assert alert is not None and (alert.severity, alert.run_id, alert.invocation_id) == ("critical", "run-next", None)
+    assert [(p.kind, p.name, p.status) for p in alert.problems] == [("dbt", "build", "error")]
+    assert "exited with 2 before recording any result" in alert.problems[0].message
+
+    # Through the command: `demo run` hands the build's exit code to the report it writes after a failure.
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse_with_a_failed_run, copy)
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-next")
+    settings = Settings(tmp_path, copy, tmp_path / "data", "sqlite:///unused.sqlite")  # reports/ under tmp_path
+    cli._report_what_failed(settings, build_exit_code=2)
+    (message,) = received
+    assert message["json"]["text"] == "[CRITICAL] Harbor run: 1 failed, 0 warning(s)"
+    assert message["json"]["run_id"] == "run-next"
+    assert "dbt build exited with 2 before recording any result" in capsys.readouterr().err
 
 
 def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path):
