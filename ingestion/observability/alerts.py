@@ -91,11 +91,16 @@ def alert_for_latest_run(
     problems = (
         [
             Problem(r["resource_type"], r["name"], r["status"], r["message"])
+            # Each node's newest result in the run: an orchestrator retrying under one HARBOR_RUN_ID fixed what
+            # the first attempt failed, and the alert is about what holds now.
             for r in warehouse.query(
-                f"select resource_type, name, status, message from {SCHEMA}.dbt_run_results "
-                "where status in ('error', 'fail', 'warn', 'runtime error') and (invocation_id = :invocation or "
-                f"invocation_id in (select invocation_id from {SCHEMA}.dbt_invocations where job_run_id = :run)) "
-                "order by name",
+                "select resource_type, name, status, message from ("
+                "select results.resource_type, results.name, results.status, results.message, row_number() over ("
+                "partition by results.unique_id order by invocations.run_started_at desc) as newest "
+                f"from {SCHEMA}.dbt_run_results as results inner join {SCHEMA}.dbt_invocations as invocations "
+                "on results.invocation_id = invocations.invocation_id "
+                "where results.invocation_id = :invocation or invocations.job_run_id = :run) as of_the_run "
+                "where newest = 1 and status in ('error', 'fail', 'warn', 'runtime error') order by name",
                 invocation=invocation_id,
                 run=run_id,
             )

@@ -145,6 +145,35 @@ def test_a_build_that_stopped_before_recording_anything_is_the_alert_not_the_bui
     assert "dbt build exited with 2 before recording any result" in capsys.readouterr().err
 
 
+def test_a_retry_under_one_run_id_that_fixed_a_failure_is_not_alerted(warehouse_with_a_failed_run, tmp_path):
+    """An orchestrator retries under one HARBOR_RUN_ID: the report said 0 failing tests, the alert was still
+    critical with the first attempt's failure. Each node's newest result in the run counts."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse_with_a_failed_run, copy)
+    with duckdb.connect(str(copy)) as conn:
+        (first,) = conn.sql(
+            "select invocation_id from observability.dbt_invocations where job_run_id = 'run-alerts' "
+            "and command = 'build'"
+        ).fetchone()
+        conn.execute(
+            "insert into observability.dbt_invocations select * replace ('retry' as invocation_id, "
+            "run_started_at + interval 1 minute as run_started_at) from observability.dbt_invocations "
+            "where invocation_id = ?",
+            [first],
+        )
+        conn.execute(
+            "insert into observability.dbt_run_results select * replace ('retry' as invocation_id, "
+            "'retry.' || unique_id as model_execution_id, 'pass' as status) from observability.dbt_run_results "
+            "where invocation_id = ? and name = 'unique_orders_clean_order_id'",
+            [first],
+        )
+    with connected(copy, read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+    assert alert is not None and alert.invocation_id == "retry"
+    assert [(p.name, p.status) for p in alert.problems] == [("not_null_orders_clean_amount", "warn")]
+    assert alert.severity == "warning"
+
+
 def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path):
     location = tmp_path / "warehouse.duckdb"
     started = datetime.now(UTC)
