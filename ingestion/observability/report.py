@@ -411,12 +411,15 @@ class Report:
 
     @property
     def failed_tests(self) -> list[dict[str, Any]]:
-        return [
-            result
-            for results in self.data.get("test_results", {}).values()
-            for result in results
-            if result["metadata"].get("latest_run_status") in ("fail", "error")
-        ]
+        """Each failing test once: elementary files a singular test's result under the model it reads and again
+        under the test's own id, so a flat list counted it twice."""
+        failed: dict[str, dict[str, Any]] = {}
+        for results in self.data.get("test_results", {}).values():
+            for result in results:
+                metadata = result["metadata"]
+                if metadata.get("latest_run_status") in ("fail", "error"):
+                    failed.setdefault(metadata.get("test_unique_id") or str(id(result)), result)
+        return list(failed.values())
 
 
 def build_report_data(

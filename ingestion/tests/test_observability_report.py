@@ -8,7 +8,7 @@ import pytest
 
 from ingestion.cli import main
 from ingestion.demo import shop
-from ingestion.observability.report import HistoryRunner, build_report_data
+from ingestion.observability.report import HistoryRunner, Report, build_report_data
 from ingestion.observability.warehouse import connected
 from ingestion.pipeline import ingest_shop
 from ingestion.settings import PROJECT_DIR, Settings
@@ -106,3 +106,22 @@ def test_static_dbt_docs_render_in_chromium(demo_run):
     text = page_text(url + "#!/model/model.harbor.fct_orders", budget_ms=20000)
     assert "fct_orders" in text
     screenshot(url + "#!/overview?g_v=1", SCREENSHOTS / "docs-lineage.png", budget_ms=20000)
+
+
+def test_a_failing_singular_test_counts_once():
+    """Elementary files a singular test's result under the model it reads and again under the test's own id:
+    `harbor report` said "2 failing test(s)" for one."""
+    singular = {"metadata": {"test_unique_id": "test.harbor.assert_totals", "latest_run_status": "fail"}}
+    generic = {"metadata": {"test_unique_id": "test.harbor.unique_x.1a", "latest_run_status": "error"}}
+    passing = {"metadata": {"test_unique_id": "test.harbor.not_null_x.2b", "latest_run_status": "pass"}}
+    data = {
+        "test_results": {
+            "model.harbor.fct_orders": [dict(singular), generic, passing],
+            "test.harbor.assert_totals": [dict(singular)],
+        }
+    }
+    failed = Report(PROJECT_DIR / "unused.html", data, 0.0).failed_tests
+    assert sorted(r["metadata"]["test_unique_id"] for r in failed) == [
+        "test.harbor.assert_totals",
+        "test.harbor.unique_x.1a",
+    ]
