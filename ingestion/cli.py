@@ -24,6 +24,8 @@ from ingestion.settings import ConfigError, Settings, shown_location
 from ingestion.transform import DbtFailed, run_dbt
 
 SOURCES = tuple(INGESTERS)
+MAX_REPORT_DAYS = 36_500
+REPORT_FILE = "harbor-report.html"
 
 
 class ReportUnavailable(RuntimeError):
@@ -113,17 +115,21 @@ def _parser() -> argparse.ArgumentParser:
 
     report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
     report.add_argument("--output", type=Path, help="where to write it (default: reports/harbor-report.html)")
-    # 0 used to mean all history
+    # 0 used to mean all history; a million days reached before year 1 and failed inside the report
     report.add_argument(
-        "--days-back", type=_at_least_one("days"), default=7, help="history to show, in days (at least 1)"
+        "--days-back",
+        type=_at_least_one("days", most=MAX_REPORT_DAYS),
+        default=7,
+        help=f"history to show, in days (1 to {MAX_REPORT_DAYS})",
     )
     report.add_argument("--warehouse", help="DuckDB file or postgresql+psycopg2:// URL (default: HARBOR_WAREHOUSE)")
     report.set_defaults(handler=_report)
     return parser
 
 
-def _at_least_one(what: str):
-    """An argparse type: a whole number of `what`, 1 or more (argparse names the type's function in its message)."""
+def _at_least_one(what: str, most: int | None = None):
+    """An argparse type: a whole number of `what`, 1 or more, and at most `most` (argparse names the type's
+    function in its message)."""
 
     def parse(text: str) -> int:
         try:
@@ -132,6 +138,8 @@ def _at_least_one(what: str):
             raise argparse.ArgumentTypeError(f"a whole number of {what}, not {text!r}") from None
         if value < 1:
             raise argparse.ArgumentTypeError(f"at least 1 {what.rstrip('s')}, not {value}")
+        if most is not None and value > most:
+            raise argparse.ArgumentTypeError(f"at most {most} {what}, not {value}")
         return value
 
     return parse
@@ -393,7 +401,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from ingestion.observability.report import ReportError, write_report  # elementary is a heavy import
     from ingestion.observability.warehouse import connected
 
-    output = args.output or settings.project_dir / "reports" / "harbor-report.html"
+    output = args.output or settings.project_dir / "reports" / REPORT_FILE
+    if output.is_dir():  # `--output reports`: the folder the metrics land in too
+        output = output / REPORT_FILE
     location = args.warehouse or _history_location(settings)
     if "://" not in str(location) and not Path(location).exists():
         raise FileNotFoundError(f"no warehouse at {location}: `harbor ingest` and `harbor build` make one")
@@ -404,11 +414,15 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             build_exit_code = getattr(args, "build_exit_code", None)  # set by `demo run` after a failed build
             failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None
             alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri(), failed_build=failed_build)
+    except OSError as error:  # the report or metrics cannot be written where asked
+        raise ReportUnavailable(f"cannot write the report: {error}") from error
     except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
-        first_line = _first_line(error)
-        if "lock" in first_line.lower():
+        # Elementary's API hands back the database's error, which ReportError wraps: that error is the news.
+        first_line = _first_line(error.__cause__ if isinstance(error, ReportError) and error.__cause__ else error)
+        text = first_line.lower()
+        if "lock" in text:
             hint = " (another process is writing it: report when it is done)"
-        elif isinstance(error, duckdb.CatalogException | sa.exc.ProgrammingError | ReportError):
+        elif "table with name" in text or ("relation" in text and "does not exist" in text):
             hint = " (no `harbor build` has run on it yet, so it has no history to read)"
         else:
             hint = ""

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 
 import duckdb
 import pytest
@@ -317,9 +318,17 @@ def test_harbor_report_explains_a_warehouse_it_cannot_read(settings, capsys, mon
     assert main(["report", *output, "--warehouse", "postgresql://postgres:s3cret@127.0.0.1:5432/x"]) == 2
     err = capsys.readouterr().err
     assert "postgresql+psycopg2://" in err and "s3cret" not in err
+    # A database that is not there is not a warehouse without history: no hint to run a build on it.
+    missing = f"postgresql+psycopg2://postgres@127.0.0.1:5432/harbor_no_such_db_{uuid.uuid4().hex[:6]}"
+    assert main(["report", *output, "--warehouse", missing]) == 2
+    err = capsys.readouterr().err
+    assert "does not exist" in err and "no `harbor build` has run" not in err
     with pytest.raises(SystemExit) as refused:  # 0 used to show all history
         main(["report", *output, "--days-back", "0"])
     assert refused.value.code == 2 and "at least 1 day, not 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # a million days reached before year 1: a traceback
+        main(["report", *output, "--days-back", "1000000"])
+    assert refused.value.code == 2 and "at most 36500 days, not 1000000" in capsys.readouterr().err
 
 
 def test_a_build_that_stopped_before_any_node_prints_no_score_from_an_older_build(settings, capsys, tmp_path):

@@ -99,6 +99,22 @@ def test_harbor_report_renders_in_chromium(demo_run, capsys):
         page.screenshot(SCREENSHOTS / "report-lineage.png")
 
 
+def test_harbor_report_into_a_folder_or_where_it_cannot_write(demo_run, capsys):
+    """`--output reports` (the folder the metrics land in) was an IsADirectoryError traceback."""
+    settings, tmp = demo_run
+    folder = tmp / "reports-folder"
+    folder.mkdir()
+    assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(folder)]) == 0
+    assert f"report:    {folder / 'harbor-report.html'}" in capsys.readouterr().out
+    assert (folder / "harbor-report.html").stat().st_size > 0 and (folder / "harbor-metrics.prom").exists()
+    not_a_folder = tmp / "a-file"
+    not_a_folder.write_text("")
+    output = not_a_folder / "report.html"
+    assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(output)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("harbor: error: cannot write the report:") and "Traceback" not in err
+
+
 def test_static_dbt_docs_render_in_chromium(demo_run):
     settings, tmp = demo_run
     run_dbt(settings, "docs", "generate", "--static")
