@@ -167,7 +167,7 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
     metrics.append(
         Metric(
             "harbor_source_freshness_lag_seconds",
-            "Seconds since the newest row of each source table.",
+            "Seconds between the newest row of each source table and the last `dbt source freshness` check.",
             "gauge",
             [
                 (
