@@ -54,13 +54,16 @@
     {{ harbor.snowflake__deduplicate(relation, partition_by, order_by) }}
 {%- endmacro %}
 
-{#- The rows of `relation` (one per key, already deduplicated) that are newer than the version the
-    incremental model already holds: a late duplicate carrying an older `updated_at` must not overwrite a
-    newer staged row. Ordering is the same as `deduplicate`'s (updated_at, then load id), so an incremental
-    run keeps exactly the version a full refresh would pick. The version already staged itself (same
-    `updated_at`, same load), re-read because of `staging_lookback_hours`, is not merged again: its `_staged_at`
-    stays, so incremental marts do not recompute it (`same_version_again=true` merges it again: for models whose
-    dedup order has more tie-breakers than `loaded_by`). Outside incremental runs it passes rows through. -#}
+{#- The rows of `relation` (one per key, already deduplicated) that replace the version the incremental model
+    already holds. Raw keeps the version loaded last (dlt's merge replaces a key's row whatever its
+    `updated_at`), so the later load wins here too, and `updated_at` only orders versions within one load:
+    the same order as `deduplicate`'s in every staging model, so an incremental run keeps exactly the version a
+    full refresh picks from raw — also when a source's clock steps back and a newer write (a soft delete, a
+    cancellation) carries an older `updated_at`. A load older than the staged version's (it committed after a
+    later one was staged) does not replace it. The version already staged itself (same load), re-read because
+    of `staging_lookback_hours`, is not merged again: its `_staged_at` stays, so incremental marts do not
+    recompute it (`same_version_again=true` merges it again: for models whose dedup order has more
+    tie-breakers than `updated_at`). Outside incremental runs it passes rows through. -#}
 {% macro keep_newer_than_staged(
     relation, unique_key, updated_at='updated_at', loaded_by='_dlt_load_id', same_version_again=false
 ) -%}
@@ -71,10 +74,10 @@
         on incoming.{{ unique_key }} = staged.{{ unique_key }}
     where
         staged.{{ unique_key }} is null
-        or incoming.{{ updated_at }} > staged.{{ updated_at }}
+        or incoming.{{ loaded_by }} > staged.{{ loaded_by }}
         or (
-            incoming.{{ updated_at }} = staged.{{ updated_at }}
-            and incoming.{{ loaded_by }} {{ '>=' if same_version_again else '>' }} staged.{{ loaded_by }}
+            incoming.{{ loaded_by }} = staged.{{ loaded_by }}
+            and incoming.{{ updated_at }} {{ '>=' if same_version_again else '>' }} staged.{{ updated_at }}
         )
     {%- else -%}
     select * from {{ relation }}

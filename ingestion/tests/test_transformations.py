@@ -17,6 +17,7 @@ from ingestion.tests.warehouses import (
     MARTS,
     Warehouse,
     assert_a_full_refresh_gives_the_same_marts,
+    built_demo_shop,
     duckdb_and_postgres,
     select,
 )
@@ -26,7 +27,8 @@ from ingestion.transform import run_dbt
 def _inject_late_and_duplicate_rows(warehouse: Warehouse, tick: int) -> None:
     """What a real pipeline sees now and then, written straight into raw as a later load:
     - an exact duplicate of an order (same version, loaded again),
-    - an older version of an order arriving after the newer one (a replayed or out-of-order delivery),
+    - a version of an order with an older `updated_at` than the one staged, in a later load (it wins: raw's merge
+      keeps the version loaded last, so a full refresh would pick it too),
     - a brand-new order whose business time is long past (late-arriving data)."""
     load_id = f"{time.time():.6f}"
     now = datetime.now(UTC)
@@ -84,7 +86,7 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
     for mart in MARTS:
         assert incremental["ci"][mart], f"{mart} is empty"
         assert incremental["ci"][mart] == incremental["pg"][mart], f"{mart}: DuckDB and PostgreSQL differ"
-    # The late-arriving orders made it; the stale versions did not overwrite newer ones (full refresh below).
+    # The late-arriving orders made it (the other injected rows: full refresh below).
     late = select(on_duckdb, "select count(*) from marts.fct_orders where order_id > 10000")
     assert late == [(2,)]
 
@@ -117,6 +119,52 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         for path in compiled:
             assert conn.execute(path.read_text()).fetchall(), path.stem
+
+
+def test_a_newer_write_with_an_older_updated_at_and_a_64_bit_key_reach_the_marts(settings):
+    """A source clock that steps back: an order soft-deleted with an `updated_at` five minutes before its last
+    one. Ingestion reads it (within the cursor's lag) and dlt's merge replaces the order's raw row; staging
+    ordered versions by `updated_at` first, kept the old one live, and the deleted order stayed in every fact,
+    every test passing, until a full refresh."""
+    built_demo_shop(settings)
+    engine = shop.engine_for(settings.shop_url)
+    with engine.begin() as conn:
+        order_id, updated_at = conn.execute(
+            sa.select(shop.orders.c.order_id, shop.orders.c.updated_at)
+            .where(shop.orders.c.deleted_at.is_(None))
+            .order_by(shop.orders.c.updated_at.desc())
+            .limit(1)
+        ).one()
+        stepped_back = updated_at - timedelta(minutes=5)
+        conn.execute(
+            sa.update(shop.orders)
+            .where(shop.orders.c.order_id == order_id)
+            .values(deleted_at=stepped_back, updated_at=stepped_back)
+        )
+        # A source whose keys outgrew 32 bits (a bigserial): staging cast ids to `integer` and stopped there.
+        product = conn.execute(sa.select(shop.products).limit(1)).one()._asdict()
+        big_id = 3_000_000_000
+        conn.execute(
+            sa.insert(shop.products).values(
+                {**product, "product_id": big_id, "sku": "SKU-999999", "updated_at": updated_at}
+            )
+        )
+    engine.dispose()
+    ingest_shop(settings)
+    run_dbt(settings, "build")
+
+    def in_warehouse(sql: str, *params: object) -> list[tuple]:
+        with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+            return conn.execute(sql, [*params]).fetchall()
+
+    assert in_warehouse("select deleted_at is not null from raw_shop.orders where order_id = ?", order_id) == [(True,)]
+    assert in_warehouse("select is_deleted from staging.stg_shop__orders where order_id = ?", order_id) == [(True,)]
+    assert in_warehouse("select count(*) from marts.fct_orders where order_id = ?", order_id) == [(0,)]
+    assert in_warehouse("select count(*) from marts.fct_order_items where order_id = ?", order_id) == [(0,)]
+    assert in_warehouse("select count(*) from marts.dim_products where product_id = ?", big_id) == [(1,)]
+    incremental = in_warehouse("select * exclude (_loaded_at) from marts.dim_customers order by customer_id")
+    run_dbt(settings, "build", "--full-refresh")
+    assert in_warehouse("select * exclude (_loaded_at) from marts.dim_customers order by customer_id") == incremental
 
 
 def _reprice_product(url: str, product_id: int) -> None:

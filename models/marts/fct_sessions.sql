@@ -88,7 +88,7 @@ final as (
             as {{ dbt.type_string() }}
         ) as session_id,
         cast(visitor_id as {{ dbt.type_string() }}) as visitor_id,
-        cast(customer_id as {{ dbt.type_int() }}) as customer_id,
+        cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
         cast(session_number as {{ dbt.type_int() }}) as session_number,
         session_started_at,
         session_ended_at,

@@ -7,7 +7,7 @@ source as (
     select *
     from {{ optional_source('events', 'events', {
         'event_id': dbt.type_string(), 'event_time': dbt.type_timestamp(), 'event_type': dbt.type_string(),
-        'customer_id': dbt.type_int(), 'anonymous_id': dbt.type_string(), 'page_url': dbt.type_string(),
+        'customer_id': dbt.type_bigint(), 'anonymous_id': dbt.type_string(), 'page_url': dbt.type_string(),
         '_file_name': dbt.type_string(), '_line_number': dbt.type_int(),
         '_extracted_at': dbt.type_timestamp(), '_dlt_load_id': dbt.type_string()
     }) }}
@@ -23,7 +23,7 @@ renamed as (
         cast(event_id as {{ dbt.type_string() }}) as event_id,
         cast(event_time as {{ dbt.type_timestamp() }}) as event_time,
         lower(event_type) as event_type,
-        cast(customer_id as {{ dbt.type_int() }}) as customer_id,
+        cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
         cast(anonymous_id as {{ dbt.type_string() }}) as anonymous_id,
         cast(page_url as {{ dbt.type_string() }}) as page_url,
         _file_name,
@@ -38,7 +38,7 @@ renamed as (
 -- A re-sent event is the same event: keep one copy, the latest load's (as a full refresh would).
 deduplicated as (
 
-    {{ deduplicate('renamed', 'event_id', 'event_time desc, _dlt_load_id desc, _file_name desc, _line_number desc') }}
+    {{ deduplicate('renamed', 'event_id', '_dlt_load_id desc, event_time desc, _file_name desc, _line_number desc') }}
 
 ),
 

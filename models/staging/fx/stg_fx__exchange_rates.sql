@@ -35,7 +35,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'exchange_rate_id', 'updated_at desc, _dlt_load_id desc') }}
+    {{ deduplicate('renamed', 'exchange_rate_id', '_dlt_load_id desc, updated_at desc') }}
 
 ),
 

@@ -14,7 +14,7 @@ source as (
 renamed as (
 
     select
-        cast(customer_id as {{ dbt.type_int() }}) as customer_id,
+        cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
         first_name,
         last_name,
         lower(email) as email,
@@ -35,7 +35,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'customer_id', 'updated_at desc, _dlt_load_id desc') }}
+    {{ deduplicate('renamed', 'customer_id', '_dlt_load_id desc, updated_at desc') }}
 
 ),
 

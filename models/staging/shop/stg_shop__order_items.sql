@@ -14,9 +14,9 @@ source as (
 renamed as (
 
     select
-        cast(order_item_id as {{ dbt.type_int() }}) as order_item_id,
-        cast(order_id as {{ dbt.type_int() }}) as order_id,
-        cast(product_id as {{ dbt.type_int() }}) as product_id,
+        cast(order_item_id as {{ dbt.type_bigint() }}) as order_item_id,
+        cast(order_id as {{ dbt.type_bigint() }}) as order_id,
+        cast(product_id as {{ dbt.type_bigint() }}) as product_id,
         cast(quantity as {{ dbt.type_int() }}) as quantity,
         cast(unit_price as {{ dbt.type_numeric() }}) as unit_price,
         cast(created_at as {{ dbt.type_timestamp() }}) as created_at,
@@ -32,7 +32,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'order_item_id', 'updated_at desc, _dlt_load_id desc') }}
+    {{ deduplicate('renamed', 'order_item_id', '_dlt_load_id desc, updated_at desc') }}
 
 ),
 

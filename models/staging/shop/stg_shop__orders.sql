@@ -14,8 +14,8 @@ source as (
 renamed as (
 
     select
-        cast(order_id as {{ dbt.type_int() }}) as order_id,
-        cast(customer_id as {{ dbt.type_int() }}) as customer_id,
+        cast(order_id as {{ dbt.type_bigint() }}) as order_id,
+        cast(customer_id as {{ dbt.type_bigint() }}) as customer_id,
         lower(status) as order_status,
         upper(currency) as currency_code,
         cast(ordered_at as {{ dbt.type_timestamp() }}) as ordered_at,
@@ -34,7 +34,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'order_id', 'updated_at desc, _dlt_load_id desc') }}
+    {{ deduplicate('renamed', 'order_id', '_dlt_load_id desc, updated_at desc') }}
 
 ),
 

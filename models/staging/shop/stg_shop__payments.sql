@@ -14,8 +14,8 @@ source as (
 renamed as (
 
     select
-        cast(payment_id as {{ dbt.type_int() }}) as payment_id,
-        cast(order_id as {{ dbt.type_int() }}) as order_id,
+        cast(payment_id as {{ dbt.type_bigint() }}) as payment_id,
+        cast(order_id as {{ dbt.type_bigint() }}) as order_id,
         lower(payment_method) as payment_method,
         lower(status) as payment_status,
         cast(amount as {{ dbt.type_numeric() }}) as amount,
@@ -32,7 +32,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'payment_id', 'updated_at desc, _dlt_load_id desc') }}
+    {{ deduplicate('renamed', 'payment_id', '_dlt_load_id desc, updated_at desc') }}
 
 ),
 

@@ -14,7 +14,7 @@ source as (
 renamed as (
 
     select
-        cast(product_id as {{ dbt.type_int() }}) as product_id,
+        cast(product_id as {{ dbt.type_bigint() }}) as product_id,
         sku,
         product_name,
         category,
@@ -34,7 +34,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'product_id', 'updated_at desc, _dlt_load_id desc') }}
+    {{ deduplicate('renamed', 'product_id', '_dlt_load_id desc, updated_at desc') }}
 
 ),
 
