@@ -7,10 +7,11 @@
     the change rather than all of history, and rows that failed, or that a `dbt run` wrote untested, are checked
     again until the test passes. A uniqueness test on a column other than the model's `unique_key` checks every row sharing
     a value with those rows. On a source read by an incremental staging model a test whose last run passed
-    checks the rows of the loads that model has not staged yet (the ones this build stages), and a uniqueness
-    test every row sharing a key with them. A test that never passed (or has no history), tests on snapshots,
+    checks the rows of the loads that model has not staged yet (the ones this build stages) and of the loads
+    extracted since that run (a `dbt run` may have staged them untested), and a uniqueness test every row
+    sharing a key with them. A test that never passed (or has no history), tests on snapshots,
     tests of whole-table properties (row counts, sums, distributions, recency, anomalies, a row-level test with
-    `mostly`) and singular tests see every row; so does every test under the default scope `all`, and under
+    `mostly`, a count threshold `warn_if`/`error_if` or another `fail_calc`) and singular tests see every row; so does every test under the default scope `all`, and under
     `dbt test` run on its own. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
@@ -33,16 +34,20 @@
         {%- endif -%}
     {%- endif -%}
     {%- if not_staged and history.last_status == 'pass' -%}
+        {#- The loads this build stages, and the ones extracted since the test last passed: a `dbt run` may have
+            staged those without testing them. -#}
+        {%- set new_rows = '((' ~ not_staged ~ ') or _extracted_at >= '
+            ~ dbt.cast("'" ~ history.passed_at ~ "'", api.Column.translate_type('timestamp')) ~ ')' -%}
         {%- set column = model.test_metadata.kwargs.get('column_name') -%}
         {%- if model.test_metadata.name in ['unique', 'expect_column_values_to_be_unique'] -%}
             {#- A new row may repeat the key of an old one: test every row with a key of the new rows. -#}
             {%- do conditions.append(
-                column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where ' ~ not_staged ~ ')'
+                column ~ ' in (select ' ~ column ~ ' from ' ~ relation ~ ' where ' ~ new_rows ~ ')'
             ) -%}
         {%- elif model.test_metadata.name == 'expect_compound_columns_to_be_unique' -%}
             {#- A compound key on a source is tested on every row. -#}
         {%- else -%}
-            {%- do conditions.append(not_staged) -%}
+            {%- do conditions.append(new_rows) -%}
         {%- endif -%}
     {%- endif -%}
     {%- if conditions -%}
@@ -76,7 +81,14 @@
     {%- set metadata = (model.test_metadata or {}) if model.test_metadata is defined else {} -%}
     {#- With `mostly` a row-level test judges a fraction of the table: of the new rows it would mean another thing. -#}
     {%- set mostly = (metadata.get('kwargs') or {}).get('mostly') -%}
-    {%- do return(metadata.get('name') in harbor_row_level_tests() and (mostly is none or mostly >= 1)) -%}
+    {#- So does a count threshold (`warn_if: ">10"`) or another `fail_calc`: each build's few new bad rows would
+        stay under it, pass, and leave the rows behind them untested for good. -#}
+    {%- set counts_every_row = (config.get('warn_if') or '!= 0') | replace(' ', '') == '!=0'
+        and (config.get('error_if') or '!= 0') | replace(' ', '') == '!=0'
+        and (config.get('fail_calc') or 'count(*)') | replace(' ', '') | lower == 'count(*)' -%}
+    {%- do return(
+        metadata.get('name') in harbor_row_level_tests() and (mostly is none or mostly >= 1) and counts_every_row
+    ) -%}
 {%- endmacro %}
 
 {#- The column stamping the rows this invocation wrote, when the test may check those rows only; else none. -#}

@@ -10,6 +10,7 @@ import duckdb
 
 from ingestion.demo import shop
 from ingestion.pipeline import ingest_shop
+from ingestion.tests.obs_project import make_project
 from ingestion.tests.warehouses import built_demo_shop
 from ingestion.transform import run_dbt
 
@@ -132,3 +133,43 @@ def test_changed_scope_checks_a_new_value_of_a_unique_column_against_the_old_row
         )
     assert run_dbt(settings, "build", *CHANGED, check=False) != 0
     assert "unique_stg_shop__products_sku" in ended_with("fail", "error")
+
+
+def test_changed_scope_tests_a_source_s_load_that_a_dbt_run_staged_untested(settings):
+    """Source tests were narrowed to the loads not staged yet: a load a plain `dbt run` staged was never
+    source-tested. They now also check the loads extracted since the test last passed."""
+    built_demo_shop(settings)
+    source_unique = "source_unique_shop_customers_customer_id"
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute(
+            "insert into raw_shop.customers select * replace ('9999999999.2' as _dlt_load_id, now() as _extracted_at)"
+            " from raw_shop.customers where customer_id = (select min(customer_id) from raw_shop.customers)"
+        )
+    run_dbt(settings, "run", *CHANGED)
+    assert run_dbt(settings, "build", *CHANGED, check=False) == 0
+    assert source_unique in ended_with("warn")
+    assert "_dlt_load_id not in" in compiled_code(source_unique)  # still scoped, not the whole table
+
+
+def test_changed_scope_leaves_tests_with_a_count_threshold_whole(tmp_path):
+    """With `warn_if: ">5"` a narrowed test saw each build's few new bad rows, stayed under the threshold, passed,
+    and the rows behind it were never counted together: such a test, like one with `mostly`, sees every row."""
+    project = make_project(tmp_path / "project")
+    (project.path / "models" / "stamped.sql").write_text(
+        "{{ config(materialized='table', unique_key='order_id') }}\n"
+        "select order_id, amount, current_timestamp as _staged_at from {{ ref('orders') }}\n"
+    )
+    (project.path / "models" / "_stamped.yml").write_text(
+        "version: 2\nmodels:\n  - name: stamped\n    columns:\n      - name: order_id\n        data_tests:\n"
+        "          - not_null:\n              name: stamped_order_id_plain\n"
+        "          - not_null:\n              name: stamped_order_id_threshold\n"
+        "              config: {warn_if: '>5', error_if: '>10'}\n"
+        "      - name: amount\n      - name: _staged_at\n"
+    )
+    project.dbt("build", "--select", "orders", "stamped")
+    built = project.dbt("build", "--select", "stamped", "--vars", "{test_scope: changed}")
+    assert built.returncode == 0, built.stdout
+    results = json.loads((project.path / "target" / "run_results.json").read_text())
+    compiled = {r["unique_id"].split(".")[2]: r["compiled_code"] for r in results["results"]}
+    assert "_staged_at >" in compiled["stamped_order_id_plain"]
+    assert "_staged_at" not in compiled["stamped_order_id_threshold"]
