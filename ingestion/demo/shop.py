@@ -467,7 +467,10 @@ def _order_totals(conn: sa.Connection, order_ids: list[int]) -> dict[int, Decima
 
 
 def _sample(rng: random.Random, population: list, fraction: float) -> list:
-    k = min(len(population), round(len(population) * fraction))
+    """About `fraction` of `population`, at random. The fraction of a row left over is the chance of one more row:
+    rounded, 20 products at 2% a day (0.4) never changed price, and no order was ever soft-deleted."""
+    expected = len(population) * fraction
+    k = min(len(population), int(expected) + (rng.random() < expected - int(expected)))
     return sorted(rng.sample(population, k)) if k else []
 
 

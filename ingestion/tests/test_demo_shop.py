@@ -48,6 +48,22 @@ def test_advancing_inserts_and_updates_rows_with_later_timestamps(tmp_path):
     assert tick.inserted["orders"] <= changed <= tick.inserted["orders"] + tick.updated["orders"]
 
 
+def test_a_small_shop_still_sees_price_changes_and_soft_deletes(tmp_path):
+    """At the default scale 2% of 20 products is 0.4 a day: rounded, no price ever changed (the product snapshot
+    had nothing to record) and no order was ever soft-deleted."""
+    url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
+    shop.create_shop(url)
+    ticks = shop.advance_shop(url, ticks=10)
+    assert sum(t.updated["products"] for t in ticks) >= 1
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        deleted = conn.execute(
+            sa.select(sa.func.count()).select_from(shop.orders).where(shop.orders.c.deleted_at.is_not(None))
+        ).scalar_one()
+    engine.dispose()
+    assert deleted >= 1
+
+
 def test_creating_twice_needs_replace(tmp_path):
     url = f"sqlite:///{tmp_path / 'shop.sqlite'}"
     shop.create_shop(url)
