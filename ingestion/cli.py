@@ -114,7 +114,10 @@ def _parser() -> argparse.ArgumentParser:
     build.set_defaults(handler=_build)
 
     report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
-    report.add_argument("--output", type=Path, help="where to write it (default: reports/harbor-report.html)")
+    # A string, not a Path: Path drops the trailing slash that says `new-folder/` is a folder.
+    report.add_argument(
+        "--output", help="a file, or a folder for harbor-report.html (default: reports/harbor-report.html)"
+    )
     # 0 used to mean all history; a million days reached before year 1 and failed inside the report
     report.add_argument(
         "--days-back",
@@ -401,8 +404,9 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
     from ingestion.observability.report import ReportError, write_report  # elementary is a heavy import
     from ingestion.observability.warehouse import connected
 
-    output = args.output or settings.project_dir / "reports" / REPORT_FILE
-    if output.is_dir():  # `--output reports`: the folder the metrics land in too
+    output = Path(args.output) if args.output else settings.project_dir / "reports" / REPORT_FILE
+    # `--output reports` or `--output new-folder/`: a folder, for the report and the metrics beside it.
+    if output.is_dir() or str(args.output or "").endswith(("/", os.sep)):
         output = output / REPORT_FILE
     location = args.warehouse or _history_location(settings)
     if "://" not in str(location) and not Path(location).exists():

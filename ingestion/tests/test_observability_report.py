@@ -107,6 +107,9 @@ def test_harbor_report_into_a_folder_or_where_it_cannot_write(demo_run, capsys):
     assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(folder)]) == 0
     assert f"report:    {folder / 'harbor-report.html'}" in capsys.readouterr().out
     assert (folder / "harbor-report.html").stat().st_size > 0 and (folder / "harbor-metrics.prom").exists()
+    new_folder = tmp / "new-folder"  # written with a trailing slash: a folder to create, not a file's name
+    assert main(["report", "--warehouse", str(settings.warehouse), "--output", f"{new_folder}/"]) == 0
+    assert (new_folder / "harbor-report.html").is_file() and (new_folder / "harbor-metrics.prom").is_file()
     not_a_folder = tmp / "a-file"
     not_a_folder.write_text("")
     output = not_a_folder / "report.html"
