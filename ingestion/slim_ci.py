@@ -94,6 +94,7 @@ class PrReport:
     steps: list[StepResult] = field(default_factory=list)
     nodes: list[NodeResult] = field(default_factory=list)
     freshness: dict[str, str] = field(default_factory=dict)
+    dbt_error: str | None = None  # why the build stopped before building anything (a project that does not parse)
 
     @property
     def ok(self) -> bool:
@@ -227,6 +228,7 @@ def run_pr_check(
     env = {"HARBOR_PR_WAREHOUSE": str(paths.pr_warehouse)}
 
     started = time.monotonic()
+    log_dir = paths.work_dir / "logs"
     code = _dbt(
         settings,
         [
@@ -234,14 +236,19 @@ def run_pr_check(
             *("--select", "state:modified+", "--defer", "--state", str(paths.state_dir)),
         ],
         env=env,
-        log_dir=paths.work_dir / "logs",
+        log_dir=log_dir,
     )
     report.nodes = _read_run_results(paths.work_dir / "run_results.json")
-    failed = [n.name for n in report.nodes if n.status in FAILED_STATUSES]
-    models = report.built_models
-    detail = f"{len(models)} model(s) built, {sum(n.resource_type == 'test' for n in report.nodes)} test(s)"
-    if failed:
-        detail += f"; failed: {', '.join(failed)}"
+    if code != 0 and not report.nodes:
+        report.dbt_error = first_dbt_error(log_dir / "dbt.log") or f"dbt exited with {code} (see {log_dir})"
+        detail = f"stopped before building anything: {report.dbt_error}"
+    else:
+        failed = [n.name for n in report.nodes if n.status in FAILED_STATUSES]
+        detail = (
+            f"{len(report.built_models)} model(s) built, {sum(n.resource_type == 'test' for n in report.nodes)} test(s)"
+        )
+        if failed:
+            detail += f"; failed: {', '.join(failed)}"
     report.steps.append(StepResult("dbt build (state:modified+)", code == 0, detail, time.monotonic() - started))
 
     if freshness:
@@ -305,11 +312,14 @@ def render_summary(report: PrReport) -> str:
     lines += ["| check | result | detail | time |", "| --- | --- | --- | --- |"]
     for step in report.steps:
         result = "skipped" if step.skipped else "pass" if step.ok else "**fail**"
-        lines.append(f"| {step.name} | {result} | {step.detail or ''} | {step.seconds:.1f}s |")
+        detail = (step.detail or "").replace("|", "\\|")  # a `|` in dbt's message would split the row
+        lines.append(f"| {step.name} | {result} | {detail} | {step.seconds:.1f}s |")
     models = [n for n in report.nodes if n.resource_type != "test"]
     tests = [n for n in report.nodes if n.resource_type == "test"]
     lines.append("")
-    if not report.nodes:
+    if report.dbt_error:
+        lines.append(f"dbt stopped before building anything: {report.dbt_error}")
+    elif not report.nodes:
         lines.append("No dbt node changed: nothing was built (unchanged models stay as in production).")
     else:
         lines.append(f"Built (modified and downstream; unchanged parents read from production): {len(models)} node(s)")
@@ -357,6 +367,9 @@ def _lint_python(settings: Settings, files: list[str]) -> StepResult:
 def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: PrReport) -> StepResult:
     started = time.monotonic()
     output = paths.work_dir / "sources.json"
+    output.unlink(missing_ok=True)
+    log = paths.work_dir / "logs" / "dbt.log"
+    log_offset = log.stat().st_size if log.exists() else 0
     code = _dbt(
         settings,
         ["source", "freshness", "--target", PR_TARGET, "--target-path", str(paths.work_dir)],
@@ -370,10 +383,34 @@ def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: 
     broken = [k for k, v in report.freshness.items() if v == "runtime error"]
     ok = not broken and (code == 0 or bool(report.freshness))
     stale = sum(v in ("warn", "error") for v in report.freshness.values())
-    detail = f"{len(report.freshness)} source table(s), {stale} stale (reported, not failing)"
+    if not report.freshness and code != 0:
+        detail = f"could not run: {first_dbt_error(log, log_offset) or f'dbt exited with {code}'}"
+    else:
+        detail = f"{len(report.freshness)} source table(s), {stale} stale (reported, not failing)"
     if broken:
         detail += f"; cannot check: {', '.join(broken)}"
     return StepResult("dbt source freshness", ok, detail, time.monotonic() - started)
+
+
+def first_dbt_error(log: Path, offset: int = 0) -> str | None:
+    """The first error dbt logged (after `offset` bytes of its log file), on one line: its `[error]` line and
+    the lines under it, e.g. "Compilation Error: Model 'model.harbor.x' depends on a node named 'y' which was
+    not found"."""
+    if not log.exists():
+        return None
+    with log.open(errors="replace") as file:
+        file.seek(offset)
+        lines = file.read().splitlines()
+    for i, line in enumerate(lines):
+        if "[error]" in line:
+            message = [line.split("]: ", 1)[-1].strip()]
+            for following in lines[i + 1 : i + 6]:
+                if re.match(r"^(\x1b\[0m)?\d{2}:\d{2}:\d{2}", following):  # the next timestamped log line
+                    break
+                message.append(following.strip())
+            text = " ".join(part for part in message if part and part != "Encountered an error:")
+            return re.sub(r"\x1b\[[0-9;]*m", "", text)[:500] or None
+    return None
 
 
 def _pytest(settings: Settings, args: Sequence[str]) -> StepResult:

@@ -148,6 +148,24 @@ def test_a_python_or_docs_change_builds_no_model(pr):
     assert "nothing was built" in paths.summary.read_text()
 
 
+def test_a_project_that_does_not_compile_says_why_in_the_summary(pr):
+    """dbt stops at parse time and writes no run results: the summary said "No dbt node changed: nothing was
+    built", and the error was only in the console log."""
+    settings, paths = pr
+    (settings.project_dir / "models" / "marts" / "broken_mart.sql").write_text(
+        "select * from {{ ref('no_such_model') }}\n"
+    )
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, pytest_args=None)
+
+    assert not report.ok
+    summary = paths.summary.read_text()
+    assert "No dbt node changed" not in summary
+    assert "dbt stopped before building anything:" in summary and "no_such_model" in summary
+    build, freshness = (next(s for s in report.steps if s.name.startswith(n)) for n in ("dbt build", "dbt source"))
+    assert not build.ok and "no_such_model" in build.detail
+    assert not freshness.ok and freshness.detail.startswith("could not run:") and "no_such_model" in freshness.detail
+
+
 def test_changed_files_are_routed_to_the_right_linters():
     files = ["models/marts/fct_orders.sql", "macros/staging.sql", "ingestion/cli.py", "README.md", "tests/t.sql"]
     assert slim_ci.sql_to_lint(files) == ["models/marts/fct_orders.sql", "tests/t.sql"]
