@@ -225,7 +225,12 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
             f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "
             "HARBOR_WAREHOUSE names another"
         )
-    return run_dbt(settings, "build", *options)
+    started = time.time()
+    code = run_dbt(settings, "build", *options, check=False)
+    _print_quality(settings, since=started)
+    if code != 0:
+        raise DbtFailed(["build", *options], code)
+    return 0
 
 
 def _report_what_failed(settings: Settings, build_exit_code: int | None = None) -> None:

@@ -194,7 +194,12 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
     import ingestion.cli
 
     handed: list[tuple[str, ...]] = []
-    monkeypatch.setattr(ingestion.cli, "run_dbt", lambda settings, *args: handed.append(args) or 0)
+    exit_codes = iter([0, 0, 0, 0, 0, 1])
+    monkeypatch.setattr(
+        ingestion.cli, "run_dbt", lambda settings, *args, check=True: handed.append(args) or next(exit_codes)
+    )
+    scored: list[float] = []  # the README: every build prints the quality score
+    monkeypatch.setattr(ingestion.cli, "_print_quality", lambda settings, since: scored.append(since))
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path / "mistyped.duckdb"))
     assert main(["build"]) == EXIT_BAD_CONFIG
     assert "no warehouse at" in capsys.readouterr().err and not (tmp_path / "mistyped.duckdb").exists()
@@ -206,11 +211,14 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
     assert main(["build", "--threads", "2", "--vars", "{test_scope: changed}"]) == 0
     assert main(["build", "-s", "fct_orders+", "--full-refresh"]) == 0
     assert main(["build"]) == 0
+    assert main(["build"]) == 1  # dbt's exit status, after the score of what it ran
     assert handed == [
         ("build", "--threads", "2", "--vars", "{test_scope: changed}"),
         ("build", "-s", "fct_orders+", "--full-refresh"),
         ("build",),
+        ("build",),
     ]
+    assert len(scored) == 6
     with pytest.raises(SystemExit) as refused:
         main(["ingest", "--threads"])
     assert refused.value.code == EXIT_BAD_CONFIG
