@@ -21,7 +21,7 @@ from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import ConfigError, Settings, shown_location
-from ingestion.transform import DbtFailed, run_dbt
+from ingestion.transform import DbtFailed, dbt_executable, run_dbt
 
 SOURCES = tuple(INGESTERS)
 MAX_REPORT_DAYS = 36_500
@@ -205,7 +205,9 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         run_dbt(settings, "docs", "generate")
     print(f"warehouse: {settings.warehouse}")
     if not args.no_docs:
-        print(f"docs:      {dbt_target_dir(settings.project_dir) / 'index.html'} (serve with `dbt docs serve`)")
+        print(
+            f"docs:      {dbt_target_dir(settings.project_dir) / 'index.html'} (serve with `{_dbt_command(settings)} docs serve`)"
+        )
     _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
     return 0
 
@@ -231,6 +233,15 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     if code != 0:
         raise DbtFailed(["build", *options], code)
     return 0
+
+
+def _dbt_command(settings: Settings) -> str:
+    """How to type dbt from the project folder: `.venv/bin/dbt`, as the README writes it, when it is there."""
+    executable = Path(dbt_executable())
+    try:
+        return str(executable.relative_to(settings.project_dir.resolve()))
+    except ValueError:
+        return str(executable)
 
 
 def _report_what_failed(settings: Settings, build_exit_code: int | None = None) -> None:
