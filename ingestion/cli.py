@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -85,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     _add_url(advance)
     advance.set_defaults(handler=_demo_advance)
+
+    dirty = demo.add_parser(
+        "dirty",
+        help="plant one defect of each kind in a copy of the warehouse, rebuild and test it: is each one caught?",
+    )
+    dirty.set_defaults(handler=_demo_dirty)
 
     run = demo.add_parser(
         "run",
@@ -210,6 +217,41 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         )
     _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
     return 0
+
+
+def _demo_dirty(args: argparse.Namespace, settings: Settings) -> int:
+    """Dirty mode on a copy of the warehouse (`<name>-dirty.duckdb`, the warehouse itself untouched): plant the
+    defects, `dbt run --full-refresh` (staging re-reads the planted rows) and `dbt test` (a build would skip what
+    sits downstream of a failure), then say which test caught each defect. Exit 0 when every defect is caught and
+    nothing else fails."""
+    from ingestion.demo.dirty import apply_dirt, check_dirt
+    from ingestion.quality import load_outcomes
+
+    if os.environ.get("HARBOR_TARGET", "dev") not in ("dev", "ci"):
+        raise ValueError("dirty mode plants its defects in a DuckDB warehouse: run it with HARBOR_TARGET=dev")
+    if not settings.warehouse.exists():
+        raise FileNotFoundError(f"no warehouse at {settings.warehouse}: `harbor demo run` makes one")
+    copy = settings.warehouse.with_name(f"{settings.warehouse.stem}-dirty.duckdb")
+    for suffix in ("", ".wal"):  # a write-ahead log holds what is not checkpointed yet: it goes with the file
+        Path(f"{copy}{suffix}").unlink(missing_ok=True)
+        if Path(f"{settings.warehouse}{suffix}").exists():
+            shutil.copyfile(f"{settings.warehouse}{suffix}", f"{copy}{suffix}")
+    dirty = Settings(settings.project_dir, copy, settings.data_dir, settings.shop_url)
+    target = dbt_target_dir(settings.project_dir) / "dirty"
+    planted = apply_dirt(copy)
+    print(f"planted {len(planted)} defects in {copy}")
+    run_dbt(dirty, "run", "--full-refresh", "--target-path", str(target))
+    run_dbt(dirty, "test", "--target-path", str(target), check=False)
+    report = check_dirt(load_outcomes(target), planted)
+    print(quality_summary(target).line())
+    for dirt in planted:
+        caught = report.caught.get(dirt.kind) or []
+        names = ", ".join(test.split(".")[2] for test in caught) if caught else "NOTHING: a silent pass"
+        print(f"  {dirt.kind:<20} {dirt.description}: caught by {names}")
+    for test in report.unexplained:
+        print(f"  failed with no planted defect to explain it: {test}")
+    print(f"dirty mode: {'every defect caught, nothing else failed' if report.exact else 'NOT an exact match'}")
+    return 0 if report.exact else 1
 
 
 def _build(args: argparse.Namespace, settings: Settings) -> int:

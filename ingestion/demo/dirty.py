@@ -31,7 +31,7 @@ class Dirt:
     derived_columns: tuple[str, ...] = ()
 
 
-def _planted(dataset: str) -> tuple[Dirt, ...]:
+def planted_defects(dataset: str = "raw_shop") -> tuple[Dirt, ...]:
     raw = dataset
     return (
         Dirt(
@@ -89,7 +89,7 @@ def _planted(dataset: str) -> tuple[Dirt, ...]:
 
 def apply_dirt(warehouse: Path, dataset: str = "raw_shop") -> tuple[Dirt, ...]:
     """Plant every defect in the DuckDB warehouse's raw tables; returns what was planted."""
-    planted = _planted(dataset)
+    planted = planted_defects(dataset)
     with duckdb.connect(str(warehouse)) as conn:
         for dirt in planted:
             for statement in dirt.statements:

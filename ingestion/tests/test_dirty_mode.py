@@ -7,10 +7,9 @@ import json
 import duckdb
 
 from ingestion import cli
-from ingestion.demo.dirty import apply_dirt, check_dirt
+from ingestion.demo.dirty import check_dirt, planted_defects
 from ingestion.observability.alerts import WEBHOOK_ENV
 from ingestion.quality import dbt_target_dir, load_outcomes, summarize
-from ingestion.transform import run_dbt
 
 
 def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_defects(
@@ -29,18 +28,23 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
     assert docs.is_file()
     assert f"docs:      {docs} " in next(x for x in out if x.startswith("docs:"))
 
-    planted = apply_dirt(settings.warehouse)
-    # run, then test: `dbt build` would skip whatever sits downstream of a failing test, hiding what it checks.
-    run_dbt(settings, "run", "--full-refresh")
-    assert run_dbt(settings, "test", check=False) != 0
-    outcomes = load_outcomes(dbt_target_dir(settings.project_dir))
-    report = check_dirt(outcomes, planted)
+    # `harbor demo dirty`: the defects go into a copy; the warehouse itself stays clean.
+    assert cli.main(["demo", "dirty"]) == 0
+    out = capsys.readouterr().out
+    assert "dirty mode: every defect caught, nothing else failed" in out
+    assert "NOTHING" not in out and "failed with no planted defect" not in out
+    copy = settings.warehouse.with_name("harbor-dirty.duckdb")
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        assert conn.execute("select count(*) from raw_shop.orders where customer_id is null").fetchone() == (0,)
 
+    outcomes = load_outcomes(dbt_target_dir(settings.project_dir) / "dirty")
+    planted = planted_defects()
+    report = check_dirt(outcomes, planted)
     assert report.missed == []
     assert report.unexplained == []
     assert {kind for kind, tests in report.caught.items() if tests} == {dirt.kind for dirt in planted}
     # The failing rows are kept for inspection in the audit schema, in a table named after the test.
-    manifest = json.loads((dbt_target_dir(settings.project_dir) / "manifest.json").read_text())
+    manifest = json.loads((dbt_target_dir(settings.project_dir) / "dirty" / "manifest.json").read_text())
     (orphan_payments_test,) = [
         node["alias"]
         for node in manifest["nodes"].values()
@@ -49,7 +53,7 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
         and node.get("column_name") == "order_id"
         and (node.get("test_metadata") or {}).get("name") == "relationships"
     ]
-    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+    with duckdb.connect(str(copy), read_only=True) as conn:
         (orphans,) = conn.execute(f'select count(*) from audit."{orphan_payments_test}"').fetchone()
     assert orphans == 1
     summary = summarize(outcomes)
