@@ -123,7 +123,8 @@ def unrecorded_build_message(exit_code: int) -> str:
 
 def _ingestion_problems(warehouse: Warehouse) -> list[Problem]:
     return [
-        Problem("ingestion", f"{r['source_name']}.{r['table_name']}", "error", r["error"])
+        # Its own run id: the alert's is the newest build's, which may be another run's.
+        Problem("ingestion", f"{r['source_name']}.{r['table_name']}", "error", f"{r['error']} (run {r['run_id']})")
         for r in _failed_sources(warehouse)
     ]
 
@@ -133,7 +134,7 @@ def _failed_sources(warehouse: Warehouse) -> list[dict[str, Any]]:
     if not _has_table(warehouse, "ingestion_runs"):
         return []
     return warehouse.query(
-        f"select runs.source_name, runs.table_name, runs.error from {SCHEMA}.ingestion_runs as runs "
+        f"select runs.source_name, runs.table_name, runs.error, runs.run_id from {SCHEMA}.ingestion_runs as runs "
         f"inner join (select source_name, max(created_at) as latest from {SCHEMA}.ingestion_runs "
         "group by source_name) as latest "
         "on runs.source_name = latest.source_name and runs.created_at = latest.latest "

@@ -107,6 +107,9 @@ def test_a_later_freshness_check_or_another_run_s_failed_source_does_not_hide_an
     problems = {(p.kind, p.name, p.status) for p in alert.problems}
     assert ("test", "unique_orders_clean_order_id", "fail") in problems
     assert ("ingestion", "events.*", "error") in problems
+    # The alert's run id is the newest build's; the failed ingestion says its own.
+    (ingestion,) = [p for p in alert.problems if p.kind == "ingestion"]
+    assert ingestion.message == "boom (run run-ingest)"
 
     later = started + timedelta(seconds=1)
     record_ingestion_run(copy, IngestionRun("events", later, later, [TableLoad("events", 3)], run_id="run-fixed"))
