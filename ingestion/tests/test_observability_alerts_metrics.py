@@ -180,11 +180,12 @@ def test_a_retry_under_one_run_id_that_fixed_a_failure_is_not_alerted(warehouse_
 def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path):
     location = tmp_path / "warehouse.duckdb"
     started = datetime.now(UTC)
-    record_ingestion_run(location, IngestionRun("shop", started, started, status="error", error="unreachable"))
+    failed = IngestionRun("shop", started, started, status="error", error="unreachable", run_id="run-down")
+    record_ingestion_run(location, failed)
     with connected(location, read_only=True) as wh:
         alert = alert_for_latest_run(wh)
     assert alert is not None and alert.severity == "critical" and alert.invocation_id is None
-    assert [(p.name, p.message) for p in alert.problems] == [("shop.*", "unreachable")]
+    assert [(p.name, p.message) for p in alert.problems] == [("shop.*", "unreachable (run run-down)")]
 
 
 def test_a_webhook_that_fails_is_a_warning_not_a_crash(caplog):
