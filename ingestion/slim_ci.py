@@ -393,8 +393,8 @@ def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: 
 
 
 def first_dbt_error(log: Path, offset: int = 0) -> str | None:
-    """The first error dbt logged (after `offset` bytes of its log file), on one line: its `[error]` line and
-    the lines under it, e.g. "Compilation Error: Model 'model.harbor.x' depends on a node named 'y' which was
+    """The first error dbt logged (after `offset` bytes of its log file, in text or JSON lines), on one line: its
+    `[error]` line and the lines under it, e.g. "Compilation Error: Model 'model.harbor.x' depends on a node named 'y' which was
     not found"."""
     if not log.exists():
         return None
@@ -402,6 +402,15 @@ def first_dbt_error(log: Path, offset: int = 0) -> str | None:
         file.seek(offset)
         lines = file.read().splitlines()
     for i, line in enumerate(lines):
+        if line.startswith("{"):  # DBT_LOG_FORMAT=json: one event per line
+            try:
+                info = json.loads(line).get("info") or {}
+            except json.JSONDecodeError:
+                continue
+            if info.get("level") == "error" and info.get("msg"):
+                text = " ".join(part.strip() for part in str(info["msg"]).splitlines()[1:] or [info["msg"]])
+                return re.sub(r"\x1b\[[0-9;]*m", "", text)[:500] or None
+            continue
         if "[error]" in line:
             message = [line.split("]: ", 1)[-1].strip()]
             for following in lines[i + 1 : i + 6]:

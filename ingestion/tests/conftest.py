@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 import uuid
 from collections.abc import Iterator
@@ -14,6 +15,16 @@ import sqlalchemy as sa
 from ingestion.settings import PROJECT_DIR, Settings
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@pytest.fixture(autouse=True)
+def _environment_restored() -> Iterator[None]:
+    """`harbor` sets variables for the dbt it starts (HARBOR_RUN_ID, DBT_LOG_FORMAT=json with --json-logs): called
+    in-process by a test, they outlived it and changed the tests after it (dbt's log turned to JSON lines)."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture

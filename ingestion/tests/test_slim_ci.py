@@ -166,6 +166,24 @@ def test_a_project_that_does_not_compile_says_why_in_the_summary(pr):
     assert not freshness.ok and freshness.detail.startswith("could not run:") and "no_such_model" in freshness.detail
 
 
+def test_dbt_s_first_error_is_read_from_a_text_or_a_json_log(tmp_path):
+    message = "Compilation Error\n  Model 'model.harbor.x' depends on a node named 'y' which was not found"
+    text_log = tmp_path / "text.log"
+    text_log.write_text(
+        "\x1b[0m14:00:00.000001 [info ] [MainThread]: Running with dbt=1.11.16\n"
+        "\x1b[0m14:00:01.000001 [error] [MainThread]: Encountered an error:\n"
+        + message
+        + "\n\x1b[0m14:00:01.000002 [debug] [MainThread]: Command end result\n"
+    )
+    json_log = tmp_path / "json.log"
+    event = {"info": {"level": "error", "msg": f"Encountered an error:\n{message}"}}
+    json_log.write_text(json.dumps({"info": {"level": "info", "msg": "Running"}}) + "\n" + json.dumps(event) + "\n")
+    expected = "Compilation Error Model 'model.harbor.x' depends on a node named 'y' which was not found"
+    assert slim_ci.first_dbt_error(text_log) == expected
+    assert slim_ci.first_dbt_error(json_log) == expected
+    assert slim_ci.first_dbt_error(text_log, offset=text_log.stat().st_size) is None
+
+
 def test_changed_files_are_routed_to_the_right_linters():
     files = ["models/marts/fct_orders.sql", "macros/staging.sql", "ingestion/cli.py", "README.md", "tests/t.sql"]
     assert slim_ci.sql_to_lint(files) == ["models/marts/fct_orders.sql", "tests/t.sql"]
