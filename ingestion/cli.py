@@ -215,7 +215,7 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         print(
             f"docs:      {dbt_target_dir(settings.project_dir) / 'index.html'} (serve with `{_dbt_command(settings)} docs serve`)"
         )
-    _report(argparse.Namespace(output=None, days_back=7, warehouse=None), settings)
+    _report_and_alert(settings)
     return 0
 
 
@@ -290,7 +290,7 @@ def _report_what_failed(settings: Settings, build_exit_code: int | None = None) 
     """A failed demo run still writes the report and sends the alert, which say what failed; the run's own
     failure stays its exit status, so a report that cannot be written is only a warning here."""
     try:
-        _report(argparse.Namespace(output=None, days_back=7, warehouse=None, build_exit_code=build_exit_code), settings)
+        _report_and_alert(settings, build_exit_code=build_exit_code)
     except (ReportUnavailable, FileNotFoundError) as error:
         print(f"harbor: no report: {error}", file=sys.stderr)
 
@@ -457,25 +457,37 @@ def _record(settings: Settings, result: IngestResult) -> None:
 
 
 def _report(args: argparse.Namespace, settings: Settings) -> int:
+    _report_and_alert(settings, output=args.output, days_back=args.days_back, warehouse=args.warehouse)
+    return 0
+
+
+def _report_and_alert(
+    settings: Settings,
+    *,
+    output: str | None = None,
+    days_back: int = 7,
+    warehouse: str | None = None,
+    build_exit_code: int | None = None,
+) -> None:
+    """The report, the metrics beside it and the alert. `output`: a file, or a folder (`reports`, `new-folder/`).
+    `build_exit_code`: `demo run`'s build failed with it, perhaps before dbt recorded anything."""
     from ingestion.observability.alerts import FailedBuild, alert_for_latest_run, send_alert, unrecorded_build_message
     from ingestion.observability.metrics import write_metrics
     from ingestion.observability.report import ReportError, write_report  # elementary is a heavy import
     from ingestion.observability.warehouse import connected
 
-    output = Path(args.output) if args.output else settings.project_dir / "reports" / REPORT_FILE
-    # `--output reports` or `--output new-folder/`: a folder, for the report and the metrics beside it.
-    if output.is_dir() or str(args.output or "").endswith(("/", os.sep)):
-        output = output / REPORT_FILE
-    location = args.warehouse or _history_location(settings)
+    path = Path(output) if output else settings.project_dir / "reports" / REPORT_FILE
+    if path.is_dir() or (output or "").endswith(("/", os.sep)):
+        path = path / REPORT_FILE
+    location = warehouse or _history_location(settings)
     if "://" not in str(location) and not Path(location).exists():
         raise FileNotFoundError(f"no warehouse at {location}: `harbor ingest` and `harbor build` make one")
+    failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None
     try:
-        with connected(location, read_only=True) as warehouse:
-            report = write_report(warehouse, output.resolve(), days_back=args.days_back)
-            prom, dashboard = write_metrics(warehouse, output.resolve().parent)
-            build_exit_code = getattr(args, "build_exit_code", None)  # set by `demo run` after a failed build
-            failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None
-            alert = alert_for_latest_run(warehouse, report_url=report.path.as_uri(), failed_build=failed_build)
+        with connected(location, read_only=True) as history:
+            report = write_report(history, path.resolve(), days_back=days_back)
+            prom, dashboard = write_metrics(history, path.resolve().parent)
+            alert = alert_for_latest_run(history, report_url=report.path.as_uri(), failed_build=failed_build)
     except OSError as error:  # the report or metrics cannot be written where asked
         raise ReportUnavailable(f"cannot write the report: {error}") from error
     except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
@@ -490,12 +502,11 @@ def _report(args: argparse.Namespace, settings: Settings) -> int:
             hint = ""
         raise ReportUnavailable(f"cannot report on {shown_location(location)}: {first_line}{hint}") from error
     print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
-    if alert is not None and alert.invocation_id is None and failed_build is not None:
+    if failed_build is not None and alert is not None and alert.invocation_id is None:
         print(f"harbor: {unrecorded_build_message(failed_build.exit_code)}", file=sys.stderr)
     print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if alert is not None and send_alert(alert):
         print(f"alert:     {alert.severity} sent")
-    return 0
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -393,32 +393,32 @@ def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: 
 
 
 def first_dbt_error(log: Path, offset: int = 0) -> str | None:
-    """The first error dbt logged (after `offset` bytes of its log file, in text or JSON lines), on one line: its
-    `[error]` line and the lines under it, e.g. "Compilation Error: Model 'model.harbor.x' depends on a node named 'y' which was
-    not found"."""
+    """The first error dbt logged (after `offset` bytes of its log file, in text or JSON lines), on one line, e.g.
+    "Compilation Error Model 'model.harbor.x' depends on a node named 'y' which was not found"."""
     if not log.exists():
         return None
     with log.open(errors="replace") as file:
         file.seek(offset)
         lines = file.read().splitlines()
     for i, line in enumerate(lines):
-        if line.startswith("{"):  # DBT_LOG_FORMAT=json: one event per line
+        if line.startswith("{"):  # DBT_LOG_FORMAT=json: one event per line, the message whole
             try:
                 info = json.loads(line).get("info") or {}
             except json.JSONDecodeError:
                 continue
-            if info.get("level") == "error" and info.get("msg"):
-                text = " ".join(part.strip() for part in str(info["msg"]).splitlines()[1:] or [info["msg"]])
-                return re.sub(r"\x1b\[[0-9;]*m", "", text)[:500] or None
-            continue
-        if "[error]" in line:
-            message = [line.split("]: ", 1)[-1].strip()]
+            if info.get("level") != "error" or not info.get("msg"):
+                continue
+            message = str(info["msg"]).splitlines()
+        elif "[error]" in line:  # text: the `[error]` line and the untimestamped lines under it
+            message = [line.split("]: ", 1)[-1]]
             for following in lines[i + 1 : i + 6]:
-                if re.match(r"^(\x1b\[0m)?\d{2}:\d{2}:\d{2}", following):  # the next timestamped log line
+                if re.match(r"^(\x1b\[0m)?\d{2}:\d{2}:\d{2}", following):
                     break
-                message.append(following.strip())
-            text = " ".join(part for part in message if part and part != "Encountered an error:")
-            return re.sub(r"\x1b\[[0-9;]*m", "", text)[:500] or None
+                message.append(following)
+        else:
+            continue
+        text = " ".join(part.strip() for part in message if part.strip() not in ("", "Encountered an error:"))
+        return re.sub(r"\x1b\[[0-9;]*m", "", text)[:500] or None
     return None
 
 

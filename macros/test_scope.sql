@@ -11,8 +11,8 @@
     extracted since that run (a `dbt run` may have staged them untested), and a uniqueness test every row
     sharing a key with them. A test that never passed (or has no history), tests on snapshots,
     tests of whole-table properties (row counts, sums, distributions, recency, anomalies, a row-level test with
-    `mostly`, a count threshold `warn_if`/`error_if` or another `fail_calc`) and singular tests see every row; so does every test under the default scope `all`, and under
-    `dbt test` run on its own. -#}
+    `mostly`, a count threshold `warn_if`/`error_if` or another `fail_calc`) and singular tests see every row; so
+    does every test under the default scope `all`, and under `dbt test` run on its own. -#}
 {% macro get_where_subquery(relation) -%}
     {%- set conditions = [] -%}
     {%- set where = config.get('where', '') -%}
@@ -22,8 +22,10 @@
     {%- set stamp = harbor_changed_rows_stamp(relation) -%}
     {%- set not_staged = harbor_rows_not_staged_yet(relation) -%}
     {%- set history = harbor_test_history() if stamp or not_staged else {} -%}
-    {%- if stamp and history.passed_at -%}
-        {%- set since = stamp ~ ' > ' ~ dbt.cast("'" ~ history.passed_at ~ "'", api.Column.translate_type('timestamp')) -%}
+    {%- set passed_at = dbt.cast("'" ~ history.passed_at ~ "'", api.Column.translate_type('timestamp'))
+        if history.passed_at else none -%}
+    {%- if stamp and passed_at -%}
+        {%- set since = stamp ~ ' > ' ~ passed_at -%}
         {%- set column = model.test_metadata.kwargs.get('column_name') -%}
         {%- set key = graph.nodes[model.attached_node].config.get('unique_key') -%}
         {%- if model.test_metadata.name in ['unique', 'expect_column_values_to_be_unique'] and column != key -%}
@@ -36,8 +38,7 @@
     {%- if not_staged and history.last_status == 'pass' -%}
         {#- The loads this build stages, and the ones extracted since the test last passed: a `dbt run` may have
             staged those without testing them. -#}
-        {%- set new_rows = '((' ~ not_staged ~ ') or _extracted_at >= '
-            ~ dbt.cast("'" ~ history.passed_at ~ "'", api.Column.translate_type('timestamp')) ~ ')' -%}
+        {%- set new_rows = '((' ~ not_staged ~ ') or _extracted_at >= ' ~ passed_at ~ ')' -%}
         {%- set column = model.test_metadata.kwargs.get('column_name') -%}
         {%- if model.test_metadata.name in ['unique', 'expect_column_values_to_be_unique'] -%}
             {#- A new row may repeat the key of an old one: test every row with a key of the new rows. -#}

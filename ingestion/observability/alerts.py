@@ -73,13 +73,12 @@ def alert_for_latest_run(
     and for every source whose latest ingestion run failed, whichever run that was: a source that failed in one
     command and a build in the next (two run ids) is still news. None when there is neither. A `failed_build` that
     recorded nothing is the run's news in place of the builds before it."""
-    has_history = _has_table(warehouse, "dbt_invocations")
     invocations = (
         warehouse.query(
             f"select invocation_id, job_run_id from {SCHEMA}.dbt_invocations "
             f"where command in ({', '.join(repr(c) for c in BUILD_COMMANDS)}) order by run_started_at desc limit 1"
         )
-        if has_history
+        if _has_table(warehouse, "dbt_invocations")
         else []
     )
     if failed_build is not None and not (invocations and invocations[0]["job_run_id"] == failed_build.run_id):

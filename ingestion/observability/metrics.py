@@ -39,11 +39,8 @@ def to_prometheus(metrics: list[Metric]) -> str:
         lines += [f"# HELP {metric.name} {metric.help}", f"# TYPE {metric.name} {metric.kind}"]
         for labels, value in metric.samples:
             rendered = ",".join(f'{k}="{_escape(str(v))}"' for k, v in sorted(labels.items()))
-            lines.append(
-                f"{metric.name}{{{rendered}}} {_sample_value(value)}"
-                if rendered
-                else f"{metric.name} {_sample_value(value)}"
-            )
+            series = f"{metric.name}{{{rendered}}}" if rendered else metric.name
+            lines.append(f"{series} {_sample_value(value)}")
     return "\n".join(lines) + "\n"
 
 
