@@ -9,22 +9,33 @@ stays the size of the folder. Every line becomes one raw row carrying `_file_nam
 table is keyed on those two, so a replayed load package never duplicates a line, while the same `event_id`
 sent twice by the tracker (in two files) stays twice in raw: deduplication by `event_id` is staging's job,
 where late events are also handled.
-A line that is not UTF-8 or not JSON, or an event that fails `EVENT_SPEC`, goes to `raw_events._dead_letters`.
+A line that is not UTF-8 or not JSON (NaN and Infinity are not JSON), a line with a NUL character in a string
+(warehouses drop it), or an event that fails `EVENT_SPEC`, goes to `raw_events._dead_letters`. A file that vanishes
+between listing and reading (deleted, a broken symlink) is skipped with a warning and read when it comes back.
 """
 
 from __future__ import annotations
 
+import codecs
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlparse
 
 import dlt
+from dlt.common.storages.configuration import FilesystemConfiguration
 from dlt.sources import DltResource
 from dlt.sources.filesystem import filesystem
+from fsspec.implementations.local import LocalFileSystem
 
 from ingestion.demo.events import EVENT_TYPES
-from ingestion.sources.quarantine import Field, RecordSpec, Tally, dead_letter
+from ingestion.settings import ConfigError
+from ingestion.sources.quarantine import Field, InvalidRecord, RecordSpec, Tally, dead_letter
+
+log = logging.getLogger("harbor.ingestion.events")
 
 TABLE = "events"
 
@@ -63,11 +74,19 @@ def events_source(
         folder = Path(bucket_url).resolve()
         folder.mkdir(parents=True, exist_ok=True)
         bucket_url = folder.as_uri()
+    local = urlparse(bucket_url).scheme == "file"
+    if local:
+        _check_folder(bucket_url)
     stamp = extracted_at or datetime.now(UTC)
     counts = tally if tally is not None else Tally()
     # One page holding the whole listing (fsspec lists a bucket whole anyway): only then are the files no
     # longer listed known, to be forgotten.
-    files = filesystem(bucket_url=bucket_url, file_glob=file_glob, files_per_page=WHOLE_LISTING)
+    files = filesystem(
+        bucket_url=bucket_url,
+        file_glob=file_glob,
+        files_per_page=WHOLE_LISTING,
+        **({"credentials": ListingLocalFileSystem()} if local else {}),
+    )
 
     # Column hints go on a table variant, not the resource: the dead-letter variant would inherit them.
     @dlt.transformer(name=TABLE, write_disposition="merge", primary_key=("_file_name", "_line_number"))
@@ -77,42 +96,112 @@ def events_source(
         for file_item in listing:
             name = file_item["relative_path"]
             # Some filesystems (plain http) list no size; such a file is told apart by its modification time.
-            listed[name] = version = f"{file_item['modification_date'].isoformat()} {file_item.get('size_in_bytes')}"
+            version = f"{file_item['modification_date'].isoformat()} {file_item.get('size_in_bytes')}"
             if read.get(name) != version:
-                yield from _read_file(file_item, stamp, counts)
+                handle = _open(file_item)
+                if handle is None:  # vanished since the listing: not remembered, so read when it comes back
+                    continue
+                with handle:
+                    yield from _read_file(handle, name, stamp, counts)
+            listed[name] = version
         read.clear()
         read.update(listed)
 
     yield files | read_events
 
 
-def _read_file(file_item, extracted_at: datetime, tally: Tally) -> Iterator:
-    name = file_item["relative_path"]
+def _check_folder(bucket_url: str) -> None:
+    """A `file://` URL naming no folder is a wrong setting, as a plain path is (`ingestion.pipeline`): listed, it
+    would load nothing and look like a quiet day."""
+    folder = Path(FilesystemConfiguration.make_local_path(bucket_url))
+    if not folder.is_dir():
+        raise ConfigError(f"events: no folder {folder} (sources.events.bucket_url, SOURCES__EVENTS__BUCKET_URL)")
+
+
+class ListingLocalFileSystem(LocalFileSystem):
+    """The local filesystem for the events listing. dlt asks `info` of every path the glob matched; a path gone
+    since (a file deleted meanwhile, a broken symlink) raised FileNotFoundError and failed the whole source. Here
+    it is an entry of type "missing", which the listing leaves out, with a warning naming it.
+    Only for the listing: `exists` of this filesystem would say True of a missing path."""
+
+    def info(self, path, **kwargs):
+        try:
+            return super().info(path, **kwargs)
+        except FileNotFoundError as error:
+            log.warning("events: skipped %s: it vanished or is a broken link (%s); read when it is back", path, error)
+            return {"name": self._strip_protocol(path), "type": "missing", "size": None}
+
+
+def _open(file_item) -> IO[bytes] | None:
+    """The file opened, or None (with a warning) when it vanished since it was listed."""
+    try:
+        return file_item.open(mode="rb")
+    except FileNotFoundError as error:
+        log.warning(
+            "events: skipped %s: it vanished since it was listed (%s); read when it is back",
+            file_item["relative_path"],
+            error,
+        )
+        return None
+
+
+def _read_file(handle: IO[bytes], name: str, extracted_at: datetime, tally: Tally) -> Iterator:
     batch = []
-    with file_item.open(mode="rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            if not raw.strip():
-                continue
-            tally.extracted[TABLE] += 1
-            origin = f"{name}:{number}"
-            try:
-                line = raw.decode("utf-8").strip()
-                record = EVENT_SPEC.validate(json.loads(line))
-            # Unicode and JSON decoding errors and InvalidRecord are ValueErrors; JSON nested thousands deep is a
-            # RecursionError. Any of them escaping would fail the source on this line at every run.
-            except (ValueError, RecursionError) as error:
-                tally.quarantined[TABLE] += 1
-                yield dead_letter(
-                    TABLE, origin, _reason(error), _printable(raw), source="events", extracted_at=extracted_at
-                )
-                continue
-            record.update(_file_name=name, _line_number=number, _extracted_at=extracted_at, _source="events")
-            batch.append(record)
-            if len(batch) >= 10_000:
-                yield _with_columns(batch)
-                batch = []
+    for number, raw in enumerate(handle, start=1):
+        if number == 1 and raw.startswith(codecs.BOM_UTF8):  # a byte order mark some editors write, not data
+            raw = raw[len(codecs.BOM_UTF8) :]
+        if not raw.strip():
+            continue
+        tally.extracted[TABLE] += 1
+        origin = f"{name}:{number}"
+        try:
+            line = raw.decode("utf-8").strip()
+            record = EVENT_SPEC.validate(_checked(json.loads(line, parse_constant=NotJson), raw))
+        # Unicode and JSON decoding errors and InvalidRecord are ValueErrors; JSON nested thousands deep is a
+        # RecursionError. Any of them escaping would fail the source on this line at every run.
+        except (ValueError, RecursionError) as error:
+            tally.quarantined[TABLE] += 1
+            yield dead_letter(
+                TABLE, origin, _reason(error), _printable(raw), source="events", extracted_at=extracted_at
+            )
+            continue
+        record.update(_file_name=name, _line_number=number, _extracted_at=extracted_at, _source="events")
+        batch.append(record)
+        if len(batch) >= 10_000:
+            yield _with_columns(batch)
+            batch = []
     if batch:
         yield _with_columns(batch)
+
+
+class NotJson:
+    """What Python's json makes of NaN, Infinity and -Infinity (`parse_constant`): JSON has no such values, and a
+    float NaN in a new field loaded as no column at all. `_checked` quarantines the line naming the field."""
+
+    def __init__(self, constant: str) -> None:
+        self.constant = constant
+
+
+def _checked(record: Any, raw: bytes) -> Any:
+    """`record` unless a value in it (nested too) is NaN/Infinity or a string holding NUL, which warehouses strip:
+    loaded, `/a\\u0000b` became `/ab` without a word. InvalidRecord naming the field then."""
+    if b"\\u0000" not in raw and b"NaN" not in raw and b"Infinity" not in raw:  # the usual line: nothing to look for
+        return record
+    stack: list[tuple[str, Any]] = [(TABLE, record)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, NotJson):
+            raise InvalidRecord(f"{path}: {value.constant} is not a JSON value (JSON has no NaN or Infinity)")
+        if isinstance(value, str) and "\x00" in value:
+            raise InvalidRecord(f"{path}: text holds a NUL character (\\u0000), which a warehouse column cannot keep")
+        if isinstance(value, dict):
+            for key, child in value.items():
+                if "\x00" in key:
+                    raise InvalidRecord(f"{path}: field name {key!r} holds a NUL character (\\u0000)")
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{index}", child) for index, child in enumerate(value))
+    return record
 
 
 def _reason(error: ValueError | RecursionError) -> str:
@@ -126,8 +215,9 @@ def _reason(error: ValueError | RecursionError) -> str:
 
 
 def _printable(raw: bytes) -> str:
-    """The line as text, bytes that are not UTF-8 written as escapes (\\xff): the payload keeps every byte."""
-    return raw.decode("utf-8", errors="backslashreplace").strip()
+    """The line as text, bytes that are not UTF-8 written as escapes (\\xff), NUL as \\x00 (warehouses drop it):
+    the payload keeps every byte."""
+    return raw.decode("utf-8", errors="backslashreplace").replace("\x00", "\\x00").strip()
 
 
 def _with_columns(batch: list[dict]):

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import codecs
 import json
+import logging
 import os
 
 import duckdb
 import pytest
+from dlt.common.storages.fsspec_filesystem import FileItemDict
 
+from ingestion.cli import EXIT_BAD_CONFIG, ingest_sources
 from ingestion.demo.events import event_file_name, events_dir, write_events
 from ingestion.pipeline import ingest_events
 from ingestion.settings import ConfigError, Settings
@@ -220,3 +224,137 @@ def test_a_line_that_is_not_utf8_is_quarantined_with_its_bytes_escaped(settings)
     assert origin == "batch.jsonl:2" and reason.startswith("line is not UTF-8")
     assert '"e\\xff2"' in payload
     assert query(settings, "select event_id from raw_events.events") == [("e1",)]
+
+
+GOOD_EVENT = {"event_id": "e1", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+
+
+@pytest.fixture
+def harbor_logging_restored(monkeypatch):
+    """`ingest_sources` points the `harbor` logger at this test's stderr and stops it propagating: restored after."""
+    logger = logging.getLogger("harbor")
+    for attribute in ("handlers", "propagate", "level"):
+        value = getattr(logger, attribute)
+        monkeypatch.setattr(logger, attribute, list(value) if isinstance(value, list) else value)
+
+
+@pytest.mark.parametrize("as_url", [False, True], ids=["plain-path", "file-url"])
+def test_a_missing_folder_is_a_wrong_setting_as_a_path_or_a_file_url_and_an_empty_glob_is_not(
+    settings, tmp_path, monkeypatch, capsys, harbor_logging_restored, as_url
+):
+    """A `file://` URL to a missing folder loaded 0 rows with exit 0 (a plain path was refused): a mistyped folder
+    looked like a quiet day."""
+    missing = tmp_path / "evnets"
+    monkeypatch.setenv("SOURCES__EVENTS__BUCKET_URL", missing.as_uri() if as_url else str(missing))
+    assert ingest_sources(settings, ["events"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert f"source 'events' cannot run, a setting is wrong: events: no folder {missing} " in err
+    assert "SOURCES__EVENTS__BUCKET_URL" in err and not missing.exists()
+    # An existing folder with no file matching the glob is a quiet day.
+    missing.mkdir()
+    (missing / "notes.txt").write_text("not an event file\n")
+    assert ingest_sources(settings, ["events"]) == 0
+    assert ingest_events(settings, bucket_url=missing.as_uri()).tables["events"].extracted == 0
+
+
+def test_a_file_that_vanished_after_listing_or_is_a_broken_link_is_skipped_and_read_when_it_is_back(
+    settings, caplog, monkeypatch
+):
+    """A broken symlink, or a file deleted between listing and reading, failed the whole source ([Errno 2], exit 4)."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    parked = folder.parent / "parked"
+    parked.mkdir()
+    (folder / "a.jsonl").write_text(json.dumps(GOOD_EVENT) + "\n")
+    (parked / "b.jsonl").write_text(json.dumps({**GOOD_EVENT, "event_id": "b1"}) + "\n")
+    (folder / "b.jsonl").symlink_to(parked / "gone.jsonl")  # broken
+    (folder / "c.jsonl").write_text(json.dumps({**GOOD_EVENT, "event_id": "c1"}) + "\n")
+
+    opened = FileItemDict.open
+
+    def deleted_before_reading(file_item, *args, **kwargs):  # c.jsonl is listed, then deleted before it is read
+        if file_item["file_name"] == "c.jsonl":
+            (folder / "c.jsonl").rename(parked / "c.jsonl")
+        return opened(file_item, *args, **kwargs)
+
+    events_log = logging.getLogger("harbor.ingestion.events")
+    # Captured once, whatever an earlier test made of the `harbor` logger's handlers.
+    monkeypatch.setattr(events_log, "handlers", [caplog.handler])
+    monkeypatch.setattr(events_log, "propagate", False)
+    with monkeypatch.context() as patched:
+        patched.setattr(FileItemDict, "open", deleted_before_reading)
+        result = ingest_events(settings)
+    assert result.tables["events"].loaded == 1
+    assert query(settings, "select event_id from raw_events.events") == [("e1",)]
+    warnings = [r.getMessage() for r in caplog.records if r.name == "harbor.ingestion.events"]
+    assert len(warnings) == 2, warnings
+    assert f"skipped {folder / 'b.jsonl'}: it vanished or is a broken link" in warnings[0]
+    assert "skipped c.jsonl: it vanished since it was listed" in warnings[1]
+
+    # Neither was remembered as read: both load once they are back.
+    (folder / "b.jsonl").unlink()
+    (folder / "b.jsonl").symlink_to(parked / "b.jsonl")
+    (parked / "c.jsonl").rename(folder / "c.jsonl")
+    assert ingest_events(settings).tables["events"].loaded == 2
+    assert query(settings, "select event_id from raw_events.events order by 1") == [("b1",), ("c1",), ("e1",)]
+    assert ingest_events(settings).tables["events"].extracted == 0
+
+
+def test_a_byte_order_mark_at_the_start_of_a_file_is_not_data(settings):
+    """The first event of a file written with a UTF-8 BOM went to the dead letters ("Unexpected UTF-8 BOM")."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    lines = [json.dumps(GOOD_EVENT), json.dumps({**GOOD_EVENT, "event_id": "e2"})]
+    (folder / "bom.jsonl").write_bytes(codecs.BOM_UTF8 + "\n".join(lines).encode() + b"\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (2, 2, 0)
+    assert query(settings, "select _line_number, event_id from raw_events.events order by 1") == [(1, "e1"), (2, "e2")]
+
+
+def test_nul_characters_and_nan_or_infinity_are_quarantined_not_changed_silently(settings):
+    """`/a\\u0000b` loaded as `/ab` (warehouses drop NUL) and a new field holding NaN or Infinity loaded as no column
+    at all: values changed without a dead letter."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    lines = [
+        json.dumps(GOOD_EVENT),
+        json.dumps({**GOOD_EVENT, "event_id": "e2", "page_url": "/a\u0000b"}),
+        json.dumps({**GOOD_EVENT, "event_id": "e3", "attributes": {"tags": ["ok", "x\u0000"]}}),
+        json.dumps({**GOOD_EVENT, "event_id": "e4", "score": float("nan")}),
+        json.dumps({**GOOD_EVENT, "event_id": "e5", "attributes": {"ratio": float("inf")}}),
+        json.dumps({**GOOD_EVENT, "event_id": "e6", "customer_id": float("-inf")}),
+        json.dumps({**GOOD_EVENT, "event_id": "e7", "page_url": "/NaN/Infinity\\u0000", "score": 1.5}),
+    ]
+    (folder / "batch.jsonl").write_text("\n".join(lines) + "\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (7, 2, 5)
+    dead = query(settings, "select origin, reason, payload from raw_events._dead_letters order by origin")
+    assert [(origin, reason) for origin, reason, _ in dead] == [
+        (
+            "batch.jsonl:2",
+            "events.page_url: text holds a NUL character (\\u0000), which a warehouse column cannot keep",
+        ),
+        (
+            "batch.jsonl:3",
+            "events.attributes.tags.1: text holds a NUL character (\\u0000), which a warehouse column cannot keep",
+        ),
+        ("batch.jsonl:4", "events.score: NaN is not a JSON value (JSON has no NaN or Infinity)"),
+        ("batch.jsonl:5", "events.attributes.ratio: Infinity is not a JSON value (JSON has no NaN or Infinity)"),
+        ("batch.jsonl:6", "events.customer_id: -Infinity is not a JSON value (JSON has no NaN or Infinity)"),
+    ]
+    assert dead[0][2] == lines[1]  # the payload keeps the line as written
+    # A string that merely spells them (an escaped backslash before u0000) loads as sent.
+    assert query(settings, "select event_id, page_url, score from raw_events.events order by 1") == [
+        ("e1", None, None),
+        ("e7", "/NaN/Infinity\\u0000", 1.5),
+    ]
+
+
+def test_a_nul_byte_outside_a_string_is_kept_visible_in_the_dead_letter_payload(settings):
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    (folder / "batch.jsonl").write_bytes(json.dumps(GOOD_EVENT).encode() + b"\x00\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (1, 0, 1)
+    ((reason, payload),) = query(settings, "select reason, payload from raw_events._dead_letters")
+    assert reason.startswith("unparsable JSON line") and payload == json.dumps(GOOD_EVENT) + "\\x00"
