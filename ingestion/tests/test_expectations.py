@@ -30,22 +30,25 @@ def declared_expectations() -> set[str]:
     return names
 
 
-def build_integration_project(tmp_path: Path, env: dict[str, str]) -> Path:
-    target = tmp_path / "target"
+def run_integration_dbt(tmp_path: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     env = {
         **os.environ,
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
         "DBT_PROFILES_DIR": str(INTEGRATION_DIR),
-        "DBT_TARGET_PATH": str(target),
+        "DBT_TARGET_PATH": str(tmp_path / "target"),
         "DBT_LOG_PATH": str(tmp_path / "logs"),
         **env,
     }
     ensure_packages(Settings(INTEGRATION_DIR, tmp_path / "unused.duckdb", tmp_path, "sqlite:///unused"))
-    completed = subprocess.run(
-        [dbt_executable(), "build"], cwd=INTEGRATION_DIR, env=env, capture_output=True, text=True, check=False
+    return subprocess.run(
+        [dbt_executable(), *args], cwd=INTEGRATION_DIR, env=env, capture_output=True, text=True, check=False
     )
+
+
+def build_integration_project(tmp_path: Path, env: dict[str, str]) -> Path:
+    completed = run_integration_dbt(tmp_path, env, "build")
     assert completed.returncode == 0, completed.stdout[-4000:]
-    return target
+    return tmp_path / "target"
 
 
 @pytest.mark.parametrize("engine", ["duckdb", "postgres"])
@@ -72,3 +75,14 @@ def test_every_expectation_passes_on_good_data_and_fails_on_bad_data(tmp_path, e
     assert len(expectations) >= 46
     # Each expectation is shown both ways: at least one passing test and one expected failure.
     assert {name for name in expectations if seen[name] != {"pass", "warn"}} == set()
+
+
+def test_a_monotonic_expectation_without_sort_column_is_a_compile_error(tmp_path):
+    """Ordered by the value itself (upstream's fallback), increasing/decreasing would check nothing: the test errors
+    and says what it needs. The case sits in the integration project, enabled only by a var as it stops a build."""
+    env = {"EXPECTATIONS_TARGET": "duckdb", "EXPECTATIONS_DUCKDB": str(tmp_path / "expectations.duckdb")}
+    completed = run_integration_dbt(
+        tmp_path, env, "compile", "--select", "tag:expect_compile_error", "--vars", "{expect_compile_errors: true}"
+    )
+    assert completed.returncode != 0
+    assert "expect_column_values_to_be_increasing on tied_up needs sort_column" in completed.stdout

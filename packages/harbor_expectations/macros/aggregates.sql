@@ -95,10 +95,14 @@ where value_field is null
         report_unexpected=true) }}
 {% endtest %}
 
-{#- Values of the set missing from the column, and (report_unexpected) column values outside the set, null among
-    them as in dbt-expectations: a column holding null does not equal a set of values. -#}
+{#-
+    Values of the set missing from the column, and (report_unexpected) column values outside the set, null among
+    them as in dbt-expectations: a column holding null does not equal a set of values. The set's values are compared
+    with the column as in expect_column_values_to_be_in_set (quoted literals take the column's type, so a quoted
+    set works on a numeric column); the report shows every value as text.
+-#}
 {% macro expectation_distinct_set(model, column_name, value_set, quote_values, row_condition, report_unexpected) -%}
-    {%- set values = harbor_expectations.expectation_list(value_set) %}
+    {%- set text = dbt.type_string() %}
 with
 
 column_values as (
@@ -109,31 +113,29 @@ column_values as (
 
 ),
 
-set_values as (
-
-    {% for value in values -%}
-    select {{ harbor_expectations.expectation_sql_literal(value) if quote_values else value }} as value_field
-    {% if not loop.last %}union all{% endif %}
-    {% endfor %}
-
-),
-
 problems as (
 
+    {% for value in harbor_expectations.expectation_list(value_set) -%}
     select
-        value_field,
+        cast({{ harbor_expectations.expectation_value_sql(value, quote_values) }} as {{ text }}) as value_field,
         'missing' as problem
-    from set_values
-    where value_field not in (select value_field from column_values where value_field is not null)
-    {%- if report_unexpected %}
+    where not exists (
+        select 1 from column_values
+        where value_field = {{ harbor_expectations.expectation_value_sql(value, quote_values) }}
+    )
+    {%- if report_unexpected or not loop.last %}
 
     union all
 
+    {% endif -%}
+    {%- endfor %}
+    {%- if report_unexpected %}
     select
-        value_field,
+        cast(value_field as {{ text }}) as value_field,
         'unexpected' as problem
     from column_values
-    where value_field is null or value_field not in (select value_field from set_values)
+    where value_field is null
+        or value_field not in ({{ harbor_expectations.expectation_value_list(value_set, quote_values) }})
     {%- endif %}
 
 )

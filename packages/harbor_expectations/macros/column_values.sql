@@ -72,7 +72,18 @@
         '<') }}
 {% endtest %}
 
+{#-
+    Each value against the previous one in sort_column's order (within group_by). sort_column is required: upstream
+    falls back to ordering by the value itself, which makes every column "increasing" (ties aside) and every column
+    with two distinct values fail "decreasing", so the test would say nothing about the rows' order. Without it the
+    test errors when it runs (not at parse time, which would stop every other test too).
+-#}
 {% macro expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by, direction) -%}
+    {%- if not sort_column and execute -%}
+        {{ exceptions.raise_compiler_error("harbor_expectations: expect_column_values_to_be_"
+            ~ ('increasing' if direction == '>' else 'decreasing') ~ " on " ~ column_name
+            ~ " needs sort_column, the column that orders the rows (ordering by the value itself checks nothing)") }}
+    {%- endif -%}
     {%- set groups = harbor_expectations.expectation_list(group_by) -%}
     {%- set operator = direction if strictly else direction ~ '=' %}
 with
@@ -84,7 +95,7 @@ scoped as (
         {{ column }},
         {% endfor -%}
         {{ column_name }} as value_field,
-        {{ sort_column or column_name }} as sort_field
+        {{ sort_column }} as sort_field
     from {{ model }}
     where {{ column_name }} is not null
     {%- if row_condition %} and ({{ row_condition }}){% endif %}
@@ -127,10 +138,18 @@ where not (value_field {{ operator }} previous_value_field)
         'not ' ~ harbor_expectations.expectation_regex_match(column_name, regex, flags), row_condition, mostly) }}
 {% endtest %}
 
+{#-
+    LIKE patterns: `%` and `_` are wildcards and a backslash escapes them (`%\_%` holds a literal underscore). The
+    escape is spelled out, as PostgreSQL has it by default and DuckDB has none (a backslash would be a literal there).
+-#}
+{% macro expectation_like(column_name, like_pattern) -%}
+    {{ column_name }} like {{ harbor_expectations.expectation_sql_literal(like_pattern) }} escape '\'
+{%- endmacro %}
+
 {% test expect_column_values_to_match_like_pattern(model, column_name, like_pattern, row_condition=none,
         mostly=none) %}
-    {{ harbor_expectations.expectation_rows(model,
-        column_name ~ ' like ' ~ harbor_expectations.expectation_sql_literal(like_pattern), row_condition, mostly) }}
+    {{ harbor_expectations.expectation_rows(model, harbor_expectations.expectation_like(column_name, like_pattern),
+        row_condition, mostly) }}
 {% endtest %}
 
 {% test expect_column_value_lengths_to_equal(model, column_name, value, row_condition=none, mostly=none) %}
@@ -140,6 +159,5 @@ where not (value_field {{ operator }} previous_value_field)
 {% test expect_column_values_to_not_match_like_pattern(model, column_name, like_pattern, row_condition=none,
         mostly=none) %}
     {{ harbor_expectations.expectation_rows(model,
-        column_name ~ ' not like ' ~ harbor_expectations.expectation_sql_literal(like_pattern), row_condition,
-        mostly) }}
+        'not (' ~ harbor_expectations.expectation_like(column_name, like_pattern) ~ ')', row_condition, mostly) }}
 {% endtest %}

@@ -35,13 +35,19 @@ where abs(metric_value - metric_average) > {{ sigma_threshold }} * metric_stdev
 
 {#-
     Every `interval` x `date_part` period between test_start_date (inclusive) and test_end_date (exclusive) holds at
-    least one row; without them, the range is the data's own first to last period. `exclusion_condition` filters the
-    expected periods and may refer to them by `date_col`'s name or, as in dbt-expectations, as `date_<date_part>`.
+    least one row; without them, the range is the data's own first to last period. Both dates are truncated to the
+    date_part, as the data is: with date_part month, test_start_date 2024-01-15 checks January from its first day,
+    and test_end_date 2024-03-15 stops before March. At least the first period is always checked, so a range that
+    ends before it begins (test_start_date after the last row, or in the same period as test_end_date) fails when
+    that period has no rows, and a model without any dated row fails (upstream errors on an empty table).
+    `exclusion_condition` filters the expected periods and may refer to them by `date_col`'s name or, as in
+    dbt-expectations, as `date_<date_part>`.
 -#}
 {% test expect_row_values_to_have_data_for_every_n_datepart(model, date_col, date_part='day', interval=none,
         row_condition=none, exclusion_condition=none, test_start_date=none, test_end_date=none) %}
-    {%- set period_start = 'cast(' ~ dbt.date_trunc(date_part, date_col) ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
-    {%- set start_date, end_date = test_start_date, test_end_date -%}
+    {%- set timestamp = dbt.type_timestamp() -%}
+    {%- set period_start = 'cast(' ~ dbt.date_trunc(date_part, date_col) ~ ' as ' ~ timestamp ~ ')' -%}
+    {%- set start_date, end_date, end_inclusive = test_start_date, test_end_date, false -%}
     {%- if (start_date is none or end_date is none) and execute -%}
         {%- set bounds_query -%}
             select min({{ period_start }}), max({{ period_start }})
@@ -51,16 +57,27 @@ where abs(metric_value - metric_average) > {{ sigma_threshold }} * metric_stdev
         {%- set bounds = run_query(bounds_query).rows[0] -%}
         {%- set start_date = start_date or bounds[0] -%}
         {%- if end_date is none and bounds[1] is not none -%}
-            {%- set end_date = bounds[1] -%}
-            {%- set end_inclusive = true -%}
+            {%- set end_date, end_inclusive = bounds[1], true -%}
         {%- endif -%}
     {%- endif -%}
-    {%- set start_sql = 'cast(' ~ harbor_expectations.expectation_sql_literal(start_date or '1970-01-01') ~ ' as '
-        ~ dbt.type_timestamp() ~ ')' -%}
-    {%- set end_sql = 'cast(' ~ harbor_expectations.expectation_sql_literal(end_date or '1970-01-01') ~ ' as '
-        ~ dbt.type_timestamp() ~ ')' -%}
-    {%- if end_inclusive -%}
-        {%- set end_sql = dbt.dateadd(date_part, 1, end_sql) -%}
+    {%- if start_date is none and execute -%}
+        {#- No test_start_date and no dated row in scope: nothing to count from, and nothing to find. -#}
+        {{ harbor_expectations.expectation_check(false, 'no row of ' ~ model ~ ' has a ' ~ date_col
+            ~ ': no period holds data') }}
+    {%- else -%}
+    {%- set start_sql = 'cast(' ~ dbt.date_trunc(date_part, 'cast(' ~ harbor_expectations.expectation_sql_literal(
+        start_date or '1970-01-01') ~ ' as ' ~ timestamp ~ ')') ~ ' as ' ~ timestamp ~ ')' -%}
+    {%- set first_period_end = dbt.dateadd(date_part, 1, start_sql) -%}
+    {%- if end_date is none -%}
+        {%- set end_sql = first_period_end -%}
+    {%- else -%}
+        {%- set end_sql = 'cast(' ~ dbt.date_trunc(date_part, 'cast(' ~ harbor_expectations.expectation_sql_literal(
+            end_date) ~ ' as ' ~ timestamp ~ ')') ~ ' as ' ~ timestamp ~ ')' -%}
+        {%- if end_inclusive -%}
+            {%- set end_sql = dbt.dateadd(date_part, 1, end_sql) -%}
+        {%- endif -%}
+        {#- dbt.date_spine errors (PostgreSQL) or returns nothing (DuckDB) on an empty range. -#}
+        {%- set end_sql = 'greatest(' ~ end_sql ~ ', ' ~ first_period_end ~ ')' -%}
     {%- endif %}
 with
 
@@ -115,4 +132,5 @@ buckets as (
 
 select * from buckets
 where row_count = 0
+    {%- endif %}
 {% endtest %}

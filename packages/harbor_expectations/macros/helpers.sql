@@ -21,10 +21,18 @@
     '{{ value | string | replace("'", "''") }}'
 {%- endmacro %}
 
+{#-
+    One value of a value_set, as SQL: a quoted literal by default, which compares with a column of any type (the
+    engine gives the untyped literal the column's type), or, with quote_values false, the value as written.
+-#}
+{% macro expectation_value_sql(value, quote_values=true) -%}
+    {{ harbor_expectations.expectation_sql_literal(value) if quote_values else value | string }}
+{%- endmacro %}
+
 {% macro expectation_value_list(value_set, quote_values=true) -%}
     {%- set rendered = [] -%}
     {%- for value in harbor_expectations.expectation_list(value_set) -%}
-        {%- do rendered.append(harbor_expectations.expectation_sql_literal(value) if quote_values else value | string) -%}
+        {%- do rendered.append(harbor_expectations.expectation_value_sql(value, quote_values)) -%}
     {%- endfor -%}
     {{ rendered | join(', ') }}
 {%- endmacro %}
@@ -46,7 +54,10 @@
 {#-
     Row-wise expectations: rows where `condition` is false fail (a null condition, e.g. a null value in a range
     test, is not a failure, as upstream). `mostly` (Harbor's extension, as in Great Expectations) is the fraction of
-    in-scope rows that must pass: with mostly=0.99 the test returns its failing rows only when more than 1% fail.
+    rows that must pass among the in-scope rows whose condition is not null: as in Great Expectations, null values
+    count neither for nor against it (9 nulls and 1 bad value fail mostly=0.9), while a test whose condition is never
+    null (not_be_null, in_set) counts every row. With mostly=0.99 the test returns its failing rows only when more
+    than 1% of those rows fail.
 -#}
 {% macro expectation_rows(model, condition, row_condition=none, mostly=none) -%}
     {%- if mostly is not none and (mostly <= 0 or mostly > 1) -%}
@@ -74,15 +85,16 @@ select * from failing
 , tally as (
 
     select
-        (select count(*) from scoped) as scoped_rows,
-        (select count(*) from failing) as failing_rows
+        count(case when ({{ condition }}) is not null then 1 end) as counted_rows,
+        count(case when not ({{ condition }}) then 1 end) as failing_rows
+    from scoped
 
 )
 
 select failing.*
 from failing
 cross join tally
-where tally.scoped_rows - tally.failing_rows < {{ mostly }} * tally.scoped_rows
+where tally.counted_rows - tally.failing_rows < {{ mostly }} * tally.counted_rows
 {%- endif %}
 {%- endmacro %}
 
@@ -116,12 +128,32 @@ where {{ failure_condition }}
     {{ harbor_expectations.expectation_aggregate(model, expression, 'not ' ~ inside, group_by, row_condition) }}
 {%- endmacro %}
 
-{#- Column metadata, read when the test runs (at parse time there is no relation yet). -#}
+{#-
+    Column metadata, read when the test runs (at parse time there is no relation yet). With a `where:` test config,
+    dbt hands the test `(select * from <relation> where <where>) dbt_subquery`, a string: the relation is read back
+    from it (its quoted or bare database, schema and identifier).
+-#}
+{% macro expectation_relation(model) -%}
+    {%- if model is not string -%}
+        {{ return(model) }}
+    {%- endif -%}
+    {%- set found = modules.re.match('^\\(select \\* from (.+?) where ', model | trim, modules.re.IGNORECASE) -%}
+    {%- if found is none -%}
+        {{ exceptions.raise_compiler_error("harbor_expectations: cannot read a relation from " ~ model) }}
+    {%- endif -%}
+    {%- set parts = [] -%}
+    {%- for quoted, bare in modules.re.findall('"((?:[^"]|"")*)"|([^".\\s]+)', found.group(1)) -%}
+        {%- do parts.append(quoted | replace('""', '"') if quoted else bare) -%}
+    {%- endfor -%}
+    {%- set parts = [none] * (3 - parts | length) + parts -%}
+    {{ return(api.Relation.create(database=parts[-3], schema=parts[-2], identifier=parts[-1])) }}
+{%- endmacro %}
+
 {% macro expectation_columns(model) -%}
     {%- if not execute -%}
         {{ return([]) }}
     {%- endif -%}
-    {{ return(adapter.get_columns_in_relation(model)) }}
+    {{ return(adapter.get_columns_in_relation(harbor_expectations.expectation_relation(model))) }}
 {%- endmacro %}
 
 {% macro expectation_find_column(model, column_name) -%}
@@ -158,9 +190,28 @@ select cast({{ harbor_expectations.expectation_sql_literal(message) }} as {{ dbt
     {{ return(adapter.dispatch('expectation_regex_match', 'harbor_expectations')(column, regex, flags)) }}
 {%- endmacro %}
 
+{#-
+    PostgreSQL, made to read a regex as DuckDB's RE2 does:
+    - `\b` and `\B` (word boundary, not) are `\y` and `\Y` in PostgreSQL, where `\b` is a backspace. The escape is
+      translated wherever it stands, even inside brackets, where `[\b]` becomes an error as in RE2; an escaped
+      backslash and a b (`\\b`) is left alone.
+    - The embedded option `p` (partial newline-sensitive): `.` does not match a newline and `^`/`$` match only at the
+      ends of the value, as in RE2. One difference remains: a negated bracket expression such as `[^@]` does not
+      match a newline here and does in RE2.
+    - `flags` follow `p` among the embedded options (a later option wins, so `s` turns newline matching back on), and
+      options the regex starts with, e.g. `(?i)`, join them: PostgreSQL allows one such group, at the very start.
+-#}
 {% macro default__expectation_regex_match(column, regex, flags='') -%}
-    {#- PostgreSQL: flags become embedded options, e.g. (?i). -#}
-    ({{ column }} ~ {{ harbor_expectations.expectation_sql_literal(('(?' ~ flags ~ ')' if flags else '') ~ regex) }})
+    {#- A backslash and b or B, after no backslash or an even number of them (which are escaped backslashes). -#}
+    {%- set boundary = '(?<!\\\\)((?:\\\\\\\\)*)\\\\' -%}
+    {%- set regex = modules.re.sub(boundary ~ 'b', '\\g<1>\\\\y', regex) -%}
+    {%- set regex = modules.re.sub(boundary ~ 'B', '\\g<1>\\\\Y', regex) -%}
+    {%- set leading = modules.re.match('^\\(\\?([a-z]+)\\)', regex) -%}
+    {%- if leading -%}
+        {%- set flags = flags ~ leading.group(1) -%}
+        {%- set regex = regex[leading.end():] -%}
+    {%- endif -%}
+    ({{ column }} ~ {{ harbor_expectations.expectation_sql_literal('(?p' ~ flags ~ ')' ~ regex) }})
 {%- endmacro %}
 
 {% macro duckdb__expectation_regex_match(column, regex, flags='') -%}

@@ -2,9 +2,11 @@
     Recency. Beyond upstream, the comparison depends on the column's type, read from the relation when the test runs:
     - timestamp with time zone: compared in UTC, whatever the session's time zone;
     - timestamp without time zone: its values are wall-clock times in `timezone` (default UTC), converted to UTC;
-    - date: compared with the calendar date in `timezone` minus the interval, so yesterday's date is "within one day"
-      at any hour of today (a date cast to midnight would fail from the first minute after midnight).
+    - date: compared with the date of the current time in `timezone` minus the interval: yesterday's date is
+      "within one day" at any hour of today (a date cast to midnight would fail from the first minute after
+      midnight), but "within one hour" only during the first hour of today.
     As upstream, values in the future are left out: one wrongly future-dated row must not make stale data pass.
+    Without any row in scope the test fails, grouped or not: with group_by, one row with null groups reports it.
 -#}
 
 {% test expect_row_values_to_have_recent_data(model, column_name, datepart, interval, row_condition=none,
@@ -44,9 +46,9 @@
     {%- set zone = harbor_expectations.expectation_sql_literal(timezone) -%}
     {%- if kind == 'date' -%}
         {%- set value = column_name -%}
-        {%- set today = 'cast(' ~ harbor_expectations.expectation_now_in(timezone) ~ ' as date)' -%}
-        {%- set threshold = 'cast(' ~ dbt.dateadd(datepart, -1 * interval, today) ~ ' as date)' -%}
-        {%- set now = today -%}
+        {%- set now_in_zone = harbor_expectations.expectation_now_in(timezone) -%}
+        {%- set threshold = 'cast(' ~ dbt.dateadd(datepart, -1 * interval, now_in_zone) ~ ' as date)' -%}
+        {%- set now = 'cast(' ~ now_in_zone ~ ' as date)' -%}
     {%- else -%}
         {%- if kind == 'timestamptz' -%}
             {%- set value = '(' ~ column_name ~ ' at time zone ' ~ utc ~ ')' -%}
@@ -78,4 +80,17 @@ select
     {{ threshold }} as threshold_value
 from latest
 where latest_value is null or latest_value < {{ threshold }}
+{%- if groups %}
+
+{#- Grouped, an empty scope has no group at all, so no row above: it fails as the ungrouped test does. #}
+union all
+
+select
+    {% for column in groups -%}
+    null as {{ column }},
+    {% endfor -%}
+    null as latest_value,
+    {{ threshold }} as threshold_value
+where not exists (select 1 from latest)
+{%- endif %}
 {%- endmacro %}

@@ -53,11 +53,11 @@
 {% endtest %}
 
 {#-
-    One aggregate per group on each side, joined on the group columns by position; a group present on one side only
-    compares against null (or zero for counts). As in dbt-expectations: the compare side filters on `row_condition`
-    unless it has a `compare_row_condition`, and `tolerance_percent` is a fraction of the model side's value (and
-    replaces `tolerance`). Unlike it, a model value of 0 fails against any other value (upstream divides by zero,
-    gets null, and passes it).
+    One aggregate per group on each side, joined on the group columns by position (a null key matches a null key); a
+    group present on one side only compares against null (or zero for counts). As in dbt-expectations: the compare
+    side filters on `row_condition` unless it has a `compare_row_condition`, and `tolerance_percent` is a fraction
+    of the model side's value (and replaces `tolerance`). Unlike it, a model value of 0 fails against any other value
+    (upstream divides by zero, gets null, and passes it).
 -#}
 {% macro expectation_compare_tables(model, expression, compare_model, compare_expression, group_by=none,
         compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0, tolerance_percent=none,
@@ -99,23 +99,43 @@ compare_side as (
 
 ),
 
+{% if groups -%}
+{#-
+    Every group key found on either side, then each side's value joined to it: `is not distinct from` lets a null key
+    meet its counterpart, and PostgreSQL takes it in a left join, not in a full join.
+#}
+group_keys as (
+
+    select {% for column in groups %}group_key_{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %}
+    from model_side
+    union
+    select {% for column in groups %}group_key_{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %}
+    from compare_side
+
+),
+
+{% endif -%}
 joined as (
 
     select
         {% for column in groups -%}
-        coalesce(model_side.group_key_{{ loop.index }}, compare_side.group_key_{{ loop.index }}) as {{ column }},
+        group_keys.group_key_{{ loop.index }} as {{ column }},
         {% endfor -%}
         {{ value }} as expression_value,
         {{ compare_value }} as compare_expression_value
-    from model_side
     {% if groups -%}
-    full outer join compare_side
+    from group_keys
+    {%- for side in ['model_side', 'compare_side'] %}
+    left join {{ side }}
         on
         {%- for column in groups %}
-        {{ 'and ' if not loop.first }}model_side.group_key_{{ loop.index }} = compare_side.group_key_{{ loop.index }}
+        {{ 'and ' if not loop.first }}{{ side }}.group_key_{{ loop.index }}
+            is not distinct from group_keys.group_key_{{ loop.index }}
         {%- endfor %}
+    {%- endfor %}
     {%- else -%}
-    {#- Each side is one row; PostgreSQL refuses a full join on a constant condition. #}
+    {#- Each side is one row. #}
+    from model_side
     cross join compare_side
     {%- endif %}
 
