@@ -22,7 +22,7 @@ from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import ConfigError, Settings, shown_location
-from ingestion.transform import DbtFailed, dbt_executable, run_dbt
+from ingestion.transform import DbtFailed, dbt_executable, default_target, run_dbt
 
 SOURCES = tuple(INGESTERS)
 MAX_REPORT_DAYS = 36_500
@@ -210,7 +210,7 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
         raise DbtFailed(["build"], build_code)
     if not args.no_docs:
         run_dbt(settings, "docs", "generate")
-    print(f"warehouse: {settings.warehouse}")
+    print(f"warehouse: {shown_location(_history_location(settings))}")
     if not args.no_docs:
         print(
             f"docs:      {dbt_target_dir(settings.project_dir) / 'index.html'} (serve with `{_dbt_command(settings)} docs serve`)"
@@ -227,7 +227,7 @@ def _demo_dirty(args: argparse.Namespace, settings: Settings) -> int:
     from ingestion.demo.dirty import apply_dirt, check_dirt
     from ingestion.quality import load_outcomes
 
-    if os.environ.get("HARBOR_TARGET", "dev") not in ("dev", "ci"):
+    if default_target() not in ("dev", "ci"):
         raise ValueError("dirty mode plants its defects in a DuckDB warehouse: run it with HARBOR_TARGET=dev")
     if not settings.warehouse.exists():
         raise FileNotFoundError(f"no warehouse at {settings.warehouse}: `harbor demo run` makes one")
@@ -258,12 +258,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     """`dbt build` with the options given. On a DuckDB target the warehouse must exist: dbt would create an
     empty file and report every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project)."""
     options = args.dbt_args
-    target = os.environ.get("HARBOR_TARGET", "dev")
-    for i, option in enumerate(options):  # in order: dbt takes the last target given
-        if option in ("--target", "-t") and i + 1 < len(options):
-            target = options[i + 1]
-        elif option.startswith("--target="):
-            target = option.split("=", 1)[1]
+    target = _dbt_option(options, "--target", "-t") or default_target()
     if target in ("dev", "ci") and not settings.warehouse.exists():
         raise FileNotFoundError(
             f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "
@@ -271,10 +266,22 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
         )
     started = time.time()
     code = run_dbt(settings, "build", *options, check=False)
-    _print_quality(settings, since=started)
+    _print_quality(settings, since=started, target_path=_dbt_option(options, "--target-path"))
     if code != 0:
         raise DbtFailed(["build", *options], code)
     return 0
+
+
+def _dbt_option(options: list[str], *names: str) -> str | None:
+    """The value of a dbt option among `options` (`--name value` or `--name=value`), the last one given, as dbt
+    takes it; None when absent."""
+    value = None
+    for i, option in enumerate(options):
+        if option in names and i + 1 < len(options):
+            value = options[i + 1]
+        elif option.startswith("--") and option.split("=", 1)[0] in names and "=" in option:
+            value = option.split("=", 1)[1]
+    return value
 
 
 def _dbt_command(settings: Settings) -> str:
@@ -353,6 +360,13 @@ def ingest_sources(
         except Exception as error:
             log.warning(f"the run of {source!r} is not recorded in the warehouse: {error}", extra={"source": source})
     _print_summary(results, [source for source, *_ in failures])
+    if full_refresh and results:
+        # Staging and the incremental marts only ever add and replace keys: rows the new raw tables no longer
+        # have (another source database, say) stay there until they are rebuilt too.
+        print(
+            f"raw data of {', '.join(r.source for r in results)} replaced: rebuild with `harbor build --full-refresh`, "
+            "or staging and the marts keep rows the new load no longer has"
+        )
     for source, message, code in failures:
         closing = f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)"
         if json_logs:  # stderr stays JSON lines
@@ -408,10 +422,11 @@ def _print_summary(results: list[IngestResult], failed: Sequence[str] = ()) -> N
         print(f"  {source + '.*':<28} failed: nothing loaded, state unchanged (error on stderr)")
 
 
-def _print_quality(settings: Settings, since: float) -> None:
-    """The quality score of the build started at `since`. Printed even when the build failed: that is when the
-    score matters most; but not from an older build's results, when dbt stopped before running a node."""
-    target = dbt_target_dir(settings.project_dir)
+def _print_quality(settings: Settings, since: float, target_path: str | None = None) -> None:
+    """The quality score of the build started at `since`, from its artifacts (in `target_path` when the build was
+    given one). Printed even when the build failed: that is when the score matters most; but not from an older
+    build's results, when dbt stopped before running a node."""
+    target = settings.project_dir / target_path if target_path else dbt_target_dir(settings.project_dir)
     results = target / "run_results.json"
     if not results.exists() or results.stat().st_mtime < since:
         print("quality:   no score (dbt stopped before running any node; its log says why)")

@@ -6,6 +6,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 from ingestion.settings import Settings
@@ -22,12 +23,23 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+def default_target(env: Mapping[str, str] = os.environ) -> str:
+    """The dbt target when no --target is given: HARBOR_TARGET; without it `pg` when ingestion loads into
+    PostgreSQL (HARBOR_DESTINATION=postgres), so that ingestion and dbt meet in one warehouse; else `dev`."""
+    if env.get("HARBOR_TARGET"):
+        return env["HARBOR_TARGET"]
+    return "pg" if env.get("HARBOR_DESTINATION", "").lower() == "postgres" else "dev"
+
+
 def dbt_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     env.setdefault("DBT_PROFILES_DIR", str(settings.project_dir))
-    # PostgreSQL sessions in UTC, as the DuckDB targets set in profiles.yml (dbt-postgres has no such setting).
-    env.setdefault("PGTZ", "UTC")
+    env["HARBOR_TARGET"] = default_target(env)
+    # PostgreSQL sessions in UTC, as the DuckDB targets set in profiles.yml (dbt-postgres has no such setting):
+    # staging casts zoned timestamps to plain ones in the session's zone. A PGTZ of the caller's own would shift
+    # every date in the marts, so it is overridden (the on-run-start hook stops a session in another zone).
+    env["PGTZ"] = "UTC"
     env["HARBOR_WAREHOUSE"] = str(settings.warehouse)
     return env
 

@@ -51,3 +51,19 @@
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
+
+{#- on-run-start: stop a run whose sessions are not in UTC. Staging casts the sources' zoned timestamps to plain
+    ones in the session's zone; in another zone every time, and the days of the marts, would shift, with every
+    test passing. profiles.yml sets UTC on DuckDB; on PostgreSQL the session takes PGTZ (`harbor` sets it). -#}
+{% macro harbor_check_session_zone() -%}
+    {%- if execute and flags.WHICH in ('build', 'run', 'test', 'snapshot', 'seed') -%}
+        {%- set zone = run_query("select current_setting('TimeZone')").columns[0].values()[0] -%}
+        {%- if zone | upper not in ('UTC', 'ETC/UTC', 'UCT', 'ETC/UCT', 'GMT', 'ETC/GMT', 'ZULU', 'UNIVERSAL') -%}
+            {{ exceptions.raise_compiler_error(
+                "the " ~ target.type ~ " session's time zone is " ~ zone ~ ", not UTC: staging would shift every "
+                ~ "timestamp by its offset. Run dbt with PGTZ=UTC on PostgreSQL (`harbor build` does), or set "
+                ~ "TimeZone: UTC in the DuckDB profile's settings."
+            ) }}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}

@@ -129,12 +129,13 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
             ),
             Metric(
                 "harbor_dbt_rows_affected",
-                "Rows written per model in the latest dbt invocation.",
+                "Rows written per model in the latest dbt invocation (models whose adapter reports a count).",
                 "gauge",
                 [
                     ({**labels, "node": r["name"]}, r["rows_affected"])
                     for r in results
-                    if r["resource_type"] == "model" and r["rows_affected"] is not None
+                    # dbt-postgres reports -1 for a view ("unknown"); dbt-duckdb reports nothing at all
+                    if r["resource_type"] == "model" and r["rows_affected"] is not None and r["rows_affected"] >= 0
                 ],
             ),
             Metric(

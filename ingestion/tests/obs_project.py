@@ -22,6 +22,7 @@ flags:
 seeds:
   obs_it:
     +schema: raw
+on-run-start: "{{ harbor_schema_changes_ddl() }}"
 on-run-end: "{{ harbor_observability_on_run_end(results) }}"
 """
 
@@ -78,7 +79,9 @@ class ObsProject:
         )
 
 
-def make_project(root: Path, *, postgres_url: str | None = None, schema: str = "obs_it") -> ObsProject:
+def make_project(
+    root: Path, *, postgres_url: str | None = None, schema: str = "obs_it", threads: int = 1
+) -> ObsProject:
     root.mkdir(parents=True, exist_ok=True)
     (root / "dbt_project.yml").write_text(DBT_PROJECT)
     (root / "models").mkdir(exist_ok=True)
@@ -88,13 +91,13 @@ def make_project(root: Path, *, postgres_url: str | None = None, schema: str = "
     (root / "seeds" / "orders.csv").write_text(ORDERS_CSV)
     shutil.copytree(PROJECT_DIR / "macros", root / "macros", dirs_exist_ok=True)
     profile = {
-        "duckdb": f"type: duckdb\n      path: {root / 'warehouse.duckdb'}\n      schema: {schema}\n      threads: 1\n"
+        "duckdb": f"type: duckdb\n      path: {root / 'warehouse.duckdb'}\n      schema: {schema}\n      threads: {threads}\n"
     }
     if postgres_url:
         url = urlparse(postgres_url)
         profile["postgres"] = (
             f"type: postgres\n      host: {url.hostname}\n      port: {url.port}\n      user: {url.username}\n"
-            f"      password: ''\n      dbname: {url.path.lstrip('/')}\n      schema: {schema}\n      threads: 1\n"
+            f"      password: ''\n      dbname: {url.path.lstrip('/')}\n      schema: {schema}\n      threads: {threads}\n"
         )
     outputs = "".join(f"    {name}:\n      {body}" for name, body in profile.items())
     (root / "profiles.yml").write_text(f"obs_it:\n  target: duckdb\n  outputs:\n{outputs}")

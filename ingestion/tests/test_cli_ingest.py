@@ -110,6 +110,8 @@ def test_a_shop_moved_from_sqlite_to_postgresql_is_explained_and_a_full_refresh_
     err = capsys.readouterr().err
     assert "differ in time zone awareness" in err and "harbor ingest <source> --full-refresh" in err
     assert main(["ingest", "shop", "--full-refresh"]) == 0
+    # staging would keep the SQLite shop's keys beside the new ones: the dbt side needs a full rebuild too
+    assert "raw data of shop replaced: rebuild with `harbor build --full-refresh`" in capsys.readouterr().out
 
 
 def test_the_shop_url_can_come_from_dlt_s_secrets_toml(tmp_path):
@@ -199,7 +201,7 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
         ingestion.cli, "run_dbt", lambda settings, *args, check=True: handed.append(args) or next(exit_codes)
     )
     scored: list[float] = []  # the README: every build prints the quality score
-    monkeypatch.setattr(ingestion.cli, "_print_quality", lambda settings, since: scored.append(since))
+    monkeypatch.setattr(ingestion.cli, "_print_quality", lambda settings, since, target_path=None: scored.append(since))
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path / "mistyped.duckdb"))
     assert main(["build"]) == EXIT_BAD_CONFIG
     assert "no warehouse at" in capsys.readouterr().err and not (tmp_path / "mistyped.duckdb").exists()

@@ -301,6 +301,25 @@ def test_the_pass_ratio_leaves_skipped_tests_out_as_the_quality_score_does(wareh
     assert 'harbor_quality_pass_ratio{command="build",run_id="run-alerts"} 0.5' in text.splitlines()
 
 
+def test_a_row_count_the_adapter_does_not_know_is_no_sample(warehouse_with_a_failed_run, tmp_path):
+    """dbt-postgres records -1 rows for a view ("unknown"): exported, it read as a model that lost rows."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse_with_a_failed_run, copy)
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "update observability.dbt_run_results set rows_affected = -1 "
+            "where resource_type = 'model' and name = 'orders_clean'"
+        )
+        conn.execute(
+            "insert into observability.dbt_run_results (unique_id, invocation_id, name, resource_type, status, "
+            "rows_affected) select unique_id || '_copy', invocation_id, name || '_copy', resource_type, status, 7 "
+            "from observability.dbt_run_results where resource_type = 'model' and name = 'orders_clean'"
+        )
+    with connected(copy, read_only=True) as wh:
+        rows = [line for line in to_prometheus(collect_metrics(wh)).splitlines() if "rows_affected{" in line]
+    assert rows and all(line.endswith(" 7") and 'node="orders_clean_copy"' in line for line in rows)
+
+
 def test_json_logs_carry_the_run_id(monkeypatch):
     monkeypatch.setenv("HARBOR_RUN_ID", "run-logs")
     stream = io.StringIO()

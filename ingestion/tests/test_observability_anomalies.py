@@ -191,3 +191,24 @@ def test_anomaly_tests_flag_planted_anomalies_and_stay_quiet_otherwise(tmp_path)
     assert changes(1) == {("column_added", "email", None, text)}
     assert changes(3) == {("type_changed", "id", "integer", text)}
     assert changes(4) == {("column_removed", "email", text, None)}
+
+
+def test_schema_changes_tests_running_at_once_on_postgres_find_their_baseline_table(tmp_path, postgres_url):
+    """The baseline table is created once before the tests run: created by each test, two running at once on
+    PostgreSQL both tried, and one failed on the catalog's unique index (most runs, with four threads)."""
+    project = make_project(tmp_path / "project", postgres_url=postgres_url, threads=4)
+    models = project.path / "models"
+    for copy in range(4):
+        (models / f"orders_copy_{copy}.sql").write_text("select * from {{ ref('orders') }}\n")
+    (models / "_copies.yml").write_text(
+        "version: 2\nmodels:\n"
+        + "".join(f"  - name: orders_copy_{copy}\n    data_tests: [schema_changes]\n" for copy in range(4))
+    )
+    assert project.dbt("seed").returncode == 0
+    assert project.dbt("run").returncode == 0
+    for _ in range(3):
+        with connected(postgres_url) as wh:
+            wh.execute("drop schema if exists observability cascade")
+        tested = project.dbt("test", "--select", "test_name:schema_changes")
+        assert tested.returncode == 0, tested.stdout[-3000:]
+        assert tested.stdout.count("PASS schema_changes_orders_copy_") == 4

@@ -286,6 +286,28 @@
 
 
 {#-
+    The schema_changes tests' baseline table, created by the on-run-start hook of the commands that run tests: in
+    each test, two tests running at once on PostgreSQL both tried to create it, and one failed on the catalog's
+    unique index.
+-#}
+{% macro harbor_schema_changes_ddl() -%}
+    {%- if execute and flags.WHICH in ('test', 'build') -%}
+        {%- set schema = harbor_observability_schema() -%}
+        {%- do run_query(
+            'create schema if not exists ' ~ schema ~ ';\n'
+            ~ 'create table if not exists ' ~ schema ~ '.schema_columns_snapshot '
+            ~ '(full_table_name text, column_name text, data_type text, detected_at timestamp)'
+        ) -%}
+        {#- dbt-duckdb runs the hook in a transaction it rolls back at the end (the table was gone); on PostgreSQL
+            the statement has committed already, and a commit would find no transaction. -#}
+        {%- if target.type == 'duckdb' -%}
+            {%- do adapter.commit() -%}
+        {%- endif -%}
+    {%- endif -%}
+{%- endmacro %}
+
+
+{#-
     Columns added, removed or retyped since the last time this test ran on the model. The test keeps its
     baseline in observability.schema_columns_snapshot (written only by `dbt test` / `dbt build`), so a change
     fails once and the next run compares against the new shape, as Elementary's schema_changes does.
@@ -299,11 +321,6 @@
         {%- for column in adapter.get_columns_in_relation(model) -%}
             {%- do current.update({column.name | lower: column.data_type | lower}) -%}
         {%- endfor -%}
-        {%- do run_query(
-            'create schema if not exists ' ~ schema ~ ';\n'
-            ~ 'create table if not exists ' ~ schema ~ '.schema_columns_snapshot '
-            ~ '(full_table_name text, column_name text, data_type text, detected_at timestamp)'
-        ) -%}
         {%- set baseline_rows = run_query(
             'select column_name, data_type from ' ~ schema ~ '.schema_columns_snapshot '
             ~ 'where full_table_name = ' ~ harbor_obs_lit(table_key) ~ ' and detected_at = ('
