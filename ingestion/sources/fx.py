@@ -4,16 +4,20 @@ Incremental on the records' `updated_at`, sent back to the API as `updated_since
 state that commits with the load); merged on (currency_code, rate_date), so a revised rate replaces the old
 one. The HTTP session retries 429/5xx/timeouts/dropped connections/truncated pages with jittered exponential
 backoff and honours Retry-After (see `ingestion.sources.http`). Records failing `RATE_SPEC` go to
-`raw_fx._dead_letters` with the page they came from.
+`raw_fx._dead_letters` with the page they came from. A URL that is none (`not-a-url`) or that the API answers 404
+for is a wrong `base_url` or `endpoint_path`: ConfigError (exit 2), not a failed load.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from urllib.parse import urlsplit, urlunsplit
 
 import dlt
+import requests
 from dlt.sources import DltResource
+from dlt.sources.helpers.rest_client.utils import join_url
 from dlt.sources.rest_api import rest_api_source
 
 from ingestion.settings import ConfigError, non_negative_number
@@ -47,6 +51,7 @@ def fx_source(
 ) -> Iterator[DltResource]:
     if not isinstance(page_size, int) or page_size < 1:
         raise ConfigError(f"fx: page_size must be a whole number, 1 or more, not {page_size!r}")
+    _check_endpoint_url(base_url, endpoint_path)
     current_page = {"url": "?"}
 
     def remember_page(response, *args, **kwargs):
@@ -81,9 +86,13 @@ def fx_source(
                             "lag": non_negative_number(lag_seconds, "fx: lag_seconds (seconds)"),
                             # a record without a cursor is not dropped here: validation quarantines it
                             "on_cursor_value_missing": "include",
+                            # No deduplication of the records at the cursor's last value: dlt remembers them by
+                            # primary key, so with `lag_seconds = 0` a rate revised again without a new
+                            # `updated_at` was skipped for good. They are read again, and the merge replaces them.
+                            "primary_key": (),
                         },
                     },
-                    "response_actions": [remember_page],
+                    "response_actions": [remember_page, _refuse_missing_endpoint],
                 },
             }
         ],
@@ -107,3 +116,35 @@ def _initial_value(text: str) -> datetime:
     except ValueError:
         raise ConfigError(f"fx: initial_value must be an ISO timestamp, not {text!r}") from None
     return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+URL_SETTINGS = "sources.fx.base_url (SOURCES__FX__BASE_URL) and sources.fx.endpoint_path (SOURCES__FX__ENDPOINT_PATH)"
+
+
+def _check_endpoint_url(base_url: str, endpoint_path: str) -> None:
+    """ConfigError unless the endpoint, as dlt's REST client joins it, is an http(s) URL with a host: `not-a-url`
+    failed the first request with requests' InvalidURL, a failed load (exit 4) instead of a wrong setting."""
+    url = endpoint_path if urlsplit(endpoint_path).scheme in ("http", "https") else join_url(base_url, endpoint_path)
+    problem = None
+    if urlsplit(url).scheme not in ("http", "https"):
+        problem = "not an http(s) URL"
+    else:
+        try:
+            requests.PreparedRequest().prepare_url(url, None)
+        except requests.exceptions.RequestException as error:  # InvalidURL, MissingSchema: no host, a bad port
+            problem = f"not a valid URL ({error})"
+    if problem:
+        raise ConfigError(
+            f"fx: the API endpoint {url!r} ({base_url=}, {endpoint_path=}) is {problem}; check {URL_SETTINGS}"
+        )
+
+
+def _refuse_missing_endpoint(response: requests.Response, *args, **kwargs) -> requests.Response:
+    """A 404 from the configured endpoint is a wrong base URL or endpoint path, not an outage (5xx and timeouts are
+    retried, `ingestion.sources.http`) nor a failed load: ConfigError naming the settings and the URL."""
+    if response.status_code == 404:
+        parts = urlsplit(response.url)
+        # without the query (the paging parameters) or a user and password
+        url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
+        raise ConfigError(f"fx: the API answered 404 Not Found for {url}; check {URL_SETTINGS}")
+    return response

@@ -24,6 +24,14 @@ from dlt.sources import DltResource
 
 from ingestion.duckdb_extensions import load_postgres_scanner, sql_string
 
+# A column the scanner (and the shop source's SQLAlchemy readers) add to a batch: why the row cannot load as it is
+# (a value no warehouse column of its type holds exactly), null for a good row. The shop source sends the rows
+# where it is set to the dead letters and drops the column.
+INVALID = "_harbor_invalid"
+# The widest decimal DuckDB (and dlt) hold exactly; `numeric` without a precision gets this scale, dlt's default.
+MAX_DECIMAL_PRECISION = 38
+DEFAULT_DECIMAL_SCALE = 9
+
 
 class ScannerSession:
     """DuckDB with the scanner loaded and the source database attached, shared by the table readers of one
@@ -75,23 +83,68 @@ def scanner_table(
     cursor: dlt.sources.incremental[Any] | None,
     write_disposition: str,
     batch_rows: int,
+    columns: list[dict] | None = None,
 ) -> DltResource:
     """A dlt resource yielding `schema.table` as Arrow tables of `batch_rows` rows, read through `session`.
 
     With a cursor, only rows at or after dlt's start value (already moved back by the lag) are read, and the
     filter runs inside PostgreSQL so unchanged rows never cross the wire; rows whose cursor is null are read
     too, for the shop source to quarantine. Tables are read in parallel: DuckDB releases the GIL while it scans.
+    `columns` (SQLAlchemy's reflection of the table) says which columns need a cast to stay exact
+    (`select_list`).
     """
     reader = _read_changed if cursor is not None else _read_all
     resource = dlt.resource(reader, name=table, write_disposition=write_disposition, primary_key=primary_key)
-    arguments = {"cursor": cursor} if cursor is not None else {}
+    arguments: dict[str, Any] = {"select": select_list(table, columns or [])}
+    if cursor is not None:
+        arguments["cursor"] = cursor
     # Parallelized once bound: dlt's `parallelized=True` wraps the unbound function, and binding the arguments
     # replaces that wrapper, so every table would be read on the main thread one after another.
     return resource(session, schema, table, batch_rows, **arguments).parallelize()
 
 
-def _read_all(session: Any, schema: str, table: str, batch_rows: int) -> Iterator[pa.Table]:
-    yield from _scan(session, f"select * from {_quoted(schema)}.{_quoted(table)}", batch_rows)
+def select_list(table: str, columns: list[dict]) -> str:
+    """What to select from `table`: `*` unless a column would not stay exact through the scanner, which reads
+    `numeric` without a precision, or wider than 38 digits, as DOUBLE (12345678901234567.89 came back as
+    ...567.68), and `time with time zone` as a time without its offset. Then every column by name, such a numeric
+    cast in PostgreSQL to DECIMAL(38, its scale or 9) when it fits exactly, else null with the reason in INVALID
+    (the row goes to the dead letters); a timetz as its text ('09:30:00+02')."""
+    selected, reasons, exact = [], [], True
+    for column in columns:
+        name, kind = column["name"], column["type"]
+        quoted = _quoted(name)
+        if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and _needs_a_cast(kind):
+            declared = DEFAULT_DECIMAL_SCALE if kind.precision is None else (kind.scale or 0)
+            scale = max(0, min(declared, MAX_DECIMAL_PRECISION))
+            target = f"numeric({MAX_DECIMAL_PRECISION}, {scale})"
+            fits = f"(abs({quoted}) < 1e{MAX_DECIMAL_PRECISION - scale} and {quoted} = round({quoted}, {scale}))"
+            selected.append(f"(case when {fits} then {quoted} end)::{target} as {quoted}")
+            prefix = sql_string(f"{table}.{name}: ")
+            suffix = sql_string(
+                f" does not fit DECIMAL({MAX_DECIMAL_PRECISION}, {scale}) exactly, the widest decimal the warehouse "
+                f"holds (the source column is {kind}: give it a precision and scale that fit, or round the value)"
+            )
+            reasons.append(
+                f"case when {quoted} is not null and not {fits} then '{prefix}' || {quoted}::text || '{suffix}' end"
+            )
+            exact = False
+        elif isinstance(kind, sa.Time) and kind.timezone:
+            selected.append(f"{quoted}::text as {quoted}")
+            exact = False
+        else:
+            selected.append(quoted)
+    if exact:
+        return "*"
+    invalid = f"nullif(concat_ws('; ', {', '.join(reasons)}), '')" if reasons else "null::text"
+    return ", ".join([*selected, f"{invalid} as {_quoted(INVALID)}"])
+
+
+def _needs_a_cast(kind: sa.Numeric) -> bool:
+    return kind.precision is None or kind.precision > MAX_DECIMAL_PRECISION
+
+
+def _read_all(session: Any, schema: str, table: str, batch_rows: int, select: str = "*") -> Iterator[pa.Table]:
+    yield from _scan(session, f"select {select} from {_quoted(schema)}.{_quoted(table)}", batch_rows)
 
 
 def _read_changed(
@@ -99,10 +152,11 @@ def _read_changed(
     schema: str,
     table: str,
     batch_rows: int,
+    select: str = "*",
     # dlt finds the incremental through the signature's default; the caller passes the configured one.
     cursor: dlt.sources.incremental[Any] = dlt.sources.incremental("updated_at"),  # noqa: B008
 ) -> Iterator[pa.Table]:
-    query = f"select * from {_quoted(schema)}.{_quoted(table)}"
+    query = f"select {select} from {_quoted(schema)}.{_quoted(table)}"
     if cursor.start_value is not None:
         column = _quoted(cursor.cursor_path)
         start_value = cursor.start_value

@@ -31,16 +31,20 @@ contract `data_type: freeze`) with an error naming the table and column, before 
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
 
 import dlt
 import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.common.exceptions import DltException
+from dlt.common.schema.exceptions import DataValidationError
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
@@ -48,8 +52,14 @@ from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.settings import ConfigError, non_negative_number
 from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
-from ingestion.sources.postgres_scan import ScannerSession, scanner_table
-from ingestion.sources.quarantine import FUTURE_TOLERANCE, Tally, dead_letter, own_dead_letter_columns
+from ingestion.sources.postgres_scan import INVALID, ScannerSession, scanner_table
+from ingestion.sources.quarantine import (
+    COLUMN_NAMING,
+    FUTURE_TOLERANCE,
+    Tally,
+    dead_letter,
+    own_dead_letter_columns,
+)
 
 log = logging.getLogger("harbor.ingestion.shop")
 
@@ -57,6 +67,9 @@ DEFAULT_CURSOR = "updated_at"
 DEFAULT_LAG_SECONDS = 3600
 ALL_TABLES = "*"
 BACKENDS = ("auto", "duckdb", "connectorx", "pyarrow", "sqlalchemy")
+TABLE_OPTION_KEYS = ("primary_key", "cursor_column", "lag_seconds")
+# The contract every shop table is loaded under: new tables and columns evolve, a changed type stops the load.
+SCHEMA_CONTRACT = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
 
 
 class SourceConfigError(ConfigError):
@@ -69,8 +82,8 @@ def shop_source(
     schema: str | None = None,
     table_names: Sequence[str] = SHOP_TABLES,
     cursor_column: str = DEFAULT_CURSOR,
-    lag_seconds: int = DEFAULT_LAG_SECONDS,
-    table_options: Mapping[str, Mapping] | None = None,
+    lag_seconds: str = str(DEFAULT_LAG_SECONDS),  # any number; text, so that a wrong value is named below
+    table_options: Mapping[str, Any] | None = None,
     backend: str = "auto",
     chunk_size: int = 50_000,
     extracted_at: datetime | None = None,
@@ -92,12 +105,21 @@ def shop_source(
     if backend == "duckdb" and engine.dialect.name != "postgresql":
         raise SourceConfigError(f"shop: backend 'duckdb' reads PostgreSQL only, not {engine.dialect.name}")
     where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
+    _refuse_a_missing_sqlite_file(engine.url)
     wait_for_database(engine, where)
     inspector = sa.inspect(engine)
     stamp = extracted_at or datetime.now(UTC)
     add_metadata = metadata_adder("shop", stamp)
     tally = tally if tally is not None else Tally()
-    options = {name: dict(value) for name, value in (table_options or {}).items()}
+    options = _table_options(table_options)
+    if not isinstance(cursor_column, str):
+        raise SourceConfigError(
+            f"shop: cursor_column (sources.shop.cursor_column, SOURCES__SHOP__CURSOR_COLUMN) must be a column name "
+            f"or '', not {cursor_column!r}"
+        )
+    default_lag = non_negative_number(
+        lag_seconds, "shop: lag_seconds (sources.shop.lag_seconds, SOURCES__SHOP__LAG_SECONDS)"
+    )
     if isinstance(table_names, str):
         table_names = [table_names]
     if list(table_names) == [ALL_TABLES]:
@@ -105,11 +127,29 @@ def shop_source(
     unknown = sorted(set(options) - set(table_names))
     if unknown:
         raise SourceConfigError(f"shop: table_options for {', '.join(unknown)}, which are not among the loaded tables")
-    loaded_before = _tables_with_a_cursor()
-    scanner = ScannerSession(engine.url) if backend == "duckdb" else None
+    reflected_tables: dict[str, list[dict]] = {}
     for table in table_names:
         if not inspector.has_table(table, schema=schema):
             raise SourceConfigError(f"shop: table {table!r} not found in {where}")
+        reflected_tables[table] = inspector.get_columns(table, schema=schema)
+    # A mistyped cursor_column would find no table to follow, and every table would quietly reload in full. The
+    # default is exempt: a database without `updated_at` anywhere (TPC-H) reloads in full by design.
+    following = [t for t in table_names if "cursor_column" not in options.get(t, {})]
+    if (
+        cursor_column
+        and cursor_column != DEFAULT_CURSOR
+        and following
+        and not any(cursor_column in {c["name"] for c in reflected_tables[t]} for t in following)
+    ):
+        raise SourceConfigError(
+            f"shop: cursor_column {cursor_column!r} (sources.shop.cursor_column, SOURCES__SHOP__CURSOR_COLUMN) is a "
+            f"column of none of the tables {', '.join(following)}; name a column they have, or set it to '' to "
+            "reload every table in full"
+        )
+    loaded_before = _tables_with_a_cursor()
+    raw_tables = _raw_columns()
+    scanner = ScannerSession(engine.url) if backend == "duckdb" else None
+    for table in table_names:
         table_option = options.get(table, {})
         configured_key = table_option.get("primary_key") or []
         if isinstance(configured_key, str):  # one column, written without a list
@@ -122,7 +162,7 @@ def shop_source(
                 f"shop: table {table!r} has no primary key in {where}; "
                 f"configure sources.shop.table_options.{table}.primary_key"
             )
-        reflected = inspector.get_columns(table, schema=schema)
+        reflected = reflected_tables[table]
         columns = {c["name"] for c in reflected}
         missing = sorted(set(primary_key) - columns)
         if missing:
@@ -130,13 +170,29 @@ def shop_source(
         cursor = table_option.get("cursor_column", cursor_column if cursor_column in columns else "")
         if cursor and cursor not in columns:
             raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
-        # Whole seconds, rounded down.
-        lag = int(
-            non_negative_number(table_option.get("lag_seconds", lag_seconds), f"shop: lag_seconds of table {table!r}")
+        lag = default_lag
+        if "lag_seconds" in table_option:
+            lag = non_negative_number(
+                table_option["lag_seconds"],
+                f"shop: lag_seconds of table {table!r} (sources.shop.table_options.{table}.lag_seconds)",
+            )
+        cursor_type = next((c["type"] for c in reflected if c["name"] == cursor), None)
+        lag = incremental_lag(
+            lag, is_date=isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime)
         )
         required = [*primary_key, *([cursor] if cursor else [])]
-        # rows without a cursor are quarantined by the step below rather than failing the table
-        incremental = dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include") if cursor else None
+        raw = raw_tables.get(table) if raw_tables is not None else None
+        not_null = _not_null_columns(reflected, required, raw)
+        # Rows without a cursor are quarantined by the step below rather than failing the table. `primary_key=()`
+        # turns off dlt's deduplication of the rows at the cursor's last value: it remembers them by primary key,
+        # so with `lag_seconds = 0` a row changed again without a new cursor value (a status fixed in the same
+        # second) was skipped for good. They are read again instead and the merge on the key replaces them (with a
+        # lag dlt already reads the window again and deduplicates nothing).
+        incremental = (
+            dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include", primary_key=())
+            if cursor
+            else None
+        )
         first_load = loaded_before is not None and table not in loaded_before
         write_disposition = "merge" if cursor and not first_load else "replace"
         if backend == "duckdb":
@@ -148,6 +204,7 @@ def shop_source(
                 cursor=incremental,
                 write_disposition=write_disposition,
                 batch_rows=chunk_size,
+                columns=reflected,
             )
         else:
             resource = sql_table(
@@ -158,14 +215,15 @@ def shop_source(
                 backend_kwargs=_backend_kwargs(engine, backend, chunk_size),
                 chunk_size=chunk_size,
                 reflection_level="full_with_precision",
-                table_adapter_callback=_nullable_except(required),
+                table_adapter_callback=_nullable_except(not_null),
+                query_adapter_callback=None if backend == "connectorx" else _checking_values(table),
                 incremental=incremental,
                 write_disposition=write_disposition,
                 primary_key=primary_key,
             )
         own_dead_letter_columns(resource)
         # New columns evolve freely; a changed type stops the load instead of corrupting raw.
-        resource.apply_hints(schema_contract={"tables": "evolve", "columns": "evolve", "data_type": "freeze"})
+        resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
         if backend == "connectorx":
             resource.add_map(_decimal_caster(reflected))
         # Right after the reader, before the incremental step: a row held back must not move the cursor. Not on
@@ -173,10 +231,110 @@ def shop_source(
         # behind it, so that backend quarantines only null keys and cursors, at the end as before.
         python_rows = backend == "sqlalchemy"
         resource.add_yield_map(
-            _quarantine_invalid(table, required, "" if python_rows else cursor, where, stamp, tally),
+            _quarantine_invalid(
+                table,
+                required,
+                "" if python_rows else cursor,
+                where,
+                stamp,
+                tally,
+                not_null=not_null,
+                narrower=_narrower_integers(raw),
+            ),
             insert_at=None if python_rows else 1,
         )
         yield resource.add_map(add_metadata)
+
+
+def _refuse_a_missing_sqlite_file(url: sa.URL) -> None:
+    """A SQLite URL naming no file is a wrong setting. Connecting would create an empty database there (a typo
+    in the path left a stray file behind) and then find none of the tables."""
+    database = url.database if url.get_backend_name() == "sqlite" else None
+    if database and database != ":memory:" and not database.startswith("file:") and not Path(database).exists():
+        raise SourceConfigError(
+            f"shop: no SQLite database at {database} (sources.shop.credentials, SOURCES__SHOP__CREDENTIALS); "
+            "`harbor demo create` makes the demo shop"
+        )
+
+
+def _table_options(table_options: Any) -> dict[str, dict]:
+    """`table_options` checked: a mapping of table to a mapping of TABLE_OPTION_KEYS. A mistyped key
+    (`primary_keys`, `cursor_colum`) would otherwise be ignored, and the table loaded as if it were not there."""
+    setting = "sources.shop.table_options (SOURCES__SHOP__TABLE_OPTIONS)"
+    allowed = ", ".join(TABLE_OPTION_KEYS)
+    if table_options is None:
+        return {}
+    if not isinstance(table_options, Mapping):
+        raise SourceConfigError(f"shop: {setting} must map table names to options ({allowed}), not {table_options!r}")
+    options: dict[str, dict] = {}
+    for table, value in table_options.items():
+        name = f"sources.shop.table_options.{table}"
+        if not isinstance(value, Mapping):
+            raise SourceConfigError(f"shop: {name} must be a mapping of {allowed}, not {value!r}")
+        unknown = sorted(str(key) for key in set(value) - set(TABLE_OPTION_KEYS))
+        if unknown:
+            raise SourceConfigError(f"shop: {name} has unknown key(s) {', '.join(unknown)}; the keys are {allowed}")
+        key = value.get("primary_key")
+        if key is not None and not (
+            isinstance(key, str) or (isinstance(key, Sequence) and all(isinstance(c, str) for c in key))
+        ):
+            raise SourceConfigError(f"shop: {name}.primary_key must be a column name or a list of them, not {key!r}")
+        cursor = value.get("cursor_column")
+        if cursor is not None and not isinstance(cursor, str):
+            raise SourceConfigError(f"shop: {name}.cursor_column must be a column name or '', not {cursor!r}")
+        options[str(table)] = dict(value)
+    return options
+
+
+def incremental_lag(lag_seconds: float, *, is_date: bool) -> int:
+    """The lag to give dlt's incremental. dlt reads a lag in the cursor's own unit: seconds on a timestamp, but
+    days on a DATE cursor, where `lag_seconds = 3600` would have re-read ten years. A date cursor gets whole days,
+    rounded up (ceil(lag_seconds / 86400): 3600 s re-reads one day, 0 none); a timestamp whole seconds, rounded
+    down."""
+    if is_date:
+        return math.ceil(lag_seconds / 86400)
+    return int(lag_seconds)
+
+
+def _raw_columns() -> dict[str, dict[str, dict]] | None:
+    """The complete columns (those with a type) of each table in the shop schema as the warehouse has them, by
+    table and column name; None when there is no active pipeline to ask."""
+    try:
+        pipeline = dlt.current.pipeline()
+    except DltException:
+        return None
+    if "shop" not in pipeline.schema_names:
+        return {}
+    tables = pipeline.schemas["shop"].tables
+    return {
+        name: {column: hints for column, hints in table.get("columns", {}).items() if hints.get("data_type")}
+        for name, table in tables.items()
+    }
+
+
+def _not_null_columns(reflected: list[dict], required: list[str], raw: dict[str, dict] | None) -> set[str]:
+    """The source columns to load as NOT NULL. A table new to raw: its key and cursor. A table raw has: the
+    columns raw holds NOT NULL, whatever the key and cursor are now. Why: dlt's frozen data types count nullability
+    as part of the type, so a cursor turned off (nullable) then on again (not null) stopped every later load; and a
+    NOT NULL column added to the source, cursor or not, is added to raw nullable (DuckDB adds no column with a
+    constraint, and the package stayed stuck)."""
+    if not raw:
+        return set(required)
+    not_null = set()
+    for column in reflected:
+        existing = raw.get(COLUMN_NAMING.normalize_identifier(column["name"]))
+        if existing is not None and existing.get("nullable") is False:
+            not_null.add(column["name"])
+    return not_null
+
+
+def _narrower_integers(raw: dict[str, dict] | None) -> dict[str, int]:
+    """Integer columns raw holds narrower than 64 bits, by column name, with their width."""
+    return {
+        name: column["precision"]
+        for name, column in (raw or {}).items()
+        if column.get("data_type") == "bigint" and column.get("precision") and column["precision"] < 64
+    }
 
 
 def _tables_with_a_cursor() -> set[str] | None:
@@ -229,8 +387,9 @@ def _decimal_caster(reflected: list[dict]):
     return cast
 
 
-def _nullable_except(required: list[str]) -> Callable[[sa.Table], sa.Table]:
-    """A `sql_table` table adapter: every reflected column but the key and cursor becomes nullable in raw.
+def _nullable_except(not_null: set[str]) -> Callable[[sa.Table], sa.Table]:
+    """A `sql_table` table adapter: the columns of `not_null` (`_not_null_columns`) are NOT NULL in raw, every
+    other reflected column nullable, whatever the source declares.
 
     Why: dlt copies NOT NULL from the source, and a NOT NULL column the source later drops then fails every load
     (pyarrow refuses the missing values, the warehouse its constraint) until a full refresh. Raw keeps a dropped
@@ -238,21 +397,104 @@ def _nullable_except(required: list[str]) -> Callable[[sa.Table], sa.Table]:
 
     def adapt(table: sa.Table) -> sa.Table:
         for column in table.columns:
-            if column.name not in required:
-                column.nullable = True
+            column.nullable = column.name not in not_null
         return table
 
     return adapt
 
 
-def _quarantine_invalid(table: str, required: list[str], cursor: str, where: str, extracted_at: datetime, tally: Tally):
-    """A yield-map step over arrow batches and single rows (the sqlalchemy backend's): rows with a null key or
-    cursor, or a cursor more than FUTURE_TOLERANCE after the run's start, go to the dead-letter table. Such a
-    cursor would move the table's incremental cursor past every change until then; held back, the row is read
-    again by each run and loads once its time has come (its dead letter is replaced, not repeated)."""
+class _BadSourceValues:
+    """The values of one row that its column's type could not read (SQLite keeps any value in any column:
+    `'abc'` in a NUMERIC, `'2026-13-45'` in a DATETIME). Each column's reader records the failure here and
+    gives None; the row's INVALID column, read last, hands the reasons over, so the row goes to the dead letters
+    instead of failing every table of the run with a message naming none."""
+
+    def __init__(self, table: str) -> None:
+        self.table = table
+        self.reasons: list[str] = []
+
+    def checked(self, column: sa.ColumnElement) -> sa.ColumnElement:
+        bad = self
+
+        class Checked(sa.types.TypeDecorator):
+            impl = sa.types.NullType
+            cache_ok = False
+
+            def load_dialect_impl(self, dialect):
+                return dialect.type_descriptor(column.type)
+
+            def result_processor(self, dialect, coltype):
+                read = dialect.type_descriptor(column.type).result_processor(dialect, coltype)
+                if read is None:
+                    return None
+
+                def process(value):
+                    try:
+                        return read(value)
+                    except (ValueError, TypeError, ArithmeticError) as error:
+                        bad.reasons.append(
+                            f"{bad.table}.{column.name}: {value!r} is not a valid {column.type} ({error}): a bad "
+                            "value in the source"
+                        )
+                        return None
+
+                return process
+
+        return sa.type_coerce(column, Checked()).label(column.name)
+
+    def invalid(self) -> sa.ColumnElement:
+        bad = self
+
+        class Reasons(sa.types.TypeDecorator):
+            impl = sa.types.String
+            cache_ok = False
+
+            def process_result_value(self, value, dialect):
+                reasons, bad.reasons = bad.reasons, []
+                return "; ".join(reasons) or None
+
+        return sa.type_coerce(sa.null(), Reasons()).label(INVALID)
+
+
+def _checking_values(table: str):
+    """A `sql_table` query adapter: each column read through `_BadSourceValues`, which routes a row holding a
+    value its column's type cannot read to the dead letters. The row's INVALID column comes last: SQLAlchemy reads
+    a row's values in order, so it sees what the others recorded."""
+
+    def adapt(query, table_object, incremental=None, engine=None):
+        bad = _BadSourceValues(table)
+        return query.with_only_columns(*(bad.checked(c) for c in query.selected_columns), bad.invalid())
+
+    return adapt
+
+
+def _quarantine_invalid(
+    table: str,
+    required: list[str],
+    cursor: str,
+    where: str,
+    extracted_at: datetime,
+    tally: Tally,
+    *,
+    not_null: set[str] | None = None,
+    narrower: Mapping[str, int] | None = None,
+):
+    """A yield-map step over arrow batches and single rows (the sqlalchemy backend's): rows the reader marked
+    invalid (a value that does not fit its column: the INVALID column), rows with a null key or cursor, or a cursor
+    more than FUTURE_TOLERANCE after the run's start, go to the dead-letter table. Such a cursor would move the
+    table's incremental cursor past every change until then; held back, the row is read again by each run and
+    loads once its time has come (its dead letter is replaced, not repeated).
+
+    It also stops the run, before anything is written, when a batch brings an integer column wider than raw holds
+    it (`narrower`): dlt's frozen types compare integer widths only one way, and a 64-bit value loaded into a
+    32-bit column failed the load midway, naming no table."""
     latest = extracted_at + FUTURE_TOLERANCE
+    not_null = set(required) if not_null is None else not_null
+    narrower = narrower or {}
 
     def reason(row: dict) -> str:
+        if row.get(INVALID):
+            return row[INVALID]
         missing = next((c for c in required if row.get(c) is None), None)
         if missing is not None:
             return f"{table}.{missing}: required field is missing or null"
@@ -265,10 +507,12 @@ def _quarantine_invalid(table: str, required: list[str], cursor: str, where: str
         for row in rows:
             tally.quarantined[table] += 1
             key = ", ".join(f"{c}={row.get(c)!r}" for c in required)
+            why = reason(row)
+            row.pop(INVALID, None)
             yield dead_letter(
                 table,
                 f"{where} table {table} row ({key})",
-                reason(row),
+                why,
                 row,
                 source="shop",
                 extracted_at=extracted_at,
@@ -290,43 +534,85 @@ def _quarantine_invalid(table: str, required: list[str], cursor: str, where: str
             return None
         return pc.fill_null(pc.greater(item[cursor], pa.scalar(bound, type=kind)), False)
 
+    def check_widths(item: pa.Table) -> None:
+        for name, bits in narrower.items():
+            column = COLUMN_NAMING.normalize_identifier(name)
+            kind = item.schema.field(name).type if name in item.column_names else None
+            if kind is not None and pa.types.is_integer(kind) and kind.bit_width > bits:
+                raise DataValidationError(
+                    "shop",
+                    table,
+                    column,
+                    "data_type",
+                    "freeze",
+                    None,
+                    SCHEMA_CONTRACT,
+                    None,
+                    f"Can't evolve column type of `{column}` in table `{table}` because `data_types` are frozen: "
+                    f"raw holds a {bits}-bit integer, the source now sends {kind.bit_width}-bit ones ({kind}). "
+                    f"Nothing was loaded; `harbor ingest shop --full-refresh` reloads the table with the new type",
+                )
+
     def step(item):
         if isinstance(item, pa.RecordBatch):
             item = pa.Table.from_batches([item])
         if isinstance(item, dict):  # a row of the sqlalchemy backend (dlt maps the rows of a list one by one)
-            if any(item.get(c) is None for c in required) or (cursor and in_future(item.get(cursor))):
+            if (
+                item.get(INVALID)
+                or any(item.get(c) is None for c in required)
+                or (cursor and in_future(item.get(cursor)))
+            ):
                 yield from quarantined([item])
             else:
+                item.pop(INVALID, None)
                 yield item
             return
         if not isinstance(item, pa.Table):
             yield item
             return
+        check_widths(item)
         masks = [pc.is_null(item[column]) for column in required]
+        if INVALID in item.column_names:
+            masks.append(pc.is_valid(item[INVALID]))
+            _forget_the_invalid_column()
         if cursor and (ahead := future_mask(item)) is not None:
             masks.append(ahead)
         mask = None
         for each in masks:
             mask = each if mask is None else pc.or_(mask, each)
         if mask is None or not pc.any(mask).as_py():
-            yield _not_nullable(item, required)
+            yield _nullability(item, not_null)
             return
         yield from quarantined(item.filter(mask).to_pylist())
         valid = item.filter(pc.invert(mask))
         if valid.num_rows:
-            yield _not_nullable(valid, required)
+            yield _nullability(valid, not_null)
 
     return step
 
 
-def _not_nullable(item: pa.Table, required: list[str]) -> pa.Table:
-    """Mark the checked columns not nullable in the Arrow schema, as dlt's primary-key hint says they are:
-    otherwise dlt warns about the differing hint on every batch."""
+def _forget_the_invalid_column() -> None:
+    """dlt's pyarrow reader adds each column of a batch its hints lack to the resource's column hints, in place:
+    the INVALID column would become a column of the raw table without a type (a warning at every load)."""
+    try:
+        columns = dlt.current.resource().columns
+    except DltException:
+        return
+    if isinstance(columns, dict):
+        columns.pop(INVALID, None)
+
+
+def _nullability(item: pa.Table, not_null: set[str]) -> pa.Table:
+    """The batch without the INVALID column, its fields NOT NULL exactly where raw has (or, new, will have) the
+    column NOT NULL (`_not_null_columns`): dlt compares nullability with raw's under its frozen types (a difference
+    stops the load), and warns about a field differing from the primary-key hint on every batch."""
+    if INVALID in item.column_names:
+        item = item.drop_columns([INVALID])
     schema = item.schema
-    for column in required:
-        index = schema.get_field_index(column)
-        if schema.field(index).nullable:
-            schema = schema.set(index, schema.field(index).with_nullable(False))
+    for index, field in enumerate(schema):
+        wanted = field.name not in not_null
+        if field.nullable != wanted:
+            schema = schema.set(index, field.with_nullable(wanted))
     return item if schema is item.schema else item.cast(schema)
 
 

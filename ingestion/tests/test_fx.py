@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import logging
 import random
 import time
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ import duckdb
 import pytest
 import requests
 
+from ingestion.cli import EXIT_BAD_CONFIG, ingest_sources
 from ingestion.demo.fx_api import FxApi, rates_as_of
 from ingestion.pipeline import PendingLoadFailed, SourceUnavailable, ingest_fx
 from ingestion.sources.http import RetryPolicy
@@ -199,3 +201,34 @@ def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():
     for unreadable in ("soon", "-1", "nan"):  # the backoff instead, not an error that fails the source
         response.headers["Retry-After"] = unreadable
         assert 0.5 <= policy.delay(1, response, rng) <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("base_url", "endpoint_path", "said"),
+    [
+        ("{api}/v2", "rates", "the API answered 404 Not Found for http://127.0.0.1:{port}/v1//v2/rates;"),
+        ("{api}", "ratse", "the API answered 404 Not Found for http://127.0.0.1:{port}/v1/ratse;"),
+        ("not-a-url", "rates", "the API endpoint 'not-a-url/rates' (base_url='not-a-url', endpoint_path='rates') is"),
+        ("http://", "rates", "the API endpoint 'http:/rates' (base_url='http://', endpoint_path='rates') is not a val"),
+    ],
+    ids=["base-url-path", "endpoint-path-typo", "not-a-url", "no-host"],
+)
+def test_a_wrong_api_url_is_a_wrong_setting_naming_it_not_a_failed_load(
+    settings, api, monkeypatch, capsys, base_url, endpoint_path, said
+):
+    """A base URL with a wrong path, a mistyped endpoint path (404) or no URL at all exited 4, a failed load."""
+    harbor_log = logging.getLogger("harbor")  # `ingest_sources` points it at this test's stderr: restored after
+    monkeypatch.setattr(harbor_log, "handlers", list(harbor_log.handlers))
+    monkeypatch.setattr(harbor_log, "propagate", harbor_log.propagate)
+    port = api.base_url.split(":")[2].split("/")[0]
+    monkeypatch.setenv("SOURCES__FX__BASE_URL", base_url.format(api=api.base_url))
+    monkeypatch.setenv("SOURCES__FX__ENDPOINT_PATH", endpoint_path)
+    assert ingest_sources(settings, ["fx"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert f"source 'fx' cannot run, a setting is wrong: fx: {said.format(port=port)}" in err
+    assert "check sources.fx.base_url (SOURCES__FX__BASE_URL) and sources.fx.endpoint_path" in err
+    # The right URL loads.
+    monkeypatch.setenv("SOURCES__FX__BASE_URL", api.base_url)
+    monkeypatch.setenv("SOURCES__FX__ENDPOINT_PATH", "rates")
+    assert ingest_sources(settings, ["fx"]) == 0
+    assert warehouse_rates(settings) == source_rates(3, 0)

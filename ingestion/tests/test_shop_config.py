@@ -472,3 +472,13 @@ def test_extracted_files_dictionary_encode_only_the_columns_constant_in_a_load(s
 )
 def test_messages_show_a_location_without_its_password(location, shown):
     assert shown_location(location) == shown
+
+
+def test_a_sqlite_url_naming_no_file_is_a_wrong_setting_and_creates_nothing(settings, monkeypatch, capsys):
+    mistyped = settings.data_dir / "shpo.sqlite"
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", f"sqlite:///{mistyped}")
+    assert main(["ingest", "shop"]) == 2
+    assert f"no SQLite database at {mistyped}" in capsys.readouterr().err
+    assert not mistyped.exists()

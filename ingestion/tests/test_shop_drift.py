@@ -1,0 +1,291 @@
+"""The shop source on the edges a reviewer found: a cursor lag of 0, numerics without a precision, drift that
+must load (or stop before writing), wrong settings, date cursors and bad values in a SQLite source."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+from decimal import Decimal
+
+import duckdb
+import pytest
+import sqlalchemy as sa
+
+from ingestion.cli import main
+from ingestion.demo import shop
+from ingestion.pipeline import ingest_fx, ingest_shop
+from ingestion.settings import Settings
+
+
+def run_sql(url: str, *statements: str) -> None:
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        for statement in statements:
+            conn.execute(sa.text(statement))
+    engine.dispose()
+
+
+def raw(settings: Settings, query: str) -> list[tuple]:
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        return conn.execute(query).fetchall()
+
+
+def on(settings: Settings, url: str) -> Settings:
+    return Settings(settings.project_dir, settings.warehouse, settings.data_dir, url)
+
+
+def widgets(monkeypatch, options: dict | None = None) -> None:
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_NAMES", '["widgets"]')
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps(options or {}))
+
+
+# 1. lag 0 ------------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["postgres", "sqlite"])
+@pytest.mark.parametrize("lag", ["0", "3600"])
+def test_a_row_changed_again_at_the_cursor_s_last_value_is_loaded_with_lag_0(
+    settings, postgres_url, monkeypatch, lag, source
+):
+    """dlt deduplicates the rows at the cursor's last value by primary key: with no lag, a row changed again
+    without a new `updated_at` (a status fixed in the same second) was skipped for good."""
+    url = postgres_url if source == "postgres" else settings.shop_url
+    settings = on(settings, url)
+    monkeypatch.setenv("SOURCES__SHOP__LAG_SECONDS", lag)
+    widgets(monkeypatch)
+    # SQLite compares timestamps as text: written as SQLAlchemy writes them, with microseconds.
+    run_sql(
+        url,
+        "create table widgets (widget_id integer primary key, status text, updated_at timestamp)",
+        "insert into widgets values (1, 'a', '2024-01-01 00:00:00.000000'), (2, 'b', '2024-01-02 00:00:00.000000')",
+    )
+    ingest_shop(settings)
+    run_sql(url, "update widgets set status = 'b2' where widget_id = 2")
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id, status from raw_shop.widgets order by 1") == [(1, "a"), (2, "b2")]
+    # Read again at every run (the boundary is no longer deduplicated by dlt): merged, never doubled.
+    run_sql(url, "insert into widgets values (3, 'c', '2024-01-02 00:00:00.000000')")
+    ingest_shop(settings)
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id, status from raw_shop.widgets order by 1") == [(1, "a"), (2, "b2"), (3, "c")]
+
+
+def test_a_rate_revised_at_the_cursor_s_last_value_is_loaded_with_lag_0(settings):
+    from ingestion.tests.test_fx import FxApiWith
+
+    def rate(usd: str) -> dict:
+        return {
+            "currency_code": "AAA",
+            "rate_date": "2024-01-01",
+            "usd_per_unit": usd,
+            "updated_at": "2024-03-01T00:00:00+00:00",  # later than every demo rate: the cursor's last value
+        }
+
+    extra = [rate("1.5")]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        ingest_fx(settings, base_url=api.base_url, lag_seconds=0)
+        extra[0] = rate("2.5")
+        ingest_fx(settings, base_url=api.base_url, lag_seconds=0)
+        ingest_fx(settings, base_url=api.base_url, lag_seconds=0)
+    rows = raw(settings, "select usd_per_unit from raw_fx.exchange_rates where currency_code = 'AAA'")
+    assert [Decimal(value) for (value,) in rows] == [Decimal("2.5")]
+
+
+# 2. numerics without a precision, time with a time zone ----------------------------------------------------
+
+
+def test_the_scanner_keeps_numerics_without_a_precision_exact_and_quarantines_what_does_not_fit(
+    settings, postgres_url, monkeypatch
+):
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url,
+        "create table widgets (widget_id integer primary key, amount numeric, wide numeric(40, 2), "
+        "opens timetz, updated_at timestamptz)",
+        "insert into widgets values "
+        "(1, 12345678901234567.89, 123456789012345678901234.56, '09:30:00+02', '2024-01-01'), "
+        "(2, 1e40, 1.5, '10:00:00-05', '2024-01-01'), "
+        "(3, 0.1234567891, 2.5, null, '2024-01-01'), "
+        "(4, 'NaN', 1e37, null, '2024-01-01')",
+    )
+    counts = ingest_shop(on(settings, postgres_url)).tables["widgets"]
+    assert (counts.loaded, counts.quarantined) == (1, 3)
+    assert raw(settings, "select widget_id, amount, wide, opens from raw_shop.widgets") == [
+        (1, Decimal("12345678901234567.89"), Decimal("123456789012345678901234.56"), "09:30:00+02")
+    ]
+    types = dict(
+        raw(
+            settings,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw_shop' and table_name = 'widgets'",
+        )
+    )
+    assert types["amount"] == "DECIMAL(38,9)" and types["wide"] == "DECIMAL(38,2)" and types["opens"] == "VARCHAR"
+    reasons = sorted(reason for (reason,) in raw(settings, "select reason from raw_shop._dead_letters"))
+    assert len(reasons) == 3
+    assert any("widgets.amount" in r and "1" + "0" * 40 in r and "DECIMAL(38, 9)" in r for r in reasons)
+    assert any("widgets.amount" in r and "NaN" in r for r in reasons)
+    assert any("widgets.amount" in r and "0.1234567891" in r for r in reasons)
+    assert any("widgets.wide" in r and "DECIMAL(38, 2)" in r for r in reasons)
+
+
+# 3. drift that must load, or stop before anything is written ------------------------------------------------
+
+
+@pytest.mark.parametrize("source", ["postgres", "sqlite"])
+def test_turning_a_table_s_cursor_off_and_on_again_keeps_loading(settings, postgres_url, monkeypatch, source):
+    url = postgres_url if source == "postgres" else settings.shop_url
+    settings = on(settings, url)
+    shop.create_shop(url, scale=0.1)
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_NAMES", '["orders"]')
+    ingest_shop(settings)
+    for options in ({"orders": {"cursor_column": ""}}, {}, {"orders": {"cursor_column": ""}}):
+        monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps(options))
+        run_sql(url, "update orders set status = 'changed', updated_at = updated_at where order_id = 1")
+        ingest_shop(settings)
+    assert raw(settings, "select status from raw_shop.orders where order_id = 1") == [("changed",)]
+
+
+def test_a_not_null_cursor_column_added_to_a_table_loads(settings, postgres_url, monkeypatch):
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(postgres_url, "create table widgets (widget_id integer primary key, name text)")
+    run_sql(postgres_url, "insert into widgets values (1, 'a')")
+    ingest_shop(settings)
+    run_sql(postgres_url, "alter table widgets add column updated_at timestamptz not null default now()")
+    run_sql(postgres_url, "alter table widgets add column tier text not null default 'gold'")
+    run_sql(postgres_url, "insert into widgets values (2, 'b')")
+    ingest_shop(settings)
+    run_sql(postgres_url, "update widgets set name = 'b2', updated_at = now() where widget_id = 2")
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id, name, tier from raw_shop.widgets order by 1") == [
+        (1, "a", "gold"),
+        (2, "b2", "gold"),
+    ]
+
+
+def test_a_wider_integer_stops_the_load_before_anything_is_written_naming_table_and_column(
+    settings, postgres_url, monkeypatch, capsys
+):
+    shop.create_shop(postgres_url, scale=0.1)
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
+    assert main(["ingest", "shop"]) == 0
+
+    def snapshot():
+        return raw(
+            settings,
+            "select (select count(*) from raw_shop._dlt_loads), (select max(updated_at) from raw_shop.orders), "
+            "(select max(quantity) from raw_shop.order_items)",
+        )
+
+    before = snapshot()
+    run_sql(
+        postgres_url,
+        "update orders set status = 'changed', updated_at = now() where order_id = 1",
+        "alter table order_items alter column quantity type bigint",
+        "update order_items set quantity = 3000000000, updated_at = now() where order_item_id = 1",
+    )
+    capsys.readouterr()
+    assert main(["ingest", "shop"]) == 4
+    err = capsys.readouterr().err
+    assert "order_items" in err and "quantity" in err and "Can't evolve column type" in err
+    assert snapshot() == before
+    # Nothing left behind: the next run stops the same way, not on a half-loaded package.
+    assert main(["ingest", "shop"]) == 4
+    assert "Can't evolve column type" in capsys.readouterr().err
+
+
+# 4. wrong settings -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"SOURCES__SHOP__CURSOR_COLUMN": "updatedat"}, ["cursor_column", "updatedat"]),
+        (
+            {"SOURCES__SHOP__TABLE_OPTIONS": '{"orders": {"primary_keys": ["order_id"]}}'},
+            ["primary_keys", "table_options.orders", "primary_key, cursor_column, lag_seconds"],
+        ),
+        (
+            {"SOURCES__SHOP__TABLE_OPTIONS": '{"orders": {"cursor_colum": "updated_at"}}'},
+            ["cursor_colum", "table_options.orders"],
+        ),
+        ({"SOURCES__SHOP__TABLE_OPTIONS": '{"orders": ["order_id"]}'}, ["table_options.orders", "primary_key"]),
+        ({"SOURCES__SHOP__TABLE_OPTIONS": '{"orders": {"lag_seconds": "1h"}}'}, ["lag_seconds", "orders", "1h"]),
+        ({"SOURCES__SHOP__LAG_SECONDS": "1h"}, ["lag_seconds", "1h"]),
+        ({"SOURCES__SHOP__LAG_SECONDS": "-5"}, ["lag_seconds", "-5"]),
+    ],
+)
+def test_a_mistyped_setting_is_a_wrong_setting_naming_it(settings, monkeypatch, capsys, env, named):
+    shop.create_shop(settings.shop_url, scale=0.1)
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    assert main(["ingest", "shop"]) == 2
+    err = capsys.readouterr().err
+    assert "a setting is wrong" in err
+    for word in named:
+        assert word in err
+
+
+# 5. lag on a date cursor -------------------------------------------------------------------------------------
+
+
+def test_lag_seconds_on_a_date_cursor_is_whole_days(settings, monkeypatch):
+    """dlt reads a lag on a date cursor as days: 3600 meant ten years back."""
+    monkeypatch.setenv("SOURCES__SHOP__LAG_SECONDS", "3600")
+    widgets(monkeypatch, {"widgets": {"cursor_column": "changed_on"}})
+    run_sql(settings.shop_url, "create table widgets (widget_id integer primary key, changed_on date)")
+    start = date(2024, 1, 1)
+    values = ", ".join(f"({day}, '{start + timedelta(days=day)}')" for day in range(30))
+    run_sql(settings.shop_url, f"insert into widgets values {values}")
+    assert ingest_shop(settings).tables["widgets"].loaded == 30
+    # 3600 s is one day, rounded up: the last two days are read again, not all thirty.
+    assert ingest_shop(settings).tables["widgets"].extracted == 2
+    from ingestion.sources.shop import incremental_lag
+
+    assert incremental_lag(0, is_date=True) == 0
+    assert incremental_lag(1, is_date=True) == 1
+    assert incremental_lag(86400, is_date=True) == 1
+    assert incremental_lag(86401, is_date=True) == 2
+    assert incremental_lag(3600, is_date=False) == 3600
+
+
+# 6. a bad value in a SQLite source ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("statement", "column"),
+    [
+        (
+            "update products set unit_price = 'abc', updated_at = '2024-06-01 00:00:00' where product_id = 1",
+            "unit_price",
+        ),
+        ("update products set updated_at = '2026-13-45 99:00:00' where product_id = 1", "updated_at"),
+    ],
+)
+def test_a_bad_value_in_a_sqlite_source_goes_to_the_dead_letters_naming_table_and_column(
+    settings, monkeypatch, capsys, statement, column
+):
+    """SQLite keeps any value in any column; one its type cannot read failed every table of the run, naming none."""
+    shop.create_shop(settings.shop_url, scale=0.1)
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("SOURCES__SHOP__LAG_SECONDS", str(400 * 86400))  # the bad row is read again
+    assert main(["ingest", "shop"]) == 0
+    (before,) = raw(settings, "select unit_price from raw_shop.products where product_id = 1")
+    run_sql(settings.shop_url, statement, "update products set product_name = 'renamed' where product_id = 2")
+    capsys.readouterr()
+    assert main(["ingest", "shop"]) == 0
+    assert raw(settings, "select product_name from raw_shop.products where product_id = 2") == [("renamed",)]
+    assert raw(settings, "select unit_price from raw_shop.products where product_id = 1") == [before]
+    dead = raw(settings, "select table_name, reason, origin from raw_shop._dead_letters")
+    assert len(dead) == 1
+    table, reason, origin = dead[0]
+    assert table == "products" and f"products.{column}" in reason and "bad value in the source" in reason
+    assert "product_id=1" in origin
+    columns = raw(settings, "select column_name from information_schema.columns where table_name = 'products'")
+    assert ("_harbor_invalid",) not in columns
