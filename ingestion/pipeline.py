@@ -357,7 +357,9 @@ def ingest_shop(settings: Settings, *, full_refresh: bool = False) -> IngestResu
     return run_source(
         "shop",
         settings,
-        lambda extracted_at, tally: shop_source(credentials=settings.shop_url, extracted_at=extracted_at, tally=tally),
+        lambda extracted_at, tally: shop_source(
+            credentials=settings.shop_url, extracted_at=extracted_at, tally=tally, full_refresh=full_refresh
+        ),
         full_refresh=full_refresh,
     )
 

@@ -57,10 +57,16 @@
     test passing. profiles.yml sets UTC on DuckDB; on PostgreSQL the session takes PGTZ (`harbor` sets it). -#}
 {% macro harbor_check_session_zone() -%}
     {%- if execute and flags.WHICH in ('build', 'run', 'test', 'snapshot', 'seed') -%}
-        {%- set zone = run_query("select current_setting('TimeZone')").columns[0].values()[0] -%}
-        {%- if zone | upper not in ('UTC', 'ETC/UTC', 'UCT', 'ETC/UCT', 'GMT', 'ETC/GMT', 'ZULU', 'UNIVERSAL') -%}
+        {#- By its offsets in January and July, not its name: UTC has many (Etc/Universal, GMT0, Zulu...). -#}
+        {%- set zone = run_query(
+            "select current_setting('TimeZone'), "
+            ~ "extract(timezone from cast('2024-01-15 12:00:00+00' as " ~ api.Column.translate_type('timestamptz')
+            ~ ")), extract(timezone from cast('2024-07-15 12:00:00+00' as " ~ api.Column.translate_type('timestamptz')
+            ~ "))"
+        ).rows[0] -%}
+        {%- if zone[1] != 0 or zone[2] != 0 -%}
             {{ exceptions.raise_compiler_error(
-                "the " ~ target.type ~ " session's time zone is " ~ zone ~ ", not UTC: staging would shift every "
+                "the " ~ target.type ~ " session's time zone is " ~ zone[0] ~ ", not UTC: staging would shift every "
                 ~ "timestamp by its offset. Run dbt with PGTZ=UTC on PostgreSQL (`harbor build` does), or set "
                 ~ "TimeZone: UTC in the DuckDB profile's settings."
             ) }}

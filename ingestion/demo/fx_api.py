@@ -7,8 +7,8 @@ ordered by (updated_at, currency_code, rate_date), only rates updated at or afte
 Rates exist for every day from the start of the shop's history up to the shop clock (`tick`). Like a real
 provider it revises a few past rates later (a newer `updated_at`), and when `dirty` it sends one malformed
 record per tick. Everything derives from (seed, tick). For tests, `faults` is a queue of failures served one
-per request, before the normal answer: "429" (with Retry-After), "500", "503", "timeout", "drop" (connection
-closed without an answer) and "truncate" (half a body, then the connection closes).
+per request, before the normal answer: "429" (with Retry-After), "500", "503", "404", "timeout", "drop"
+(connection closed without an answer), "truncate" (half a body, then the connection closes) and "" (none).
 """
 
 from __future__ import annotations
@@ -145,6 +145,8 @@ def _handler_for(api: FxApi) -> type[BaseHTTPRequestHandler]:
                 self._send(429, {"error": "slow down"}, {"Retry-After": "1"})
             elif fault in ("500", "502", "503"):
                 self._send(int(fault), {"error": "server error"})
+            elif fault == "404":
+                self._send(404, {"error": "no such page"})
             elif fault == "timeout":
                 time.sleep(api.hang_seconds)
                 self.close_connection = True

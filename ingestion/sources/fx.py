@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import dlt
 import requests
@@ -140,10 +140,13 @@ def _check_endpoint_url(base_url: str, endpoint_path: str) -> None:
 
 
 def _refuse_missing_endpoint(response: requests.Response, *args, **kwargs) -> requests.Response:
-    """A 404 from the configured endpoint is a wrong base URL or endpoint path, not an outage (5xx and timeouts are
-    retried, `ingestion.sources.http`) nor a failed load: ConfigError naming the settings and the URL."""
-    if response.status_code == 404:
-        parts = urlsplit(response.url)
+    """A 404 for the first page of the configured endpoint is a wrong base URL or endpoint path, not an outage
+    (5xx and timeouts are retried, `ingestion.sources.http`) nor a failed load: ConfigError naming the settings and
+    the URL."""
+    parts = urlsplit(response.url)
+    # Only on the first page: a 404 later (a page gone while paging) says nothing of the settings that found page 1.
+    first_page = parse_qs(parts.query).get("page", ["1"])[0] == "1"
+    if response.status_code == 404 and first_page:
         # without the query (the paging parameters) or a user and password
         url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, "", ""))
         raise ConfigError(f"fx: the API answered 404 Not Found for {url}; check {URL_SETTINGS}")

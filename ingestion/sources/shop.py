@@ -23,9 +23,10 @@ Deletes: Harbor expects sources to soft-delete (a `deleted_at` timestamp that al
 demo shop does. The row then arrives again with `deleted_at` set and replaces the live version in raw;
 staging keeps it flagged and marts drop it. Hard deletes are only seen by tables reloaded in full.
 
-Schema drift: a new source column simply appears in raw; a dropped one stays there, null from then on (raw
-columns are nullable but for the key and the cursor). A changed column type stops the load (dlt schema
-contract `data_type: freeze`) with an error naming the table and column, before anything is written.
+Schema drift: a new source column simply appears in raw, nullable; a dropped one stays there, null from then on
+(raw columns are nullable but for the key and the cursor the table was created with, `_not_null_columns`). A
+changed column type, a wider integer included, stops the load (dlt schema contract `data_type: freeze`) with an
+error naming the table and column, before anything is written.
 """
 
 from __future__ import annotations
@@ -88,8 +89,10 @@ def shop_source(
     chunk_size: int = 50_000,
     extracted_at: datetime | None = None,
     tally: Tally | None = None,
+    full_refresh: bool = False,
 ) -> Iterable[DltResource]:
     """One resource per table: merge + incremental with lag when it has a cursor, replace otherwise.
+    `full_refresh`: raw is about to be dropped, so what raw holds now (nullability, integer widths) binds nothing.
 
     A valid row has its primary key and cursor set; a row without them (possible where the database does
     not enforce them) goes to `_dead_letters` instead of failing the whole table.
@@ -147,7 +150,7 @@ def shop_source(
             "reload every table in full"
         )
     loaded_before = _tables_with_a_cursor()
-    raw_tables = _raw_columns()
+    raw_tables = {} if full_refresh else _raw_columns()
     scanner = ScannerSession(engine.url) if backend == "duckdb" else None
     for table in table_names:
         table_option = options.get(table, {})
@@ -183,6 +186,7 @@ def shop_source(
         required = [*primary_key, *([cursor] if cursor else [])]
         raw = raw_tables.get(table) if raw_tables is not None else None
         not_null = _not_null_columns(reflected, required, raw)
+        _refuse_a_dropped_not_null_column(table, reflected, raw)
         # Rows without a cursor are quarantined by the step below rather than failing the table. `primary_key=()`
         # turns off dlt's deduplication of the rows at the cursor's last value: it remembers them by primary key,
         # so with `lag_seconds = 0` a row changed again without a new cursor value (a status fixed in the same
@@ -205,6 +209,7 @@ def shop_source(
                 write_disposition=write_disposition,
                 batch_rows=chunk_size,
                 columns=reflected,
+                raw_columns=raw,
             )
         else:
             resource = sql_table(
@@ -216,7 +221,8 @@ def shop_source(
                 chunk_size=chunk_size,
                 reflection_level="full_with_precision",
                 table_adapter_callback=_nullable_except(not_null),
-                query_adapter_callback=None if backend == "connectorx" else _checking_values(table),
+                # SQLite alone keeps any value in any column; elsewhere the wrappers would only cost time
+                query_adapter_callback=_checking_values(table) if engine.dialect.name == "sqlite" else None,
                 incremental=incremental,
                 write_disposition=write_disposition,
                 primary_key=primary_key,
@@ -315,9 +321,10 @@ def _raw_columns() -> dict[str, dict[str, dict]] | None:
 def _not_null_columns(reflected: list[dict], required: list[str], raw: dict[str, dict] | None) -> set[str]:
     """The source columns to load as NOT NULL. A table new to raw: its key and cursor. A table raw has: the
     columns raw holds NOT NULL, whatever the key and cursor are now. Why: dlt's frozen data types count nullability
-    as part of the type, so a cursor turned off (nullable) then on again (not null) stopped every later load; and a
-    NOT NULL column added to the source, cursor or not, is added to raw nullable (DuckDB adds no column with a
-    constraint, and the package stayed stuck)."""
+    as part of the type, both ways, so a cursor turned off (nullable) then on again (not null) stopped every later
+    load; and a NOT NULL column added to the source is added to raw nullable (DuckDB adds no column with a
+    constraint, and the package stayed stuck). The price: a column that was the key or cursor stays NOT NULL in raw,
+    and `_quarantine_invalid` stops the load, naming it, if it brings a null later."""
     if not raw:
         return set(required)
     not_null = set()
@@ -328,8 +335,24 @@ def _not_null_columns(reflected: list[dict], required: list[str], raw: dict[str,
     return not_null
 
 
+def _refuse_a_dropped_not_null_column(table: str, reflected: list[dict], raw: dict[str, dict] | None) -> None:
+    """A column raw holds NOT NULL (it was the key or cursor when the table was created) that the source no longer
+    has would fail the load in the warehouse, naming no table: said here, with the way out."""
+    present = {COLUMN_NAMING.normalize_identifier(c["name"]) for c in reflected}
+    gone = sorted(
+        name
+        for name, hints in (raw or {}).items()
+        if hints.get("nullable") is False and name not in present and not name.startswith("_")
+    )
+    if gone:
+        raise RuntimeError(
+            f"shop: table {table!r} no longer has column(s) {', '.join(gone)}, which raw holds NOT NULL (a key or "
+            f"cursor when raw was created); `harbor ingest shop --full-refresh` reloads the table without them"
+        )
+
+
 def _narrower_integers(raw: dict[str, dict] | None) -> dict[str, int]:
-    """Integer columns raw holds narrower than 64 bits, by column name, with their width."""
+    """Integer columns raw holds narrower than 64 bits, by raw's column name, with their width."""
     return {
         name: column["precision"]
         for name, column in (raw or {}).items()
@@ -490,6 +513,7 @@ def _quarantine_invalid(
     32-bit column failed the load midway, naming no table."""
     latest = extracted_at + FUTURE_TOLERANCE
     not_null = set(required) if not_null is None else not_null
+    formerly_required = sorted(not_null - set(required))
     narrower = narrower or {}
 
     def reason(row: dict) -> str:
@@ -535,10 +559,10 @@ def _quarantine_invalid(
         return pc.fill_null(pc.greater(item[cursor], pa.scalar(bound, type=kind)), False)
 
     def check_widths(item: pa.Table) -> None:
-        for name, bits in narrower.items():
-            column = COLUMN_NAMING.normalize_identifier(name)
-            kind = item.schema.field(name).type if name in item.column_names else None
-            if kind is not None and pa.types.is_integer(kind) and kind.bit_width > bits:
+        for field in item.schema:
+            column = COLUMN_NAMING.normalize_identifier(field.name)  # raw's name for it (`Qty` loads as `qty`)
+            bits, kind = narrower.get(column), field.type
+            if bits and pa.types.is_integer(kind) and kind.bit_width > bits:
                 raise DataValidationError(
                     "shop",
                     table,
@@ -570,7 +594,15 @@ def _quarantine_invalid(
         if not isinstance(item, pa.Table):
             yield item
             return
-        check_widths(item)
+        if narrower:
+            check_widths(item)
+        for column in formerly_required:
+            if column in item.column_names and item[column].null_count:
+                raise RuntimeError(
+                    f"shop: table {table!r} column {column!r} now holds nulls, and raw holds it NOT NULL (a key or "
+                    f"cursor when raw was created); nothing was loaded; `harbor ingest shop --full-refresh` reloads "
+                    "the table with the column nullable"
+                )
         masks = [pc.is_null(item[column]) for column in required]
         if INVALID in item.column_names:
             masks.append(pc.is_valid(item[INVALID]))

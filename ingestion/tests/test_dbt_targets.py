@@ -45,7 +45,10 @@ def test_dbt_sessions_are_in_utc_and_one_in_another_zone_stops_before_building(s
     assert "time zone is America/New_York, not UTC" in by_hand.stdout
     assert "START sql" not in by_hand.stdout  # stopped before the model
 
-    in_utc = subprocess.run(command, cwd=settings.project_dir, env=env, capture_output=True, text=True)
+    # UTC by another name is UTC: the hook reads the zone's offsets, not its name
+    in_utc = subprocess.run(
+        command, cwd=settings.project_dir, env={**env, "PGTZ": "Etc/Universal"}, capture_output=True, text=True
+    )
     assert in_utc.returncode == 0, in_utc.stdout[-3000:]
 
 

@@ -13,7 +13,7 @@ import duckdb
 import pytest
 import requests
 
-from ingestion.cli import EXIT_BAD_CONFIG, ingest_sources
+from ingestion.cli import EXIT_BAD_CONFIG, EXIT_LOAD_FAILED, ingest_sources
 from ingestion.demo.fx_api import FxApi, rates_as_of
 from ingestion.pipeline import PendingLoadFailed, SourceUnavailable, ingest_fx
 from ingestion.sources.http import RetryPolicy
@@ -232,3 +232,17 @@ def test_a_wrong_api_url_is_a_wrong_setting_naming_it_not_a_failed_load(
     monkeypatch.setenv("SOURCES__FX__ENDPOINT_PATH", "rates")
     assert ingest_sources(settings, ["fx"]) == 0
     assert warehouse_rates(settings) == source_rates(3, 0)
+
+
+def test_a_404_after_the_first_page_is_a_failed_load_not_a_wrong_setting(settings, api, monkeypatch, capsys):
+    """The settings found page 1; a page gone while paging is the API's failure (exit 4), the state unchanged."""
+    harbor_log = logging.getLogger("harbor")
+    monkeypatch.setattr(harbor_log, "handlers", list(harbor_log.handlers))
+    monkeypatch.setattr(harbor_log, "propagate", harbor_log.propagate)
+    monkeypatch.setenv("SOURCES__FX__BASE_URL", api.base_url)
+    monkeypatch.setenv("SOURCES__FX__PAGE_SIZE", "10")
+    api.faults.extend(["", "404"])
+    assert ingest_sources(settings, ["fx"]) == EXIT_LOAD_FAILED
+    err = capsys.readouterr().err
+    assert "404" in err and "a setting is wrong" not in err
+    assert [status for _, status in api.log[:2]] == [200, "404"]

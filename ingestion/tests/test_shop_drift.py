@@ -15,6 +15,7 @@ from ingestion.cli import main
 from ingestion.demo import shop
 from ingestion.pipeline import ingest_fx, ingest_shop
 from ingestion.settings import Settings
+from ingestion.sources.postgres_scan import select_list
 
 
 def run_sql(url: str, *statements: str) -> None:
@@ -92,6 +93,19 @@ def test_a_rate_revised_at_the_cursor_s_last_value_is_loaded_with_lag_0(settings
 
 
 # 2. numerics without a precision, time with a time zone ----------------------------------------------------
+
+
+def test_a_column_raw_already_holds_as_double_or_time_is_read_as_before():
+    """Raw tables loaded before the scanner cast numerics hold them as DOUBLE: a new type would stop every load."""
+    columns = [
+        {"name": "amount", "type": sa.Numeric()},
+        {"name": "at", "type": sa.Time(timezone=True)},
+        {"name": "fee", "type": sa.Numeric()},
+    ]
+    loaded = {"amount": {"data_type": "double"}, "at": {"data_type": "time"}, "fee": {"data_type": "decimal"}}
+    selected = select_list("payments", columns, loaded)
+    assert selected.startswith('"amount", "at", (case when') and 'as "fee"' in selected
+    assert select_list("payments", columns[:2], loaded) == "*"
 
 
 def test_the_scanner_keeps_numerics_without_a_precision_exact_and_quarantines_what_does_not_fit(
@@ -195,6 +209,56 @@ def test_a_wider_integer_stops_the_load_before_anything_is_written_naming_table_
     # Nothing left behind: the next run stops the same way, not on a half-loaded package.
     assert main(["ingest", "shop"]) == 4
     assert "Can't evolve column type" in capsys.readouterr().err
+    # What the message says to do works: raw is dropped, so its old width binds nothing.
+    assert main(["ingest", "shop", "--full-refresh"]) == 0
+    assert snapshot()[0][2] == 3_000_000_000
+
+
+def test_a_wider_integer_is_caught_whatever_the_case_of_the_column_name(settings, postgres_url, monkeypatch, capsys):
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(postgres_url, 'create table widgets (widget_id integer primary key, "Qty" integer, updated_at timestamptz)')
+    run_sql(postgres_url, "insert into widgets values (1, 5, now())")
+    ingest_shop(settings)
+    run_sql(
+        postgres_url,
+        'alter table widgets alter column "Qty" type bigint',
+        "insert into widgets values (2, 3000000000, now())",
+    )
+    with pytest.raises(
+        Exception, match=r"(?s)Can't evolve column type of `qty` in table `widgets`.*Nothing was loaded"
+    ):
+        ingest_shop(settings)
+
+
+def test_a_former_cursor_column_that_turns_null_or_is_dropped_stops_naming_it_until_a_full_refresh(
+    settings, monkeypatch
+):
+    """Raw holds the cursor NOT NULL (dlt's frozen types would refuse it nullable): once another column is the
+    cursor, a null in the old one, or the old one dropped, stops the load naming table and column, before anything
+    is written; the full refresh the message names loads."""
+    url = settings.shop_url
+    widgets(monkeypatch)
+    run_sql(
+        url,
+        "create table widgets (widget_id integer primary key, name text, updated_at timestamp, changed_at timestamp)",
+    )
+    run_sql(url, "insert into widgets values (1, 'a', '2024-01-01 00:00:00.000000', '2024-01-01 00:00:00.000000')")
+    run_sql(url, "insert into widgets values (2, 'b', '2024-01-01 00:00:00.000000', '2024-01-01 00:00:00.000000')")
+    ingest_shop(settings)
+    widgets(monkeypatch, {"widgets": {"cursor_column": "changed_at"}})
+    run_sql(
+        url,
+        "update widgets set name = 'no updated_at', updated_at = null, changed_at = '2024-02-01 00:00:00.000000' where widget_id = 1",
+    )
+    with pytest.raises(Exception, match=r"(?s)'widgets' column 'updated_at' now holds nulls.*--full-refresh"):
+        ingest_shop(settings)
+    run_sql(url, "alter table widgets drop column updated_at")
+    with pytest.raises(Exception, match=r"(?s)'widgets' no longer has column\(s\) updated_at.*--full-refresh"):
+        ingest_shop(settings)
+    assert raw(settings, "select name from raw_shop.widgets order by widget_id") == [("a",), ("b",)]
+    ingest_shop(settings, full_refresh=True)
+    assert raw(settings, "select widget_id, name from raw_shop.widgets order by 1") == [(1, "no updated_at"), (2, "b")]
 
 
 # 4. wrong settings -----------------------------------------------------------------------------------------
