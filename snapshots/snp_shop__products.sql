@@ -1,6 +1,13 @@
 {% snapshot snp_shop__products %}
 
-    {{ config(unique_key='product_id', strategy='timestamp', updated_at='updated_at') }}
+    -- A new version when any of the source's own columns differs from the current one, not when `updated_at` is
+    -- later: a source whose clock stepped back writes a newer version with an older `updated_at`, which staging
+    -- keeps (it orders by load first) and the timestamp strategy skipped for good.
+    {{ config(
+        unique_key='product_id',
+        strategy='check',
+        check_cols=['sku', 'product_name', 'category', 'unit_price', 'created_at', 'updated_at', 'deleted_at'],
+    ) }}
 
     -- Every column of the staging model: a column added there is added to the history too.
     select * from {{ ref('stg_shop__products') }}  -- noqa: AM04

@@ -121,7 +121,7 @@ def test_marts_are_the_same_incrementally_after_a_full_refresh_and_on_both_engin
             assert conn.execute(path.read_text()).fetchall(), path.stem
 
 
-def test_a_newer_write_with_an_older_updated_at_and_a_64_bit_key_reach_the_marts(settings):
+def test_a_newer_write_with_an_older_updated_at_and_a_64_bit_key_reach_the_marts_and_snapshots(settings):
     """A source clock that steps back: an order soft-deleted with an `updated_at` five minutes before its last
     one. Ingestion reads it (within the cursor's lag) and dlt's merge replaces the order's raw row; staging
     ordered versions by `updated_at` first, kept the old one live, and the deleted order stayed in every fact,
@@ -140,6 +140,13 @@ def test_a_newer_write_with_an_older_updated_at_and_a_64_bit_key_reach_the_marts
             sa.update(shop.orders)
             .where(shop.orders.c.order_id == order_id)
             .values(deleted_at=stepped_back, updated_at=stepped_back)
+        )
+        # A price changed with the clock stepped back too: the timestamp snapshot strategy skipped it for good.
+        repriced = conn.execute(sa.select(shop.products).order_by(shop.products.c.product_id).limit(1)).one()
+        conn.execute(
+            sa.update(shop.products)
+            .where(shop.products.c.product_id == repriced.product_id)
+            .values(unit_price=repriced.unit_price + 5, updated_at=repriced.updated_at - timedelta(minutes=5))
         )
         # A source whose keys outgrew 32 bits (a bigserial): staging cast ids to `integer` and stopped there.
         product = conn.execute(sa.select(shop.products).limit(1)).one()._asdict()
@@ -162,6 +169,8 @@ def test_a_newer_write_with_an_older_updated_at_and_a_64_bit_key_reach_the_marts
     assert in_warehouse("select count(*) from marts.fct_orders where order_id = ?", order_id) == [(0,)]
     assert in_warehouse("select count(*) from marts.fct_order_items where order_id = ?", order_id) == [(0,)]
     assert in_warehouse("select count(*) from marts.dim_products where product_id = ?", big_id) == [(1,)]
+    current_price = "select unit_price from snapshots.snp_shop__products where product_id = ? and dbt_valid_to is null"
+    assert in_warehouse(current_price, repriced.product_id) == [(repriced.unit_price + 5,)]
     incremental = in_warehouse("select * exclude (_loaded_at) from marts.dim_customers order by customer_id")
     run_dbt(settings, "build", "--full-refresh")
     assert in_warehouse("select * exclude (_loaded_at) from marts.dim_customers order by customer_id") == incremental
