@@ -117,7 +117,7 @@ select
     cast(case when co.currency_count > 1 then null else coalesce(co.lifetime_value, 0) end as numeric(18, 2))
         as lifetime_value,
     case when co.currency_count = 1 then co.currency_code end as lifetime_value_currency_code,
-    cast(co.lifetime_value_usd as numeric(18, 2)) as lifetime_value_usd, c.is_deleted, c.updated_at
+    cast(coalesce(co.lifetime_value_usd, 0) as numeric(18, 2)) as lifetime_value_usd, c.is_deleted, c.updated_at
 from bench_ref.stg_customers as c
 left join seeds.countries as k on c.country_code = k.country_code
 left join customer_orders as co on c.customer_id = co.customer_id;

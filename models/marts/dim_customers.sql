@@ -129,7 +129,7 @@ all_customers as (
             case when customer_orders.revenue_currency_count = 1 then customer_orders.revenue_currency_code end
             as {{ dbt.type_string() }}
         ) as lifetime_value_currency_code,
-        cast(customer_orders.lifetime_value_usd as numeric(18, 2)) as lifetime_value_usd,
+        cast(coalesce(customer_orders.lifetime_value_usd, 0) as numeric(18, 2)) as lifetime_value_usd,
         scoped_customers.is_deleted,
         scoped_customers.updated_at,
         {{ run_timestamp() }} as _loaded_at

@@ -17,10 +17,12 @@ visitor_events as (
         event_time,
         event_type,
         customer_id,
-        -- A signed-in customer is one visitor across devices; anyone else is their tracker cookie.
+        -- A signed-in customer is one visitor across devices; anyone else is their tracker cookie. An event with
+        -- neither (valid: both are optional) is a visitor of its own, not one shared by every such event.
         coalesce(
             {{ dbt.concat(["'customer:'", dbt.cast('customer_id', dbt.type_string())]) }},
-            {{ dbt.concat(["'anonymous:'", 'anonymous_id']) }}
+            {{ dbt.concat(["'anonymous:'", 'anonymous_id']) }},
+            {{ dbt.concat(["'event:'", 'event_id']) }}
         ) as visitor_id
 
     from events
@@ -68,6 +70,7 @@ sessions as (
     select
         visitor_id,
         session_number,
+        max(case when is_session_start = 1 then event_id end) as first_event_id,
         max(customer_id) as customer_id,
         min(event_time) as session_started_at,
         max(event_time) as session_ended_at,
@@ -83,8 +86,10 @@ sessions as (
 final as (
 
     select
+        -- Keyed on the session's first event, not its number: a late event that opens an earlier session
+        -- renumbers the visitor's later sessions but leaves their ids alone.
         cast(
-            {{ dbt.hash(dbt.concat(['visitor_id', "'#'", dbt.cast('session_number', dbt.type_string())])) }}
+            {{ dbt.hash(dbt.concat(['visitor_id', "'#'", 'first_event_id'])) }}
             as {{ dbt.type_string() }}
         ) as session_id,
         cast(visitor_id as {{ dbt.type_string() }}) as visitor_id,
