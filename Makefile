@@ -26,6 +26,11 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 demo: setup  ## create or advance the demo shop, ingest, dbt build, quality score, docs, report
 	$(BIN)/harbor demo run
 
+# The sources alone (the PR workflow's fallback: production is then built from the base branch's project).
+ingest: setup  ## create the demo sources when missing and load them into the warehouse, without dbt
+	test -e $(or $(HARBOR_DATA_DIR),data)/shop.sqlite || $(BIN)/harbor demo create
+	$(BIN)/harbor ingest
+
 ## The test suite: lint, then pytest (which runs the whole chain in temporary folders).
 test: lint pytest  ## lint, then the test suite (what CI runs)
 
@@ -57,7 +62,7 @@ clean:  ## delete the warehouse, demo data and dbt's output
 	rm -rf target logs dbt_packages warehouse data
 
 ## Pull-request CI (README "Contributing / pull requests"): production state, then the slim PR check.
-.PHONY: prod-state ci-pr
+.PHONY: prod-state ci-pr ingest
 # REF=<git ref> builds production as of that commit (the PR workflow's fallback when no state is cached).
 prod-state: setup  ## build production and keep its dbt state (REF=<git ref> for another commit)
 	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(REF))

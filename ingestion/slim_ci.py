@@ -128,6 +128,11 @@ def save_prod_state(settings: Settings, state_dir: Path, *, target: str = PROD_T
                 return save_prod_state(at_ref, state_dir, target=target)
             finally:
                 _git(settings.project_dir, "worktree", "remove", "--force", str(checkout), check=False)
+    if target == PROD_TARGET and not settings.warehouse.exists():
+        raise CiError(
+            f"no production warehouse at {settings.warehouse}: load it first (`make demo`, or `make ingest` for the "
+            "sources alone), then `make prod-state`"
+        )
     with tempfile.TemporaryDirectory(prefix="harbor-prod-state-") as tmp:
         code = _dbt(settings, ["build", "--target", target, "--target-path", tmp], log_dir=Path(tmp) / "logs")
         # A failed production build still leaves a manifest the PR check can compare with; keep it, but fail.
@@ -159,11 +164,12 @@ def save_prod_state(settings: Settings, state_dir: Path, *, target: str = PROD_T
 
 
 def changed_files(project_dir: Path, base: str) -> list[str]:
-    """Files that differ from the merge base with `base`: committed, staged, unstaged and untracked."""
+    """Files that differ from the merge base with `base` (deleted ones too): committed, staged, unstaged and
+    untracked."""
     if not _git(project_dir, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).strip():
         raise CiError(f"base ref {base!r} not found; fetch it (CI: fetch-depth 0) or pass --base")
     merge_base = _git(project_dir, "merge-base", base, "HEAD").strip()
-    diff = _git(project_dir, "diff", "--name-only", "--diff-filter=ACMRT", merge_base, "--")
+    diff = _git(project_dir, "diff", "--name-only", "--diff-filter=ACDMRT", merge_base, "--")
     untracked = _git(project_dir, "ls-files", "--others", "--exclude-standard")
     return sorted({line for line in (diff + untracked).splitlines() if line})
 
@@ -174,6 +180,10 @@ def sql_to_lint(files: Iterable[str]) -> list[str]:
 
 def python_to_lint(files: Iterable[str]) -> list[str]:
     return [f for f in files if f.endswith(".py")]
+
+
+def yaml_to_lint(files: Iterable[str]) -> list[str]:
+    return [f for f in files if f.endswith((".yml", ".yaml"))]
 
 
 def default_base(project_dir: Path) -> str:
@@ -212,28 +222,47 @@ def run_pr_check(
     if not manifest_path.exists():
         raise CiError(f"no production state in {paths.state_dir}: run `make prod-state` first")
     if not settings.warehouse.exists():
-        raise CiError(f"production warehouse {settings.warehouse} not found: run `make prod-state` first")
+        raise CiError(f"production warehouse {settings.warehouse} not found: run `make demo`, then `make prod-state`")
 
     if lint:
-        report.steps.append(_lint_sql(settings, sql_to_lint(files)))
-        report.steps.append(_lint_python(settings, python_to_lint(files)))
+        present = [f for f in files if (settings.project_dir / f).exists()]  # a deleted file has nothing to lint
+        report.steps.append(_lint_sql(settings, sql_to_lint(present)))
+        report.steps.append(_lint_python(settings, python_to_lint(present)))
+        report.steps.append(_lint_yaml(settings, yaml_to_lint(present)))
 
-    mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse)
-    report.steps.append(
-        StepResult("PR warehouse", True, f"{paths.pr_warehouse.name}: {mirrored} production relation(s) as views")
-    )
     if paths.work_dir.exists():
         shutil.rmtree(paths.work_dir)
     paths.work_dir.mkdir(parents=True)
     env = {"HARBOR_PR_WAREHOUSE": str(paths.pr_warehouse)}
+    log_dir = paths.work_dir / "logs"
+    selection = "state:modified+"
+    untraced = untraceable_macros(settings, paths, files, env=env, log_dir=log_dir)
+    if untraced:
+        # A materialization, an incremental strategy or a hook: no node depends on it in the manifest, so
+        # state:modified would select nothing, and the PR would pass with its change never run.
+        selection = "fqn:*"
+        report.steps.append(
+            StepResult("whole project built", True, f"changed macros no node names: {', '.join(untraced)}")
+        )
+    kept_as_tables = planned_tables(settings, paths, selection, env=env, log_dir=log_dir)
+    mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse, copied=kept_as_tables)
+    report.steps.append(
+        StepResult(
+            "PR warehouse",
+            True,
+            f"{paths.pr_warehouse.name}: {mirrored} production relation(s), {len(kept_as_tables)} of them copied "
+            "(the snapshots and seeds the build writes into), the rest as views",
+        )
+    )
 
     started = time.monotonic()
-    log_dir = paths.work_dir / "logs"
     code = _dbt(
         settings,
         [
             *("build", "--target", PR_TARGET, "--target-path", str(paths.work_dir)),
-            *("--select", "state:modified+", "--defer", "--state", str(paths.state_dir)),
+            *("--select", selection, "--defer", "--state", str(paths.state_dir)),
+            # A contracted mart's column renamed or removed, or the mart deleted, breaks its consumers: an error.
+            *("--warn-error-options", json.dumps({"error": ["UnversionedBreakingChange"]})),
         ],
         env=env,
         log_dir=log_dir,
@@ -263,8 +292,86 @@ def run_pr_check(
     return report
 
 
-def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path) -> int:
-    """A fresh PR file with a view over every production table and view; returns how many.
+def untraceable_macros(
+    settings: Settings, paths: CiPaths, files: Sequence[str], *, env: dict[str, str], log_dir: Path
+) -> list[str]:
+    """The project's macros in changed files that no node reaches through its macro dependencies (a
+    materialization, an incremental strategy, a hook's macro): dbt's state:modified cannot see what they change."""
+    changed = {f for f in files if f.endswith(".sql") and f.startswith(("macros/", "packages/"))}
+    if not changed:
+        return []
+    if _dbt(settings, ["parse", "--target", PR_TARGET, "--target-path", str(paths.work_dir)], env=env, log_dir=log_dir):
+        return []  # the build reports why the project does not parse
+    manifest = json.loads((paths.work_dir / "manifest.json").read_text())
+    macros = manifest["macros"]
+    reached: set[str] = set()
+    pending = [m for node in manifest["nodes"].values() for m in node.get("depends_on", {}).get("macros", [])]
+    while pending:
+        macro = pending.pop()
+        if macro not in reached and macro in macros:
+            reached.add(macro)
+            pending.extend(macros[macro].get("depends_on", {}).get("macros", []))
+    project = manifest["metadata"].get("project_name")
+
+    def source_file(macro: dict) -> str:
+        package = macro["package_name"]
+        return (
+            macro["original_file_path"] if package == project else f"packages/{package}/{macro['original_file_path']}"
+        )
+
+    def is_reached(unique_id: str) -> bool:
+        # `duckdb__x` and `default__x` are what a call to `x` dispatches to: reached with `x`
+        package, _, name = unique_id.removeprefix("macro.").partition(".")
+        dispatched = name.split("__", 1)[-1] if "__" in name else None
+        return unique_id in reached or (dispatched is not None and f"macro.{package}.{dispatched}" in reached)
+
+    return sorted(
+        macro["name"]
+        for unique_id, macro in macros.items()
+        if source_file(macro) in changed and not is_reached(unique_id)
+    )
+
+
+def planned_tables(
+    settings: Settings, paths: CiPaths, selection: str, *, env: dict[str, str], log_dir: Path
+) -> set[tuple[str, str]]:
+    """(schema, name) of the snapshots and seeds the build will write: a snapshot merges into the history
+    production holds, and dbt can neither merge a snapshot into a view nor seed over one (every PR changing either
+    failed). Incremental models stay views: the PR rebuilds a changed one in full, so its logic runs on every row
+    (run incrementally on a copy, it would see no new row at all)."""
+    listed = subprocess.run(
+        [
+            dbt_executable(),
+            *("ls", "--target", PR_TARGET, "--target-path", str(paths.work_dir), "--log-path", str(log_dir)),
+            *("--select", selection, "--state", str(paths.state_dir)),
+            *("--resource-type", "model", "--resource-type", "seed", "--resource-type", "snapshot"),
+            *("--output", "json", "--quiet"),
+        ],
+        cwd=settings.project_dir,
+        env={**dbt_env(settings), "DBT_PROFILES_DIR": str(settings.project_dir), **env},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    manifest_path = paths.work_dir / "manifest.json"
+    if listed.returncode != 0 or not manifest_path.exists():
+        return set()  # the build reports why
+    nodes = json.loads(manifest_path.read_text())["nodes"]
+    tables = set()
+    for line in listed.stdout.splitlines():
+        if not line.startswith("{"):
+            continue
+        listed_node = json.loads(line)
+        kind = listed_node["resource_type"]
+        if kind in ("seed", "snapshot"):
+            node = nodes[listed_node["unique_id"]]
+            tables.add((node["schema"], node.get("alias") or node["name"]))
+    return tables
+
+
+def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path, copied: set[tuple[str, str]] = frozenset()) -> int:
+    """A fresh PR file with a view over every production table and view, or a copy of it for the relations in
+    `copied` (the snapshots and seeds the PR builds: `planned_tables`); returns how many.
 
     Production's run history (the `observability` schema) is not mirrored: the PR build appends its own history
     to tables of its own, which the on-run-end hook creates, and production's stays untouched.
@@ -287,8 +394,9 @@ def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path) -> int:
         relations = [(schema, name) for schema, name in relations if schema != HISTORY_SCHEMA]
         for schema, name in relations:
             conn.execute(f"create schema if not exists {_ident(schema)}")
+            kind = "table" if (schema, name) in copied else "view"
             conn.execute(
-                f"create or replace view {_ident(schema)}.{_ident(name)} as "
+                f"create or replace {kind} {_ident(schema)}.{_ident(name)} as "
                 f"select * from {PROD_ALIAS}.{_ident(schema)}.{_ident(name)}"
             )
         conn.execute(f"detach {PROD_ALIAS}")
@@ -314,7 +422,8 @@ def render_summary(report: PrReport) -> str:
         result = "skipped" if step.skipped else "pass" if step.ok else "**fail**"
         detail = (step.detail or "").replace("|", "\\|")  # a `|` in dbt's message would split the row
         lines.append(f"| {step.name} | {result} | {detail} | {step.seconds:.1f}s |")
-    models = [n for n in report.nodes if n.resource_type != "test"]
+    # Hooks and exposures run or no-op with every build: listed, they made "Built: 12" of a build of nothing.
+    models = [n for n in report.nodes if n.resource_type not in ("test", "operation", "exposure")]
     tests = [n for n in report.nodes if n.resource_type == "test"]
     lines.append("")
     if report.dbt_error:
@@ -325,9 +434,13 @@ def render_summary(report: PrReport) -> str:
         lines.append(f"Built (modified and downstream; unchanged parents read from production): {len(models)} node(s)")
         lines.append("")
         lines += [f"- `{n.name}` ({n.resource_type}): {n.status}" for n in models]
-        failed_tests = [n for n in tests if n.status != "pass"]
+        failed_tests = [n for n in tests if n.status not in ("pass", "skipped")]
+        skipped_tests = [n for n in tests if n.status == "skipped"]
         lines.append("")
-        lines.append(f"Tests: {len(tests) - len(failed_tests)} of {len(tests)} passed.")
+        lines.append(
+            f"Tests: {len(tests) - len(failed_tests) - len(skipped_tests)} of {len(tests)} passed"
+            + (f", {len(skipped_tests)} skipped (upstream of them failed)." if skipped_tests else ".")
+        )
         lines += [f"- `{n.name}`: **{n.status}**" for n in failed_tests]
     if report.freshness:
         stale = {k: v for k, v in report.freshness.items() if v != "pass"}
@@ -362,6 +475,14 @@ def _lint_python(settings: Settings, files: list[str]) -> StepResult:
     check = _run([_tool("ruff"), "check", *files], settings)
     fmt = _run([_tool("ruff"), "format", "--check", *files], settings)
     return StepResult("ruff (changed Python)", check == 0 and fmt == 0, ", ".join(files), time.monotonic() - started)
+
+
+def _lint_yaml(settings: Settings, files: list[str]) -> StepResult:
+    if not files:
+        return StepResult("yamllint (changed YAML)", True, "no YAML file changed", skipped=True)
+    started = time.monotonic()
+    code = _run([_tool("yamllint"), "--strict", *files], settings)
+    return StepResult("yamllint (changed YAML)", code == 0, ", ".join(files), time.monotonic() - started)
 
 
 def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: PrReport) -> StepResult:

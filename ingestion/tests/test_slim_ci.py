@@ -94,7 +94,11 @@ def test_a_changed_staging_model_builds_exactly_it_and_its_descendants(pr):
     assert report.selected_models == expected  # nothing upstream or unrelated, not even skipped
     tests = [n for n in report.nodes if n.resource_type == "test"]
     assert tests and all(n.status == "pass" for n in tests)
-    assert [s.name for s in report.steps if s.skipped] == ["ruff (changed Python)", "Python tests (pytest)"]
+    assert [s.name for s in report.steps if s.skipped] == [
+        "ruff (changed Python)",
+        "yamllint (changed YAML)",
+        "Python tests (pytest)",
+    ]
     assert report.freshness and set(report.freshness.values()) == {"pass"}
 
     with duckdb.connect(str(paths.pr_warehouse), read_only=True) as conn:
@@ -103,7 +107,7 @@ def test_a_changed_staging_model_builds_exactly_it_and_its_descendants(pr):
     # The PR built its own tables; the unchanged parents stayed views over production.
     assert kinds["stg_shop__payments"] == kinds["fct_orders"] == "BASE TABLE"
     assert kinds["stg_shop__orders"] == kinds["stg_shop__customers"] == "VIEW"
-    assert positive > 0
+    assert positive > 0  # rebuilt in full: the changed logic ran on every row
     summary = paths.summary.read_text()
     assert "passed" in summary and "`stg_shop__payments` (model): success" in summary
     assert "stg_shop__orders" not in summary
@@ -130,6 +134,61 @@ def test_a_change_that_breaks_a_data_test_fails_the_check(pr, monkeypatch):
     assert "FAILED" in summary
     assert "`unique_stg_shop__payments_payment_id" in summary
     assert run_paths.pr_warehouse.parent.name == "pr_broken"
+
+
+def test_a_changed_seed_and_snapshot_build_onto_copies_of_production(pr):
+    """Both were views over production in the PR file: dbt cannot seed over a view, nor merge a snapshot into one,
+    so every such PR failed."""
+    settings, paths = pr
+    seed = settings.project_dir / "seeds" / "order_statuses.csv"
+    seed.write_text(seed.read_text().replace("returned,closed,false,true,6", "returned,closed,false,true,7"))
+    snapshot = settings.project_dir / "snapshots" / "snp_shop__products.sql"
+    snapshot.write_text(snapshot.read_text().replace("{% endsnapshot %}", "-- reviewed\n{% endsnapshot %}"))
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        (history,) = conn.execute("select count(*) from snapshots.snp_shop__products").fetchone()
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert report.ok, slim_ci.render_summary(report)
+    built = {n.name: n.status for n in report.nodes if n.resource_type in ("seed", "snapshot")}
+    assert built == {"order_statuses": "success", "snp_shop__products": "success"}
+    with duckdb.connect(str(paths.pr_warehouse), read_only=True) as conn:
+        kinds = dict(conn.execute("select table_name, table_type from information_schema.tables").fetchall())
+        (pr_history,) = conn.execute("select count(*) from snapshots.snp_shop__products").fetchone()
+    assert kinds["snp_shop__products"] == kinds["order_statuses"] == "BASE TABLE"
+    assert pr_history == history  # production's history, merged into, not a new one
+
+
+def test_a_changed_macro_no_node_names_builds_the_whole_project(pr):
+    """A materialization (here the test one) is no node's dependency: state:modified selected nothing and the
+    check passed with the change never run."""
+    settings, paths = pr
+    macro = settings.project_dir / "macros" / "test_materialization.sql"
+    macro.write_text(macro.read_text() + "\n{#- reviewed -#}\n")
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert report.ok, slim_ci.render_summary(report)
+    whole = next(s for s in report.steps if s.name == "whole project built")
+    assert "materialization_test_default" in whole.detail
+    production = json.loads((paths.state_dir / "manifest.json").read_text())["nodes"]
+    assert report.built_models == sorted(n["name"] for n in production.values() if n["resource_type"] == "model")
+
+
+def test_renaming_a_contracted_mart_column_fails_the_check(pr):
+    """Consumers of a mart break when a column is renamed: dbt only warned, and the summary said passed."""
+    settings, paths = pr
+    model = settings.project_dir / "models" / "marts" / "fct_payments.sql"
+    model.write_text(model.read_text().replace("as payment_method,", "as pay_method,"))
+    properties = settings.project_dir / "models" / "marts" / "_marts__models.yml"
+    properties.write_text(
+        properties.read_text().replace("      - name: payment_method\n", "      - name: pay_method\n")
+    )
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert not report.ok
+    assert "Breaking change to contracted, unversioned model fct_payments" in (report.dbt_error or "")
 
 
 def test_a_python_or_docs_change_builds_no_model(pr):
@@ -231,3 +290,20 @@ def test_a_production_warehouse_being_written_is_a_clear_error_not_a_traceback(t
     finally:
         writer.kill()
         writer.wait()
+
+
+def test_the_summary_lists_built_nodes_without_hooks_and_skipped_tests_apart_from_failed_ones():
+    node = slim_ci.NodeResult
+    report = slim_ci.PrReport(base="main", changed_files=["models/marts/fct_orders.sql"])
+    report.nodes = [
+        node("operation.harbor.harbor-on-run-start-0", "operation", "harbor-on-run-start-0", "success"),
+        node("model.harbor.fct_orders", "model", "fct_orders", "error"),
+        node("exposure.harbor.sales_dashboard", "exposure", "sales_dashboard", "no-op"),
+        node("test.harbor.unique_fct_orders_order_id", "test", "unique_fct_orders_order_id", "skipped"),
+        node("test.harbor.not_null_stg", "test", "not_null_stg", "pass"),
+    ]
+    summary = slim_ci.render_summary(report)
+    assert "1 node(s)" in summary and "- `fct_orders` (model): error" in summary
+    assert "on-run-start" not in summary and "sales_dashboard" not in summary
+    assert "Tests: 1 of 2 passed, 1 skipped (upstream of them failed)." in summary
+    assert "**skipped**" not in summary
