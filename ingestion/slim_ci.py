@@ -4,15 +4,17 @@ Two commands, each a `make` target and a step of the GitHub workflows:
 
 - `prod-state` (`make prod-state`) builds the production target and keeps dbt's `manifest.json` and
   `run_results.json` in the production state folder (`state/prod/`, ignored by git).
-- `pr` (`make ci-pr`) runs the checks of a pull request against that state: ruff and sqlfluff on the changed
-  files only, `dbt build --select state:modified+ --defer --state state/prod` into a DuckDB file of the PR's
-  own, `dbt source freshness`, the Python tests, and a markdown summary for the PR comment.
+- `pr` (`make ci-pr`) runs the checks of a pull request against that state: ruff, sqlfluff and yamllint on the
+  changed files only, `dbt build --select state:modified+ --defer --state state/prod` into a DuckDB file of the
+  PR's own (the whole project when a changed macro is no node's dependency), `dbt source freshness`, the Python
+  tests, and a markdown summary for the PR comment.
 
 The PR file carries production's file name, so its catalog name and every relation name match production's:
 dbt compares sources by their rendered database, and a PR file named otherwise would mark every source (and
 so the whole project) modified. It starts as a view over each production table and view (production attached
 read-only as `harbor_prod`), which is what a deferred `ref` to an unchanged parent and a `source` read; the
-PR's build replaces the views of the models it changes with tables of its own. Nothing is copied.
+PR's build replaces the views of the models it changes with tables of its own. Only the snapshots and seeds
+the build writes are copied as tables (`planned_tables`).
 """
 
 from __future__ import annotations
