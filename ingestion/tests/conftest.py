@@ -44,6 +44,13 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     )
 
 
+@pytest.fixture
+def harbor_cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`harbor` commands run in-process read their settings from the environment: point them at the test's own."""
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+
+
 @contextmanager
 def fresh_postgres_database() -> Iterator[str]:
     """A new PostgreSQL database on the local server, dropped afterwards."""

@@ -18,9 +18,7 @@ from ingestion.tests.conftest import fresh_postgres_database
 
 
 @pytest.fixture
-def harbor_env(settings, monkeypatch):
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+def harbor_env(harbor_cli_env, settings, monkeypatch):
     # Explicit, so a developer's own .dlt/secrets.toml never points the tests at their database.
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", settings.shop_url)
     monkeypatch.delenv("SOURCES__FX__BASE_URL", raising=False)

@@ -56,6 +56,14 @@ def warehouse_with_a_failed_run(tmp_path_factory):
     return location
 
 
+@pytest.fixture
+def copy_of_the_failed_run(warehouse_with_a_failed_run, tmp_path):
+    """A copy a test may change, leaving the module's warehouse as it was for the others."""
+    copy = tmp_path / "warehouse.duckdb"
+    shutil.copy(warehouse_with_a_failed_run, copy)
+    return copy
+
+
 def test_a_failed_run_posts_a_critical_alert(warehouse_with_a_failed_run, receiver, monkeypatch):
     url, received = receiver
     monkeypatch.setenv(WEBHOOK_ENV, url)
@@ -85,14 +93,11 @@ def test_no_webhook_sends_nothing_and_is_not_an_error(warehouse_with_a_failed_ru
     assert received == []
 
 
-def test_a_later_freshness_check_or_another_run_s_failed_source_does_not_hide_anything(
-    warehouse_with_a_failed_run, tmp_path
-):
+def test_a_later_freshness_check_or_another_run_s_failed_source_does_not_hide_anything(copy_of_the_failed_run):
     """`dbt source freshness` runs the project's hooks, so it is recorded as an invocation too: the alert still
     reports the newest build's failures. A source whose latest ingestion failed is reported whatever run id that
     ingestion had (`harbor ingest` and `harbor build` started one after the other have two)."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(warehouse_with_a_failed_run, copy)
+    copy = copy_of_the_failed_run
     with duckdb.connect(str(copy)) as conn:
         conn.execute(
             "insert into observability.dbt_invocations (invocation_id, job_run_id, command, run_started_at) "
@@ -119,7 +124,7 @@ def test_a_later_freshness_check_or_another_run_s_failed_source_does_not_hide_an
 
 
 def test_a_build_that_stopped_before_recording_anything_is_the_alert_not_the_build_before(
-    warehouse_with_a_failed_run, tmp_path, receiver, monkeypatch, capsys
+    warehouse_with_a_failed_run, copy_of_the_failed_run, tmp_path, receiver, monkeypatch, capsys
 ):
     """A model that does not compile stops `dbt build` before its on-run-end hook, so the history holds nothing
     of it: `demo run` said "0 failing test(s)" of the build before and sent no alert."""
@@ -137,8 +142,7 @@ def test_a_build_that_stopped_before_recording_anything_is_the_alert_not_the_bui
     assert "exited with 2 before recording any result" in alert.problems[0].message
 
     # Through the command: `demo run` hands the build's exit code to the report it writes after a failure.
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(warehouse_with_a_failed_run, copy)
+    copy = copy_of_the_failed_run
     monkeypatch.setenv("HARBOR_RUN_ID", "run-next")
     settings = Settings(tmp_path, copy, tmp_path / "data", "sqlite:///unused.sqlite")  # reports/ under tmp_path
     cli._report_what_failed(settings, build_exit_code=2)
@@ -148,11 +152,10 @@ def test_a_build_that_stopped_before_recording_anything_is_the_alert_not_the_bui
     assert "dbt build exited with 2 before recording any result" in capsys.readouterr().err
 
 
-def test_a_retry_under_one_run_id_that_fixed_a_failure_is_not_alerted(warehouse_with_a_failed_run, tmp_path):
+def test_a_retry_under_one_run_id_that_fixed_a_failure_is_not_alerted(copy_of_the_failed_run):
     """An orchestrator retries under one HARBOR_RUN_ID: the report said 0 failing tests, the alert was still
     critical with the first attempt's failure. Each node's newest result in the run counts."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(warehouse_with_a_failed_run, copy)
+    copy = copy_of_the_failed_run
     with duckdb.connect(str(copy)) as conn:
         (first,) = conn.sql(
             "select invocation_id from observability.dbt_invocations where job_run_id = 'run-alerts' "
@@ -226,11 +229,10 @@ def test_warnings_and_info_follow_the_minimum_severity(receiver):
     assert slack_payload(info)["attachments"][0]["text"] == "Nothing failed."
 
 
-def test_a_source_ingested_twice_under_one_run_id_is_one_series_per_table(warehouse_with_a_failed_run, tmp_path):
+def test_a_source_ingested_twice_under_one_run_id_is_one_series_per_table(copy_of_the_failed_run):
     """An orchestrator retrying under one HARBOR_RUN_ID records the source twice; Prometheus refuses a file that
     has the same series twice, so the rows add up into one."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(warehouse_with_a_failed_run, copy)
+    copy = copy_of_the_failed_run
     again = datetime.now(UTC)
     retry = IngestionRun("shop", again, again + timedelta(seconds=3), [TableLoad("orders", 7)], run_id="run-alerts")
     record_ingestion_run(copy, retry)
@@ -277,10 +279,9 @@ def test_prometheus_values_are_exact_at_scale():
     ]
 
 
-def test_the_pass_ratio_leaves_skipped_tests_out_as_the_quality_score_does(warehouse_with_a_failed_run, tmp_path):
+def test_the_pass_ratio_leaves_skipped_tests_out_as_the_quality_score_does(copy_of_the_failed_run):
     """The printed score counts only tests that ran; the metric said 111/116 where the score said 111/111."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(warehouse_with_a_failed_run, copy)
+    copy = copy_of_the_failed_run
     with duckdb.connect(str(copy)) as conn:
         invocation = conn.sql(
             "select invocation_id from observability.dbt_invocations where command = 'build' "
@@ -301,10 +302,9 @@ def test_the_pass_ratio_leaves_skipped_tests_out_as_the_quality_score_does(wareh
     assert 'harbor_quality_pass_ratio{command="build",run_id="run-alerts"} 0.5' in text.splitlines()
 
 
-def test_a_row_count_the_adapter_does_not_know_is_no_sample(warehouse_with_a_failed_run, tmp_path):
+def test_a_row_count_the_adapter_does_not_know_is_no_sample(copy_of_the_failed_run):
     """dbt-postgres records -1 rows for a view ("unknown"): exported, it read as a model that lost rows."""
-    copy = tmp_path / "warehouse.duckdb"
-    shutil.copy(warehouse_with_a_failed_run, copy)
+    copy = copy_of_the_failed_run
     with duckdb.connect(str(copy)) as conn:
         conn.execute(
             "update observability.dbt_run_results set rows_affected = -1 "

@@ -22,10 +22,9 @@ from ingestion.pipeline import ingest_shop, state_dir
 from ingestion.settings import Settings, shown_location
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
 def test_a_foreign_postgres_database_loads_by_configuration_only(settings, postgres_url, monkeypatch, capsys):
     counts = make_tpch(postgres_url, "tpch")
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
     monkeypatch.setenv("SOURCES__SHOP__SCHEMA", "tpch")
     monkeypatch.setenv("SOURCES__SHOP__TABLE_NAMES", '["*"]')
@@ -123,12 +122,11 @@ def test_a_not_null_column_the_source_drops_stays_in_raw_as_null(settings, postg
         assert rows.fetchall() == [("new@example.com", None), (mock.ANY, "gold")]
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
 def test_a_database_that_is_down_is_retried_one_that_refuses_is_a_wrong_setting_and_state_stays(
     settings, postgres_url, monkeypatch, capsys
 ):
     shop.create_shop(postgres_url, scale=0.2)
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
     monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "3")
     monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.05")
@@ -474,10 +472,9 @@ def test_messages_show_a_location_without_its_password(location, shown):
     assert shown_location(location) == shown
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
 def test_a_sqlite_url_naming_no_file_is_a_wrong_setting_and_creates_nothing(settings, monkeypatch, capsys):
     mistyped = settings.data_dir / "shpo.sqlite"
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", f"sqlite:///{mistyped}")
     assert main(["ingest", "shop"]) == 2
     assert f"no SQLite database at {mistyped}" in capsys.readouterr().err

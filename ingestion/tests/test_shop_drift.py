@@ -178,12 +178,11 @@ def test_a_not_null_cursor_column_added_to_a_table_loads(settings, postgres_url,
     ]
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
 def test_a_wider_integer_stops_the_load_before_anything_is_written_naming_table_and_column(
     settings, postgres_url, monkeypatch, capsys
 ):
     shop.create_shop(postgres_url, scale=0.1)
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
     assert main(["ingest", "shop"]) == 0
 
@@ -264,6 +263,7 @@ def test_a_former_cursor_column_that_turns_null_or_is_dropped_stops_naming_it_un
 # 4. wrong settings -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -284,8 +284,6 @@ def test_a_former_cursor_column_that_turns_null_or_is_dropped_stops_naming_it_un
 )
 def test_a_mistyped_setting_is_a_wrong_setting_naming_it(settings, monkeypatch, capsys, env, named):
     shop.create_shop(settings.shop_url, scale=0.1)
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     assert main(["ingest", "shop"]) == 2
@@ -321,6 +319,7 @@ def test_lag_seconds_on_a_date_cursor_is_whole_days(settings, monkeypatch):
 # 6. a bad value in a SQLite source ---------------------------------------------------------------------------
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
 @pytest.mark.parametrize(
     ("statement", "column"),
     [
@@ -336,8 +335,6 @@ def test_a_bad_value_in_a_sqlite_source_goes_to_the_dead_letters_naming_table_an
 ):
     """SQLite keeps any value in any column; one its type cannot read failed every table of the run, naming none."""
     shop.create_shop(settings.shop_url, scale=0.1)
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("SOURCES__SHOP__LAG_SECONDS", str(400 * 86400))  # the bad row is read again
     assert main(["ingest", "shop"]) == 0
     (before,) = raw(settings, "select unit_price from raw_shop.products where product_id = 1")
