@@ -99,7 +99,8 @@ where tally.counted_rows - tally.failing_rows < {{ mostly }} * tally.counted_row
 {%- endmacro %}
 
 {#- Aggregate expectations: one row per group (or one row), failing when the aggregate is outside the bounds. -#}
-{% macro expectation_aggregate(model, expression, failure_condition, group_by=none, row_condition=none) -%}
+{% macro expectation_aggregate(model, expression, failure_condition, group_by=none, row_condition=none,
+        expected_expression=none) -%}
     {%- set groups = harbor_expectations.expectation_list(group_by) %}
 with
 
@@ -110,6 +111,9 @@ grouped as (
         {{ column }},
         {% endfor -%}
         {{ expression }} as expression_value
+        {%- if expected_expression is not none %},
+        {{ expected_expression }} as expected_value
+        {%- endif %}
     from {{ model }}
     {{ harbor_expectations.expectation_where(row_condition) }}
     {% if groups -%}

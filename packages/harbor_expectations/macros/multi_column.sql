@@ -53,31 +53,39 @@ having count(*) > 1
 {%- endmacro %}
 
 {#- Within one row, no two of the listed columns hold the same value; the same row may repeat across rows. -#}
+{#-
+    As in dbt-expectations, a missing value is no value of its own: a row with one (and not ignored by
+    ignore_row_if) fails, since its values cannot be shown to be distinct.
+-#}
 {% test expect_select_column_values_to_be_unique_within_record(model, column_list, quote_columns=false,
         ignore_row_if='all_values_are_missing', row_condition=none, mostly=none) %}
     {%- set columns = [] -%}
     {%- for column in harbor_expectations.expectation_list(column_list) -%}
         {%- do columns.append(harbor_expectations.expectation_column_ref(column, quote_columns)) -%}
     {%- endfor -%}
+    {%- set present = [] -%}
     {%- set equal_pairs = [] -%}
     {%- for left in columns -%}
+        {%- do present.append(left ~ ' is not null') -%}
         {%- for right in columns[loop.index:] -%}
             {%- do equal_pairs.append(left ~ ' = ' ~ right) -%}
         {%- endfor -%}
     {%- endfor -%}
     {%- set scope = harbor_expectations.expectation_missing_filter(columns, ignore_row_if)
         ~ (' and (' ~ row_condition ~ ')' if row_condition else '') -%}
-    {{ harbor_expectations.expectation_rows(model, 'not coalesce(' ~ equal_pairs | join(' or ') ~ ', false)', scope,
-        mostly) }}
+    {{ harbor_expectations.expectation_rows(model,
+        present | join(' and ') ~ ' and not (' ~ equal_pairs | join(' or ') ~ ')', scope, mostly) }}
 {% endtest %}
 
+{#- sum_total is a number, or a column (or expression) summed over the same rows, as in dbt-expectations. -#}
 {% test expect_multicolumn_sum_to_equal(model, column_list, sum_total, group_by=none, row_condition=none) %}
     {%- set sums = [] -%}
     {%- for column in harbor_expectations.expectation_list(column_list) -%}
         {%- do sums.append('sum(' ~ column ~ ')') -%}
     {%- endfor -%}
     {{ harbor_expectations.expectation_aggregate(model, sums | join(' + '),
-        'expression_value is distinct from ' ~ sum_total, group_by, row_condition) }}
+        'expression_value is distinct from expected_value', group_by, row_condition,
+        expected_expression=(sum_total if sum_total is number else 'sum(' ~ sum_total ~ ')')) }}
 {% endtest %}
 
 {% test expect_column_pair_values_to_be_equal(model, column_A, column_B, row_condition=none, mostly=none) %}
