@@ -22,7 +22,7 @@ import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 from urllib.parse import urlparse
 
 import dlt
@@ -33,7 +33,7 @@ from fsspec.implementations.local import LocalFileSystem
 
 from ingestion.demo.events import EVENT_TYPES
 from ingestion.settings import ConfigError
-from ingestion.sources.quarantine import Field, InvalidRecord, RecordSpec, Tally, dead_letter
+from ingestion.sources.quarantine import Field, NotJson, RecordSpec, Tally, dead_letter
 
 log = logging.getLogger("harbor.ingestion.events")
 
@@ -156,7 +156,7 @@ def _read_file(handle: IO[bytes], name: str, extracted_at: datetime, tally: Tall
         origin = f"{name}:{number}"
         try:
             line = raw.decode("utf-8").strip()
-            record = EVENT_SPEC.validate(_checked(json.loads(line, parse_constant=NotJson), raw))
+            record = EVENT_SPEC.validate(json.loads(line, parse_constant=NotJson))
         # Unicode and JSON decoding errors and InvalidRecord are ValueErrors; JSON nested thousands deep is a
         # RecursionError. Any of them escaping would fail the source on this line at every run.
         except (ValueError, RecursionError) as error:
@@ -172,36 +172,6 @@ def _read_file(handle: IO[bytes], name: str, extracted_at: datetime, tally: Tall
             batch = []
     if batch:
         yield _with_columns(batch)
-
-
-class NotJson:
-    """What Python's json makes of NaN, Infinity and -Infinity (`parse_constant`): JSON has no such values, and a
-    float NaN in a new field loaded as no column at all. `_checked` quarantines the line naming the field."""
-
-    def __init__(self, constant: str) -> None:
-        self.constant = constant
-
-
-def _checked(record: Any, raw: bytes) -> Any:
-    """`record` unless a value in it (nested too) is NaN/Infinity or a string holding NUL, which warehouses strip:
-    loaded, `/a\\u0000b` became `/ab` without a word. InvalidRecord naming the field then."""
-    if b"\\u0000" not in raw and b"NaN" not in raw and b"Infinity" not in raw:  # the usual line: nothing to look for
-        return record
-    stack: list[tuple[str, Any]] = [(TABLE, record)]
-    while stack:
-        path, value = stack.pop()
-        if isinstance(value, NotJson):
-            raise InvalidRecord(f"{path}: {value.constant} is not a JSON value (JSON has no NaN or Infinity)")
-        if isinstance(value, str) and "\x00" in value:
-            raise InvalidRecord(f"{path}: text holds a NUL character (\\u0000), which a warehouse column cannot keep")
-        if isinstance(value, dict):
-            for key, child in value.items():
-                if "\x00" in key:
-                    raise InvalidRecord(f"{path}: field name {key!r} holds a NUL character (\\u0000)")
-                stack.append((f"{path}.{key}", child))
-        elif isinstance(value, list):
-            stack.extend((f"{path}.{index}", child) for index, child in enumerate(value))
-    return record
 
 
 def _reason(error: ValueError | RecursionError) -> str:

@@ -22,6 +22,7 @@ import requests
 from requests.hooks import default_hooks, dispatch_hook
 
 from ingestion.settings import non_negative_number
+from ingestion.sources.quarantine import NotJson
 
 log = logging.getLogger("harbor.ingestion.http")
 
@@ -110,9 +111,13 @@ def _retryable_problem(response: requests.Response) -> str | None:
         return f"HTTP {response.status_code}"
     if response.ok and "json" in response.headers.get("Content-Type", ""):
         try:
-            json.loads(response.content)
-        except ValueError:
+            document = json.loads(response.content, parse_constant=NotJson)
+        except (ValueError, RecursionError):
             return "truncated or malformed JSON body"
+        # The caller (dlt's REST client) gets this parse rather than requests' own: requests parses with
+        # simplejson, which refuses NaN and Infinity, so one such value failed the whole page, naming no record.
+        # Here they are NotJson markers, which validation sends to the dead letters with the field's name.
+        response.json = lambda **kwargs: document
     return None
 
 

@@ -101,15 +101,41 @@ def _decimal(value: Any) -> Decimal:
     return number
 
 
-def _integer_out_of_range(value: Any, path: str) -> str | None:
-    """The path of the first integer in `value` (nested objects and lists too) that a 64-bit column cannot hold."""
-    if isinstance(value, int) and not isinstance(value, bool):
-        return path if not BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1] else None
-    children = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
-    for key, child in children:
-        found = _integer_out_of_range(child, f"{path}.{key}")
-        if found:
-            return found
+class NotJson:
+    """What a JSON parser is told to make of NaN, Infinity and -Infinity (`parse_constant`): JSON has no such
+    values. Read as floats they loaded as no column at all (a new field) or failed a whole API page (requests'
+    simplejson refuses them); as this marker, validation quarantines the record naming the field."""
+
+    def __init__(self, constant: str) -> None:
+        self.constant = constant
+
+    def __str__(self) -> str:  # as the dead letter's payload shows it
+        return self.constant
+
+
+def _unloadable(record: dict, table: str) -> str | None:
+    """Why `record` (nested values too) cannot load as it is, naming the field: NaN or Infinity (as NotJson), a
+    NUL character (warehouses strip it: `/a\\u0000b` loaded as `/ab`) or an integer no 64-bit column holds. None
+    when it can.
+    A loop, not recursion: JSON nested as deep as the parser allows must not stop the source."""
+    stack: list[tuple[str, Any]] = [(table, record)]
+    while stack:
+        path, value = stack.pop()
+        if isinstance(value, str):
+            if "\x00" in value:
+                return f"{path}: text holds a NUL character (\\u0000), which a warehouse column cannot keep"
+        elif isinstance(value, NotJson):
+            return f"{path}: {value.constant} is not a JSON value (JSON has no NaN or Infinity)"
+        elif isinstance(value, int) and not isinstance(value, bool):
+            if not BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1]:
+                return f"{path}: integer {value} is outside the 64-bit range"
+        elif isinstance(value, dict):
+            for key, child in value.items():
+                if "\x00" in str(key):
+                    return f"{path}: field name {key!r} holds a NUL character (\\u0000)"
+                stack.append((f"{path}.{key}", child))
+        elif isinstance(value, list):
+            stack.extend((f"{path}.{index}", child) for index, child in enumerate(value))
     return None
 
 
@@ -137,7 +163,7 @@ FUTURE_TOLERANCE = timedelta(days=1)
 @dataclass(frozen=True)
 class RecordSpec:
     """What a valid record of one table is. Fields not named here pass through (new columns are welcome), unless
-    they hold an integer no warehouse column can. `cursor` names the incremental cursor field, if any: a record
+    they hold a value no warehouse column can (`_unloadable`). `cursor` names the incremental cursor field, if any: a record
     whose cursor is more than FUTURE_TOLERANCE after the run's start is quarantined, and of two versions of a
     record in one load the one with the later cursor wins."""
 
@@ -149,6 +175,8 @@ class RecordSpec:
         """The record with declared fields parsed to their types; raises InvalidRecord naming the field."""
         if not isinstance(record, dict):
             raise InvalidRecord(f"expected a JSON object, got {type(record).__name__}")
+        if problem := _unloadable(record, self.table):
+            raise InvalidRecord(problem)
         record = self._as_columns(record)
         clean = dict(record)
         for name, spec in self.fields.items():
@@ -164,9 +192,6 @@ class RecordSpec:
                 raise InvalidRecord(f"{self.table}.{name}: {error}") from None
             if spec.allowed is not None and clean[name] not in spec.allowed:
                 raise InvalidRecord(f"{self.table}.{name}: {value!r} is not one of {', '.join(spec.allowed)}")
-        for name, value in record.items():
-            if name not in self.fields and (where := _integer_out_of_range(value, f"{self.table}.{name}")):
-                raise InvalidRecord(f"{where}: integer is outside the 64-bit range")
         return clean
 
     def _as_columns(self, record: dict) -> dict:

@@ -123,6 +123,35 @@ def test_a_future_cursor_is_held_back_and_the_later_of_two_versions_wins(setting
     assert len(dead) == 1 and "more than 1 day after the run started" in dead[0][0]
 
 
+def test_nan_infinity_and_nul_characters_from_the_api_are_dead_letters_naming_the_field(settings):
+    """JSON has no NaN or Infinity: one failed the whole page (requests' parser refuses them), naming no record.
+    Warehouses strip NUL from text: a currency code holding one loaded as another code."""
+    good = {"currency_code": "AAA", "rate_date": "2024-01-01", "usd_per_unit": "2.0"}
+    stamp = {"updated_at": "2024-01-01T04:00:00+00:00"}
+    extra = [
+        {**good, **stamp, "currency_code": "B\x00B"},
+        {**good, **stamp, "currency_code": "CCC", "bid": float("nan")},
+        {**good, **stamp, "currency_code": "DDD", "spread": {"ask": float("-inf")}},
+        {**good, **stamp, "currency_code": "EEE", "note\x00": "x"},
+        {**good, **stamp, "bid": 1.5},
+    ]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        counts = ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"]
+    assert counts.quarantined == 4
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        reasons = sorted(r for (r,) in conn.execute("select reason from raw_fx._dead_letters").fetchall())
+        loaded = conn.execute(
+            "select currency_code, bid from raw_fx.exchange_rates where rate_date = '2024-01-01' and bid is not null"
+        ).fetchall()
+    assert reasons == [
+        "exchange_rates.bid: NaN is not a JSON value (JSON has no NaN or Infinity)",
+        "exchange_rates.currency_code: text holds a NUL character (\\u0000), which a warehouse column cannot keep",
+        "exchange_rates.spread.ask: -Infinity is not a JSON value (JSON has no NaN or Infinity)",
+        "exchange_rates: field name 'note\\x00' holds a NUL character (\\u0000)",
+    ], reasons
+    assert loaded == [("AAA", 1.5)]
+
+
 def test_retries_429_500_timeouts_dropped_and_truncated_pages(settings, api):
     api.tick = 1
     api.faults.extend(["429", "500", "timeout"])
