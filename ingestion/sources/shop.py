@@ -181,7 +181,9 @@ def shop_source(
             )
         cursor_type = next((c["type"] for c in reflected if c["name"] == cursor), None)
         lag = incremental_lag(
-            lag, is_date=isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime)
+            lag,
+            is_date=isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime),
+            text_timestamps=engine.dialect.name == "sqlite",
         )
         required = [*primary_key, *([cursor] if cursor else [])]
         raw = raw_tables.get(table) if raw_tables is not None else None
@@ -292,14 +294,16 @@ def _table_options(table_options: Any) -> dict[str, dict]:
     return options
 
 
-def incremental_lag(lag_seconds: float, *, is_date: bool) -> int:
+def incremental_lag(lag_seconds: float, *, is_date: bool, text_timestamps: bool = False) -> float:
     """The lag to give dlt's incremental. dlt reads a lag in the cursor's own unit: seconds on a timestamp, but
     days on a DATE cursor, where `lag_seconds = 3600` would have re-read ten years. A date cursor gets whole days,
     rounded up (ceil(lag_seconds / 86400): 3600 s re-reads one day, 0 none); a timestamp whole seconds, rounded
-    down."""
+    down. Where timestamps compare as text (SQLite), a microsecond more: dlt binds the cursor with microseconds,
+    and `... 00:00:00` (no fraction, as SQLite's CURRENT_TIMESTAMP writes) sorts before `... 00:00:00.000000`, so
+    a row at the window's lower bound (with no lag: at the cursor's last value) was not read again."""
     if is_date:
         return math.ceil(lag_seconds / 86400)
-    return int(lag_seconds)
+    return int(lag_seconds) + (1e-6 if text_timestamps else 0)
 
 
 def _raw_columns() -> dict[str, dict[str, dict]] | None:

@@ -71,6 +71,25 @@ def test_a_row_changed_again_at_the_cursor_s_last_value_is_loaded_with_lag_0(
     assert raw(settings, "select widget_id, status from raw_shop.widgets order by 1") == [(1, "a"), (2, "b2"), (3, "c")]
 
 
+def test_a_sqlite_row_written_without_microseconds_at_the_cursor_s_last_value_is_loaded_with_lag_0(
+    settings, monkeypatch
+):
+    """SQLite compares timestamps as text, and dlt binds the cursor with microseconds: `2024-01-02 00:00:00`, as
+    SQLite's own CURRENT_TIMESTAMP writes it, sorts before `2024-01-02 00:00:00.000000`, so with no lag a row
+    changed again at the cursor's last value was never read again."""
+    monkeypatch.setenv("SOURCES__SHOP__LAG_SECONDS", "0")
+    widgets(monkeypatch)
+    run_sql(
+        settings.shop_url,
+        "create table widgets (widget_id integer primary key, status text, updated_at timestamp)",
+        "insert into widgets values (1, 'a', '2024-01-01 00:00:00'), (2, 'b', '2024-01-02 00:00:00')",
+    )
+    ingest_shop(settings)
+    run_sql(settings.shop_url, "update widgets set status = 'b2' where widget_id = 2")
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id, status from raw_shop.widgets order by 1") == [(1, "a"), (2, "b2")]
+
+
 def test_a_rate_revised_at_the_cursor_s_last_value_is_loaded_with_lag_0(settings):
     from ingestion.tests.test_fx import FxApiWith
 
@@ -314,6 +333,7 @@ def test_lag_seconds_on_a_date_cursor_is_whole_days(settings, monkeypatch):
     assert incremental_lag(86400, is_date=True) == 1
     assert incremental_lag(86401, is_date=True) == 2
     assert incremental_lag(3600, is_date=False) == 3600
+    assert incremental_lag(3600, is_date=False, text_timestamps=True) == 3600 + 1e-6
 
 
 # 6. a bad value in a SQLite source ---------------------------------------------------------------------------
