@@ -127,14 +127,42 @@ def make_pipeline(source: str, settings: Settings, connection: duckdb.DuckDBPyCo
 def held_pipeline(source: str, settings: Settings) -> Iterator[dlt.Pipeline]:
     """The source's pipeline for one run. Into DuckDB it holds one connection to the warehouse from start to
     end: left to itself, dlt opens and closes the database around every load job and each close checkpoints
-    it, which at 10M order items was 3 s of an incremental load's 3.3 s (README "Performance")."""
+    it, which at 10M order items was 3 s of an incremental load's 3.3 s (README "Performance"). That connection
+    also keeps a second run out (DuckDB has one writer); into PostgreSQL a lock does (`one_run_at_a_time`)."""
     if destination_kind() != "duckdb":
-        yield make_pipeline(source, settings)
+        with one_run_at_a_time(pipeline_name(source)):
+            yield make_pipeline(source, settings)
         return
     _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)  # before connecting creates the file
     connection = duckdb.connect(str(settings.warehouse))
     try:
         yield make_pipeline(source, settings, connection)
+    finally:
+        connection.close()
+
+
+@contextmanager
+def one_run_at_a_time(pipeline: str) -> Iterator[None]:
+    """Hold the PostgreSQL warehouse's advisory lock for `pipeline` until the run ends; a run that finds it taken
+    waits, saying so. Two runs of one source at once shared dlt's local working folder (one could load the other's
+    half-written package) and committed their loads in either order, so an older cursor could win. A session lock:
+    the server frees it when the connection ends, also when the process is killed."""
+    import psycopg2
+
+    key = int.from_bytes(hashlib.sha256(f"harbor ingest {pipeline}".encode()).digest()[:8], "big", signed=True)
+    connection = psycopg2.connect(postgres_warehouse_url())
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute("select pg_try_advisory_lock(%s)", (key,))
+            if not cursor.fetchone()[0]:
+                log.warning(
+                    "another run of %s is loading into this warehouse: waiting for it to finish",
+                    pipeline,
+                    extra={"pipeline": pipeline},
+                )
+                cursor.execute("select pg_advisory_lock(%s)", (key,))
+        yield
     finally:
         connection.close()
 

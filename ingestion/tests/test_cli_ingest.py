@@ -296,6 +296,35 @@ def test_two_postgres_warehouses_fed_from_one_data_folder_keep_their_own_cursors
             engine.dispose()
 
 
+def test_a_second_run_of_a_source_into_postgres_waits_for_the_first_saying_so(harbor_env, pg_env, monkeypatch):
+    """Two runs of one source into PostgreSQL at once shared dlt's local working folder and committed in either
+    order; into DuckDB the file's single writer keeps the second out. The second now waits for the first."""
+    from ingestion.pipeline import one_run_at_a_time
+
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    with one_run_at_a_time("harbor_shop_postgres"):  # a first run, still loading
+        second = subprocess.Popen(
+            [sys.executable, "-m", "ingestion.cli", "ingest", "shop"],
+            env=dict(os.environ),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            with pytest.raises(subprocess.TimeoutExpired):
+                second.wait(timeout=15)
+        except BaseException:
+            second.kill()
+            raise
+    out, err = second.communicate(timeout=180)
+    assert second.returncode == 0, out + err
+    assert "another run of harbor_shop_postgres is loading into this warehouse: waiting for it to finish" in err
+    engine = sa.create_engine(pg_env)
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("select count(*) from raw_shop.orders")).scalar() > 0
+    engine.dispose()
+
+
 def test_a_load_that_committed_stays_a_success_when_its_record_cannot_be_written(harbor_env, capsys, monkeypatch):
     """The record is written after the load commits: failing to write it is a warning, not "failed, nothing loaded"
     with exit 4 for data that is in the warehouse."""
