@@ -498,30 +498,52 @@ def _report_and_alert(
     if "://" not in str(location) and not Path(location).exists():
         raise FileNotFoundError(f"no warehouse at {location}: `harbor ingest` and `harbor build` make one")
     failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None
+    report = None
+    unavailable: ReportUnavailable | None = None
     try:
         with connected(location, read_only=True) as history:
-            report = write_report(history, path.resolve(), days_back=days_back)
-            prom, dashboard = write_metrics(history, path.resolve().parent)
-            alert = alert_for_latest_run(history, report_url=report.path.as_uri(), failed_build=failed_build)
-    except OSError as error:  # the report or metrics cannot be written where asked
-        raise ReportUnavailable(f"cannot write the report: {error}") from error
-    except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
-        # Elementary's API hands back the database's error, which ReportError wraps: that error is the news.
-        first_line = _first_line(error.__cause__ if isinstance(error, ReportError) and error.__cause__ else error)
-        text = first_line.lower()
-        if "lock" in text:
-            hint = " (another process is writing it: report when it is done)"
-        elif "table with name" in text or ("relation" in text and "does not exist" in text):
-            hint = " (no `harbor build` has run on it yet, so it has no history to read)"
-        else:
-            hint = ""
-        raise ReportUnavailable(f"cannot report on {shown_location(location)}: {first_line}{hint}") from error
-    print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+            try:
+                report = write_report(history, path.resolve(), days_back=days_back)
+                prom, dashboard = write_metrics(history, path.resolve().parent)
+            except OSError as error:  # the report or metrics cannot be written where asked
+                unavailable = ReportUnavailable(f"cannot write the report: {error}")
+                unavailable.__cause__ = error
+            except (duckdb.Error, sa.exc.SQLAlchemyError, ReportError) as error:
+                unavailable = _unreadable(location, error)
+            # Whether or not there is a report: a first run whose ingestion failed has no dbt history to report on,
+            # and is just what the alert is for.
+            alert = alert_for_latest_run(
+                history, report_url=report.path.as_uri() if report else None, failed_build=failed_build
+            )
+    except (duckdb.Error, sa.exc.SQLAlchemyError) as error:
+        raise unavailable or _unreadable(location, error) from error
+    if report is not None:
+        print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+        print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if failed_build is not None and alert is not None and alert.invocation_id is None:
         print(f"harbor: {unrecorded_build_message(failed_build.exit_code)}", file=sys.stderr)
-    print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if alert is not None and send_alert(alert):
         print(f"alert:     {alert.severity} sent")
+    if unavailable is not None:
+        raise unavailable
+
+
+def _unreadable(location: str | Path, error: Exception) -> ReportUnavailable:
+    """The warehouse's history cannot be read: its database's error (Elementary's API wraps it in ReportError),
+    with a hint where the error's text says why."""
+    from ingestion.observability.report import ReportError
+
+    first_line = _first_line(error.__cause__ if isinstance(error, ReportError) and error.__cause__ else error)
+    text = first_line.lower()
+    if "lock" in text:
+        hint = " (another process is writing it: report when it is done)"
+    elif "table with name" in text or ("relation" in text and "does not exist" in text):
+        hint = " (no `harbor build` has run on it yet, so it has no history to read)"
+    else:
+        hint = ""
+    unreadable = ReportUnavailable(f"cannot report on {shown_location(location)}: {first_line}{hint}")
+    unreadable.__cause__ = error
+    return unreadable
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -180,7 +180,7 @@ def test_a_retry_under_one_run_id_that_fixed_a_failure_is_not_alerted(copy_of_th
     assert alert.severity == "warning"
 
 
-def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path):
+def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path, receiver, monkeypatch, capsys):
     location = tmp_path / "warehouse.duckdb"
     started = datetime.now(UTC)
     failed = IngestionRun("shop", started, started, status="error", error="unreachable", run_id="run-down")
@@ -189,6 +189,17 @@ def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path):
         alert = alert_for_latest_run(wh)
     assert alert is not None and alert.severity == "critical" and alert.invocation_id is None
     assert [(p.name, p.message) for p in alert.problems] == [("shop.*", "unreachable (run run-down)")]
+
+    # Through the commands: there is no dbt history to report on, and the alert went down with the report.
+    url, received = receiver
+    monkeypatch.setenv(WEBHOOK_ENV, url)
+    monkeypatch.setenv("DLT_PROJECT_DIR", str(tmp_path))  # no .dlt/secrets.toml here
+    settings = Settings(tmp_path, location, tmp_path / "data", "sqlite:///unused.sqlite")
+    cli._report_what_failed(settings)
+    assert "no report" in capsys.readouterr().err
+    assert cli.main(["report", "--warehouse", str(location), "--output", str(tmp_path / "r.html")]) == 2
+    assert "no `harbor build` has run on it yet" in capsys.readouterr().err
+    assert [m["json"]["text"] for m in received] == ["[CRITICAL] Harbor run: 1 failed, 0 warning(s)"] * 2
 
 
 def test_a_webhook_that_fails_is_a_warning_not_a_crash(caplog):
