@@ -68,7 +68,7 @@ class QualitySummary:
     def line(self) -> str:
         """One printable line, e.g. `quality: 97.5% of tests passed (39/40; 1 warn, 0 fail, 0 error) | ...`."""
         if not self.total:
-            return "quality: no data tests ran"
+            return "quality: no data tests ran" + (f" ({self.skipped} skipped)" if self.skipped else "")
         head = (
             f"quality: {_percent(self.pass_rate)} of tests passed ({self.passed}/{self.total}; "
             f"{self.warned} warn, {self.failed} fail, {self.errored} error"
@@ -84,11 +84,13 @@ class QualitySummary:
 
 
 def _percent(rate: float | None) -> str:
-    # Never round a failing run up to 100%: 199/200 reads 99.5%, 1999/2000 reads 99.95%.
+    """Never a failing run rounded up to 100%: 199/200 reads 99.5%, 1999/2000 99.95%, 19999/20000 99.995%."""
     if rate is None:
         return "n/a"
-    text = f"{rate * 100:.1f}%"
-    return f"{rate * 100:.2f}%" if text == "100.0%" and rate < 1 else text
+    decimals = 1
+    while f"{rate * 100:.{decimals}f}" == "100." + "0" * decimals and rate < 1:
+        decimals += 1
+    return f"{rate * 100:.{decimals}f}%"
 
 
 def node_layer(node: Mapping[str, Any]) -> str:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
+from ingestion.quality import _percent, coverage_summary, dbt_target_dir, quality_summary
 from ingestion.transform import run_dbt
 
 
@@ -88,6 +88,8 @@ def test_a_nearly_clean_run_is_never_shown_as_100_percent(tmp_path):
     summary = quality_summary(tmp_path)
     assert summary.pass_rate == 1999 / 2000
     assert summary.line().startswith("quality: 99.95% of tests passed (1999/2000; 0 warn, 1 fail, 0 error)")
+    for passed, total, shown in [(19_999, 20_000, "99.995%"), (39_999, 40_000, "99.997%"), (2, 3, "66.7%")]:
+        assert _percent(passed / total) == shown
 
 
 def test_no_tests_is_said_plainly(tmp_path):
@@ -96,6 +98,18 @@ def test_no_tests_is_said_plainly(tmp_path):
     assert summary.total == 0
     assert summary.pass_rate is None
     assert summary.line() == "quality: no data tests ran"
+
+
+def test_a_run_whose_tests_were_all_skipped_says_so(tmp_path):
+    """A model that failed skips the tests on it: "no data tests ran" alone read as a project without tests."""
+    write_artifacts(tmp_path, {})
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    manifest["nodes"]["test.harbor.t1"] = _test("model.harbor.fct_orders", ["model.harbor.fct_orders"])
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "run_results.json").write_text(
+        json.dumps({"results": [{"unique_id": "test.harbor.t1", "status": "skipped"}]})
+    )
+    assert quality_summary(tmp_path).line() == "quality: no data tests ran (1 skipped)"
 
 
 def test_coverage_counts_key_tests_tested_columns_and_freshness():
