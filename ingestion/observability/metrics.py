@@ -152,9 +152,9 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
             ),
             Metric(
                 "harbor_tests_failed",
-                "Data tests that failed or errored in the latest dbt invocation.",
+                "Data tests that failed or errored in the latest dbt invocation (none when it ran no tests).",
                 "gauge",
-                [(labels, sum(r["status"] in ("fail", "error") for r in tests))],
+                [(labels, sum(r["status"] in ("fail", "error") for r in tests))] if ran else [],
             ),
         ]
     freshness = warehouse.query(

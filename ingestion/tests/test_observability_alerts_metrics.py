@@ -313,6 +313,28 @@ def test_the_pass_ratio_leaves_skipped_tests_out_as_the_quality_score_does(copy_
     assert 'harbor_quality_pass_ratio{command="build",run_id="run-alerts"} 0.5' in text.splitlines()
 
 
+def test_a_later_run_without_tests_claims_no_passing_tests(copy_of_the_failed_run):
+    """A `dbt seed` after a build whose test failed: the alert said "all tests passed" and the metrics 0 failed
+    tests, while the report listed the failing one."""
+    copy = copy_of_the_failed_run
+    with duckdb.connect(str(copy)) as conn:
+        conn.execute(
+            "insert into observability.dbt_invocations (invocation_id, job_run_id, command, run_started_at, "
+            "run_completed_at) values ('seed-later', 'run-seed', 'seed', now()::timestamp + interval 1 hour, "
+            "now()::timestamp + interval 61 minute)"
+        )
+        conn.execute(
+            "insert into observability.dbt_run_results (unique_id, invocation_id, name, resource_type, status) "
+            "values ('seed.obs.rates', 'seed-later', 'rates', 'seed', 'success')"
+        )
+    with connected(copy, read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+        text = to_prometheus(collect_metrics(wh))
+    assert alert is not None and (alert.run_id, alert.severity) == ("run-seed", "info")
+    assert alert.title == "Harbor run succeeded: nothing failed, and no data tests ran"
+    assert "harbor_tests_failed{" not in text and 'harbor_dbt_nodes{command="seed"' in text
+
+
 def test_a_row_count_the_adapter_does_not_know_is_no_sample(copy_of_the_failed_run):
     """dbt-postgres records -1 rows for a view ("unknown"): exported, it read as a model that lost rows."""
     copy = copy_of_the_failed_run
