@@ -62,14 +62,17 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
         "group by run_id, source_name, table_name order by source_name, table_name"
     )
     durations: dict[tuple[str, str], float] = {}
+    failed: dict[tuple[str, str], int] = {}
     for r in warehouse.query(
-        f"select run_id, source_name, created_at, max(duration_seconds) as duration_seconds "
+        f"select run_id, source_name, created_at, max(duration_seconds) as duration_seconds, "
+        "max(case when status = 'error' then 1 else 0 end) as failed "
         f"from {SCHEMA}.ingestion_runs where run_id = (select max(run_id) from {SCHEMA}.ingestion_runs "
         f"where created_at = (select max(created_at) from {SCHEMA}.ingestion_runs)) "
-        "group by run_id, source_name, created_at"
+        "group by run_id, source_name, created_at order by created_at"
     ):
         key = (r["source_name"], r["run_id"])
         durations[key] = durations.get(key, 0.0) + float(r["duration_seconds"] or 0)
+        failed[key] = r["failed"]  # the source's last attempt in the run: a retry that loaded is no failure
     per_table = [({"source": r["source_name"], "table": r["table_name"], "run_id": r["run_id"]}, r) for r in ingestion]
     metrics += [
         Metric(
@@ -95,6 +98,12 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
             "Duration of the latest ingestion run per source.",
             "gauge",
             [({"source": source, "run_id": rid}, seconds) for (source, rid), seconds in durations.items()],
+        ),
+        Metric(
+            "harbor_ingestion_failed",
+            "1 when the latest ingestion run of a source failed (its rows then read 0), else 0.",
+            "gauge",
+            [({"source": source, "run_id": rid}, flag) for (source, rid), flag in failed.items()],
         ),
     ]
     if latest:
@@ -196,6 +205,7 @@ def grafana_dashboard() -> dict[str, Any]:
         ("dbt duration (s)", "timeseries", ["harbor_dbt_duration_seconds"]),
         ("Slowest models (s)", "bargauge", ["topk(10, harbor_dbt_node_duration_seconds)"]),
         ("Ingestion duration (s)", "timeseries", ["harbor_ingestion_duration_seconds"]),
+        ("Failed ingestions", "stat", ["sum by (source) (harbor_ingestion_failed)"]),
         ("Source freshness lag (s)", "timeseries", ["harbor_source_freshness_lag_seconds"]),
         ("Nodes by status", "table", ["harbor_dbt_nodes"]),
     ]

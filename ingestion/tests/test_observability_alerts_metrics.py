@@ -253,6 +253,23 @@ def test_a_source_ingested_twice_under_one_run_id_is_one_series_per_table(copy_o
     assert extracted == ['harbor_rows_extracted{run_id="run-alerts",source="shop",table="orders"} 12']
     durations = [line for line in text.splitlines() if line.startswith("harbor_ingestion_duration_seconds{")]
     assert durations == ['harbor_ingestion_duration_seconds{run_id="run-alerts",source="shop"} 5']
+    assert 'harbor_ingestion_failed{run_id="run-alerts",source="shop"} 0' in text.splitlines()
+
+
+def test_a_failed_ingestion_is_a_metric_of_its_own(copy_of_the_failed_run):
+    """A failed source exported only rows of table `*` at 0 and a duration: an empty load, by the look of it."""
+    copy = copy_of_the_failed_run
+    late = datetime.now(UTC) + timedelta(hours=1)
+    record_ingestion_run(copy, IngestionRun("fx", late, late, status="error", error="API down", run_id="run-late"))
+    with connected(copy, read_only=True) as wh:
+        lines = to_prometheus(collect_metrics(wh)).splitlines()
+    assert 'harbor_ingestion_failed{run_id="run-late",source="fx"} 1' in lines
+    # A retry under the same run id that loaded: its last attempt counts.
+    retry = late + timedelta(seconds=5)
+    record_ingestion_run(copy, IngestionRun("fx", retry, retry, [TableLoad("rates", 2)], run_id="run-late"))
+    with connected(copy, read_only=True) as wh:
+        lines = to_prometheus(collect_metrics(wh)).splitlines()
+    assert 'harbor_ingestion_failed{run_id="run-late",source="fx"} 0' in lines
 
 
 def test_prometheus_text_and_grafana_dashboard(warehouse_with_a_failed_run):
