@@ -177,10 +177,19 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
             "Seconds between the newest row of each source table and the last `dbt source freshness` check.",
             "gauge",
             [
-                (
-                    {"source": r["unique_id"].removeprefix("source."), "status": r["status"]},
-                    r["max_loaded_at_time_ago_in_s"] or 0,
-                )
+                ({"source": r["unique_id"].removeprefix("source."), "status": r["status"]}, lag)
+                for r in freshness
+                if (lag := r["max_loaded_at_time_ago_in_s"]) is not None  # a check that could not run: no lag
+            ],
+        ),
+    )
+    metrics.append(
+        Metric(
+            "harbor_source_freshness_failed",
+            "1 when a source table's last `dbt source freshness` check errored or could not run, else 0.",
+            "gauge",
+            [
+                ({"source": r["unique_id"].removeprefix("source.")}, int(r["status"] in ("error", "runtime error")))
                 for r in freshness
             ],
         )
@@ -207,6 +216,7 @@ def grafana_dashboard() -> dict[str, Any]:
         ("Ingestion duration (s)", "timeseries", ["harbor_ingestion_duration_seconds"]),
         ("Failed ingestions", "stat", ["sum by (source) (harbor_ingestion_failed)"]),
         ("Source freshness lag (s)", "timeseries", ["harbor_source_freshness_lag_seconds"]),
+        ("Stale or unchecked sources", "stat", ["sum(harbor_source_freshness_failed)"]),
         ("Nodes by status", "table", ["harbor_dbt_nodes"]),
     ]
     return {

@@ -151,3 +151,47 @@ def test_ingestion_runs_are_recorded_per_table(tmp_path, adapter, request, monke
             "load_id": "1767268800.1",
         },
     ]
+
+
+@pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
+def test_a_freshness_check_that_cannot_run_is_recorded_and_exported(tmp_path, adapter, request):
+    """A `loaded_at_field` that is not there is a runtime error of `dbt source freshness`: the history kept only
+    the sources that passed, so the report and the metrics said nothing of it (the lag metric read 0: fresh)."""
+    from ingestion.observability.metrics import collect_metrics, to_prometheus
+
+    postgres_url = request.getfixturevalue("postgres_url") if adapter == "postgres" else None
+    project = make_project(tmp_path / "project", postgres_url=postgres_url)
+    models = project.path / "models" / "_models.yml"
+    models.write_text(
+        models.read_text().replace(
+            "        description: raw orders\n",
+            "        description: raw orders\n"
+            "      - name: orders_unchecked\n"
+            "        identifier: orders\n"
+            "        loaded_at_field: no_such_column\n",
+        )
+    )
+    assert project.dbt("build").returncode == 1  # the unique test fails, on purpose
+    assert project.dbt("source", "freshness").returncode == 1
+    with connected(_location(project, postgres_url), read_only=True) as wh:
+        freshness = wh.query(
+            "select unique_id, status, max_loaded_at, max_loaded_at_time_ago_in_s "
+            "from observability.dbt_source_freshness_results order by unique_id"
+        )
+        lines = to_prometheus(collect_metrics(wh)).splitlines()
+        report = build_report_data(wh)
+    checks = [r for results in report["test_results"].values() for r in results]
+    (unchecked,) = [r for r in checks if r["metadata"]["test_unique_id"] == "source.obs_it.shop.orders_unchecked"]
+    assert (
+        unchecked["metadata"]["latest_run_status"] == "error"
+        and "no_such_column" in unchecked["test_results"]["error_message"]
+    )
+    assert [(f["unique_id"], f["status"], f["max_loaded_at"]) for f in freshness][1:] == [
+        ("source.obs_it.shop.orders_unchecked", "runtime error", None)
+    ]
+    assert freshness[0]["status"] == "pass"
+    assert 'harbor_source_freshness_failed{source="obs_it.shop.orders_unchecked"} 1' in lines
+    assert 'harbor_source_freshness_failed{source="obs_it.shop.orders"} 0' in lines
+    assert not [
+        line for line in lines if line.startswith("harbor_source_freshness_lag_seconds") and "unchecked" in line
+    ]

@@ -263,9 +263,11 @@
 {% endmacro %}
 
 
+{#- Every source result, a freshness check that could not run too (a `loaded_at_field` that is not there: status
+    `runtime error`, no max_loaded_at): left out, the report and the metrics showed only the sources that passed. -#}
 {% macro harbor_observability_insert_freshness(schema, results, now) %}
     {%- set rows = [] -%}
-    {%- for result in results if result.node.resource_type == 'source' and result.max_loaded_at is defined -%}
+    {%- for result in results if result.node.resource_type == 'source' -%}
         {%- set node = graph.sources.get(result.node.unique_id) -%}
         {%- set timing = {} -%}
         {%- for step in result.timing -%}
@@ -275,11 +277,11 @@
         {%- do rows.append([
             (invocation_id ~ '.' ~ node.unique_id),
             (node.unique_id),
-            (result.max_loaded_at),
-            (result.snapshotted_at),
+            (result.max_loaded_at if result.max_loaded_at is defined else none),
+            (result.snapshotted_at if result.snapshotted_at is defined else none),
             (now),
             (now),
-            (result.age),
+            (result.age if result.age is defined else none),
             (result.status | string),
             (result.message if (result.status | string) not in ('pass', 'warn') else none),
             timing.get('compile.started_at'),
