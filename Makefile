@@ -28,7 +28,7 @@ demo: setup  ## create or advance the demo shop, ingest, dbt build, quality scor
 
 # The sources alone (the PR workflow's fallback: production is then built from the base branch's project).
 ingest: setup  ## create the demo sources when missing and load them into the warehouse, without dbt
-	test -e $(or $(HARBOR_DATA_DIR),data)/shop.sqlite || $(BIN)/harbor demo create
+	$(BIN)/harbor demo create --if-missing
 	$(BIN)/harbor ingest
 
 ## The test suite: lint, then pytest (which runs the whole chain in temporary folders).

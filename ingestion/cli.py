@@ -77,6 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     create.add_argument("--scale", type=float, default=1.0, help="size factor (1 = 100 customers, 300 orders)")
     create.add_argument("--seed", type=int, default=42, help="random seed; same seed and scale, same rows")
     create.add_argument("--replace", action="store_true", help="drop an existing demo shop first")
+    create.add_argument("--if-missing", action="store_true", help="leave an existing demo shop as it is")
     _add_url(create)
     create.set_defaults(handler=_demo_create)
 
@@ -171,6 +172,9 @@ def _shop_url(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _demo_create(args: argparse.Namespace, settings: Settings) -> int:
+    if getattr(args, "if_missing", False) and not args.replace and _demo_shop_exists(_shop_url(args, settings)):
+        print(f"demo shop at {demo_shop.safe_url(_shop_url(args, settings))} exists: left as it is")
+        return 0
     summary = demo_shop.create_shop(
         _shop_url(args, settings), seed=args.seed, scale=args.scale, replace=args.replace, events_to=settings.data_dir
     )
@@ -187,12 +191,17 @@ def _demo_advance(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _demo_shop_exists(url: str) -> bool:
+    engine = demo_shop.engine_for(url)
+    try:
+        return demo_shop.read_clock(engine) is not None
+    finally:
+        engine.dispose()
+
+
 def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     url = _shop_url(args, settings)
-    engine = demo_shop.engine_for(url)
-    exists = demo_shop.read_clock(engine) is not None
-    engine.dispose()
-    if exists:
+    if _demo_shop_exists(url):
         _demo_advance(argparse.Namespace(url=url, ticks=1), settings)
     else:
         _demo_create(argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False), settings)

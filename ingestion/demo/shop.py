@@ -144,6 +144,15 @@ def read_clock(engine: sa.Engine) -> ShopClock | None:
     return ShopClock(row.seed, row.scale, row.tick, _as_utc(row.shop_time))
 
 
+def _tables_holding_rows(engine: sa.Engine, names: set[str]) -> list[str]:
+    with engine.connect() as conn:
+        return [
+            name
+            for name in sorted(names)
+            if conn.execute(sa.select(sa.literal(1)).select_from(sa.table(name)).limit(1)).first() is not None
+        ]
+
+
 def create_shop(
     url: str, *, seed: int = 42, scale: float = 1.0, replace: bool = False, events_to: Path | None = None
 ) -> TickSummary:
@@ -158,6 +167,13 @@ def create_shop(
         if not replace:
             raise FileExistsError(f"a demo shop already exists at {safe_url(url)}; use --replace to start over")
         metadata.drop_all(engine)
+    elif taken := _tables_holding_rows(engine, set(sa.inspect(engine).get_table_names()) & set(metadata.tables)):
+        # Someone else's tables of the same names (a real shop's `orders`): demo rows would be written into them.
+        # Empty ones (a create that stopped before its commit) are filled as if new.
+        engine.dispose()
+        raise FileExistsError(
+            f"{safe_url(url)} holds tables {', '.join(taken)} that are not a demo shop's: not writing into them"
+        )
     metadata.create_all(engine)
     generator = _Generator(random.Random(f"{seed}:create"), scale)
     rows = generator.history(SHOP_START - timedelta(days=HISTORY_DAYS), SHOP_START)

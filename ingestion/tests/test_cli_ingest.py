@@ -383,6 +383,29 @@ def test_a_build_that_stopped_before_any_node_prints_no_score_from_an_older_buil
     assert "no score" in out and "no data tests ran" not in out and "coverage" not in out
 
 
+def test_demo_create_if_missing_leaves_a_shop_and_no_create_writes_into_someone_else_s_tables(
+    settings, postgres_url, capsys
+):
+    """`make ingest` created the demo shop unless data/shop.sqlite existed: a shop in PostgreSQL was "created"
+    again and the command stopped. And a database holding a real `orders` table got demo rows written into it."""
+    assert main(["demo", "create", "--if-missing", "--scale", "0.1", "--url", postgres_url]) == 0
+    assert "created demo shop" in capsys.readouterr().out
+    assert main(["demo", "create", "--if-missing", "--url", postgres_url]) == 0
+    assert "exists: left as it is" in capsys.readouterr().out
+
+    with fresh_postgres_database() as foreign:
+        engine = sa.create_engine(foreign)
+        with engine.begin() as conn:
+            conn.execute(sa.text("create table orders (order_id integer primary key, note text)"))
+            conn.execute(sa.text("insert into orders values (7, 'a real order')"))
+        assert main(["demo", "create", "--if-missing", "--url", foreign]) == EXIT_BAD_CONFIG
+        assert "holds tables orders that are not a demo shop's: not writing into them" in capsys.readouterr().err
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("select * from orders")).all() == [(7, "a real order")]
+            assert not sa.inspect(conn).has_table("customers")
+        engine.dispose()
+
+
 def test_wrong_settings_and_urls_are_one_line_and_exit_2_without_their_passwords(
     settings, capsys, monkeypatch, tmp_path
 ):
