@@ -507,7 +507,7 @@ def _report_and_alert(
     if "://" not in str(location) and not Path(location).exists():
         raise FileNotFoundError(f"no warehouse at {location}: `harbor ingest` and `harbor build` make one")
     failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None
-    report = None
+    report = prom = dashboard = None
     unavailable: ReportUnavailable | None = None
     try:
         with connected(location, read_only=True) as history:
@@ -528,6 +528,7 @@ def _report_and_alert(
         raise unavailable or _unreadable(location, error) from error
     if report is not None:
         print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+    if prom is not None:
         print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if failed_build is not None and alert is not None and alert.invocation_id is None:
         print(f"harbor: {unrecorded_build_message(failed_build.exit_code)}", file=sys.stderr)

@@ -202,6 +202,17 @@ def test_a_failed_ingestion_alerts_before_any_dbt_run(tmp_path, receiver, monkey
     assert [m["json"]["text"] for m in received] == ["[CRITICAL] Harbor run: 1 failed, 0 warning(s)"] * 2
 
 
+def test_metrics_that_cannot_be_written_still_send_the_alert(copy_of_the_failed_run, tmp_path, receiver, monkeypatch):
+    url, received = receiver
+    monkeypatch.setenv(WEBHOOK_ENV, url)
+    (tmp_path / "out" / "harbor-metrics.prom").mkdir(parents=True)  # a folder where the file goes
+    code = cli.main(
+        ["report", "--warehouse", str(copy_of_the_failed_run), "--output", str(tmp_path / "out" / "r.html")]
+    )
+    assert code == 2
+    assert [m["json"]["text"] for m in received] == ["[CRITICAL] Harbor run: 1 failed, 1 warning(s)"]
+
+
 def test_a_webhook_that_fails_is_a_warning_not_a_crash(caplog):
     """A revoked hook answers 403/404, an unreachable one refuses: the report and the run stay successful."""
 
