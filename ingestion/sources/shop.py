@@ -183,7 +183,8 @@ def shop_source(
         lag = incremental_lag(
             lag,
             is_date=isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime),
-            text_timestamps=engine.dialect.name == "sqlite",
+            # a TEXT cursor compares text with text (and dlt cannot lag a string it does not parse)
+            text_timestamps=engine.dialect.name == "sqlite" and isinstance(cursor_type, sa.DateTime),
         )
         required = [*primary_key, *([cursor] if cursor else [])]
         raw = raw_tables.get(table) if raw_tables is not None else None

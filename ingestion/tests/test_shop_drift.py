@@ -90,6 +90,24 @@ def test_a_sqlite_row_written_without_microseconds_at_the_cursor_s_last_value_is
     assert raw(settings, "select widget_id, status from raw_shop.widgets order by 1") == [(1, "a"), (2, "b2")]
 
 
+def test_a_sqlite_text_cursor_keeps_loading_with_lag_0(settings, monkeypatch):
+    """A cursor column declared TEXT compares text with text: the extra microsecond of a timestamp cursor is not
+    for it (dlt cannot lag a string it does not parse, and the second run failed)."""
+    monkeypatch.setenv("SOURCES__SHOP__LAG_SECONDS", "0")
+    widgets(monkeypatch)
+    run_sql(
+        settings.shop_url,
+        "create table widgets (widget_id integer primary key, status text, updated_at text)",
+        "insert into widgets values (1, 'a', '2024-01-01 00:00:00'), (2, 'b', '2024-01-02 00:00:00')",
+    )
+    ingest_shop(settings)
+    run_sql(
+        settings.shop_url, "update widgets set status = 'b2', updated_at = '2024-01-03 00:00:00' where widget_id = 2"
+    )
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id, status from raw_shop.widgets order by 1") == [(1, "a"), (2, "b2")]
+
+
 def test_a_rate_revised_at_the_cursor_s_last_value_is_loaded_with_lag_0(settings):
     from ingestion.tests.test_fx import FxApiWith
 
