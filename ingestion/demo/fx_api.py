@@ -93,6 +93,7 @@ class FxApi:
         self.faults: deque[str] = deque()
         self.log: list[tuple[str, int | str]] = []  # (path with query, status or fault) per request
         self.hang_seconds = 3.0
+        self.content_type = "application/json"  # what the answers say they are (servers send text/plain too)
         self._server = ThreadingHTTPServer((host, port), _handler_for(self))
         self._server.daemon_threads = True
         self._thread: threading.Thread | None = None
@@ -168,7 +169,7 @@ def _handler_for(api: FxApi) -> type[BaseHTTPRequestHandler]:
         ) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
-            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Type", api.content_type)
             self.send_header("Content-Length", str(len(data)))
             for name, value in (headers or {}).items():
                 self.send_header(name, value)

@@ -109,11 +109,12 @@ class RetryingSession(requests.Session):
 def _retryable_problem(response: requests.Response) -> str | None:
     if response.status_code in RETRY_STATUS:
         return f"HTTP {response.status_code}"
-    if response.ok and "json" in response.headers.get("Content-Type", ""):
+    if response.ok:
         try:
             document = json.loads(response.content, parse_constant=NotJson)
         except (ValueError, RecursionError):
-            return "truncated or malformed JSON body"
+            # Only a body that says it is JSON is retried as cut short; what else it is, the caller decides.
+            return "truncated or malformed JSON body" if "json" in response.headers.get("Content-Type", "") else None
         # The caller (dlt's REST client) gets this parse rather than requests' own: requests parses with
         # simplejson, which refuses NaN and Infinity, so one such value failed the whole page, naming no record.
         # Here they are NotJson markers, which validation sends to the dead letters with the field's name.

@@ -136,6 +136,7 @@ def test_nan_infinity_and_nul_characters_from_the_api_are_dead_letters_naming_th
         {**good, **stamp, "bid": 1.5},
     ]
     with FxApiWith(extra, seed=3, tick=0) as api:
+        api.content_type = "text/plain; charset=utf-8"  # not said to be JSON: dlt parses it all the same
         counts = ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"]
     assert counts.quarantined == 4
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
@@ -197,7 +198,7 @@ def test_a_package_that_never_loads_is_named_and_a_full_refresh_drops_it(setting
     with monkeypatch.context() as patched:
         patched.setattr(quarantine, "DECIMAL_INTEGER_DIGITS", 100)
         patched.setattr(fx_api, "rates_as_of", with_a_huge_rate)
-        with pytest.raises(Exception, match="DECIMAL"):
+        with pytest.raises(Exception, match="(?i)decimal"):  # DuckDB refuses it, or pyarrow before it
             ingest_fx(settings, base_url=api.base_url)
 
     with pytest.raises(PendingLoadFailed, match=r"do not load: .*--full-refresh` drops them"):
