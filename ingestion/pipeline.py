@@ -298,7 +298,14 @@ def run_source(
             # Before the source is built: it reads the state (cursors, first loads), which must be the warehouse's.
             pipeline.sync_destination()
             source = build(datetime.now(UTC), tally)
-            info: LoadInfo = pipeline.run(source, refresh="drop_sources" if full_refresh else None)
+            info: LoadInfo = pipeline.run(
+                source,
+                refresh="drop_sources" if full_refresh else None,
+                # Rows the sources yield as dicts (events, fx, dead letters) reach DuckDB as parquet, as the shop's
+                # Arrow batches do: dlt's default for DuckDB, INSERT statements, loaded 100k events in 12.7 s,
+                # parquet in 0.5 s, into identical tables (README "Performance"). PostgreSQL takes dlt's default.
+                loader_file_format="parquet" if destination_kind() == "duckdb" else None,
+            )
         except Exception as error:
             unavailable = _unavailable_cause(error)
             if unavailable is not None:
