@@ -170,8 +170,8 @@ def fill_shop(url: str, scale: Scale) -> dict[str, int]:
 
 
 def change_fraction(url: str, fraction: float = 0.01, tick: int = 1) -> dict[str, int]:
-    """Change about `fraction` of the rows: half updates spread over every table, half new orders (with items
-    and customers). Tick n's changes carry an `updated_at` spread over the 23 hours before SHOP_START + n days,
+    """Change `fraction` of the rows: half updates spread over every table, the other half new customers, orders
+    and items (in proportion to their tables: payments and products get no new rows, so the others get more). Tick n's changes carry an `updated_at` spread over the 23 hours before SHOP_START + n days,
     as changes trickle in between two daily runs (all at one instant, the next run's lag window would re-read
     every row of the previous change). Returns rows touched."""
     engine = shop.engine_for(url)
@@ -197,9 +197,12 @@ def change_fraction(url: str, fraction: float = 0.01, tick: int = 1) -> dict[str
         }
         for table, statement in updates.items():
             touched[table] = conn.execute(sa.text(statement), params).rowcount
-        new_orders = max(1, round(ids["orders"] * fraction / 2))
-        new_items = max(1, round(ids["order_items"] * fraction / 2))
-        new_customers = max(1, round(ids["customers"] * fraction / 2))
+        # Ids are 1..n in the bench's tables: the largest id is the table's row count.
+        growing = ids["customers"] + ids["orders"] + ids["order_items"]
+        share = (fraction * sum(ids.values()) - sum(touched.values())) / growing
+        new_orders = max(1, round(ids["orders"] * share))
+        new_items = max(1, round(ids["order_items"] * share))
+        new_customers = max(1, round(ids["customers"] * share))
         params |= {
             "c0": ids["customers"],
             "o0": ids["orders"],

@@ -12,15 +12,6 @@ select distinct on (customer_id)
 from raw_shop.customers
 order by customer_id, updated_at desc, _dlt_load_id desc;
 
-create or replace table bench_ref.stg_products as
-select distinct on (product_id)
-    cast(product_id as integer) as product_id, sku, product_name, category,
-    cast(unit_price as numeric(28, 6)) as unit_price, cast(created_at as timestamp) as created_at,
-    cast(updated_at as timestamp) as updated_at, cast(deleted_at as timestamp) as deleted_at,
-    deleted_at is not null as is_deleted, _extracted_at, _dlt_load_id
-from raw_shop.products
-order by product_id, updated_at desc, _dlt_load_id desc;
-
 create or replace table bench_ref.stg_orders as
 select distinct on (order_id)
     cast(order_id as integer) as order_id, cast(customer_id as integer) as customer_id,

@@ -51,8 +51,10 @@ def test_fill_is_consistent_and_proportional(postgres_url):
     assert {"placed", "paid", "shipped", "completed", "returned"} <= statuses
 
     touched = change_fraction(postgres_url, 0.02)
-    assert touched["orders"] == 4 + 4  # 1% of 400 updated, 1% of 400 new
-    assert touched["order_items"] == 10 + 10
+    # 2% of all rows: 1% updated in every table (4 of 400 orders), the other 1% new customers, orders and items,
+    # more of each than 1% of their table, as payments and products get no new rows.
+    assert abs(sum(touched.values()) - 0.02 * sum(counts.values())) <= 2
+    assert 4 + 4 < touched["orders"] <= 4 + 6
     # The change trickles in over the day before the tick's instant, not all at once.
     engine = sa.create_engine(postgres_url)
     with engine.connect() as conn:
@@ -183,6 +185,13 @@ def test_steps_run_without_settings_that_would_change_what_is_measured(monkeypat
     assert seen["SOURCES__SHOP__CREDENTIALS"] == settings.shop_url
     assert seen["DBT_PROFILES_DIR"] == str(PROJECT_DIR)
     assert bench.run.ignored_settings(dict(os.environ)) == ["HARBOR_DESTINATION", "SOURCES__SHOP__BACKEND"]
+    # dbt's variables too, but the bench's own (DBT_FULL_REFRESH=true made every incremental build a full one).
+    monkeypatch.setenv("DBT_FULL_REFRESH", "true")
+    monkeypatch.setenv("DBT_TARGET_PATH", "/bench/target")
+    bench.run.run_step("duckdb_scan", settings)
+    assert "DBT_FULL_REFRESH" not in seen or seen.get("DBT_FULL_REFRESH") is None
+    assert "DBT_FULL_REFRESH" in bench.run.ignored_settings(dict(os.environ))
+    assert "DBT_TARGET_PATH" not in bench.run.ignored_settings(dict(os.environ))
 
 
 def test_every_product_can_be_ordered_at_every_scale():
@@ -212,14 +221,31 @@ def test_a_mart_column_the_reference_does_not_compute_is_an_error_not_unchecked(
         marts_equal(warehouse)
 
 
-def test_a_failing_scale_keeps_the_figures_of_the_scales_before_it(tmp_path, monkeypatch):
+def _measured(order_items: int) -> dict:
+    """A scale's result as `bench_scale` returns it, every figure 1."""
+    step = {"seconds": 1.0, "peak_rss_mib": 1.0}
+    return {
+        "order_items": order_items,
+        "source_rows": {"orders": order_items},
+        "ingest": {"harbor": step, "connectorx": step, "duckdb_scan": step, "ratio": 1.0, "ratio_connectorx": 1.0},
+        "transform": {"dbt_run": step, "reference_sql": step, "dbt_build": step, "ratio_run": 1.0},
+        "incremental": {"fraction_of_full": 0.1, "ingest": step},
+        "incremental_changed_scope": {"fraction_of_full": 0.1, "ingest": step},
+        **dict.fromkeys(
+            ("marts_equal", "marts_equal_after_change", "marts_equal_after_second_change", "connectorx_raw_equal"),
+            True,
+        ),
+    }
+
+
+def test_a_failing_scale_keeps_the_figures_of_the_scales_before_it(tmp_path, monkeypatch, capsys):
     import bench.run
 
     def bench_scale(order_items, work_dir, *args):
         (work_dir / f"scale_{order_items}").mkdir(parents=True)
         if order_items == 200:
             raise RuntimeError("bench step dbt_build failed")
-        return {"order_items": order_items}
+        return _measured(order_items)
 
     monkeypatch.setattr(bench.run, "RESULTS_DIR", tmp_path / "results")
     monkeypatch.setattr(bench.run, "bench_scale", bench_scale)
@@ -227,9 +253,12 @@ def test_a_failing_scale_keeps_the_figures_of_the_scales_before_it(tmp_path, mon
         bench.run.main(["--scales", "100", "200", "300", "--work-dir", str(tmp_path / "work")])
     (saved,) = (tmp_path / "results").glob("bench-*.json")
     output = json.loads(saved.read_text())
-    assert output["results"] == [{"order_items": 100}]
+    assert output["results"] == [_measured(100)]
     assert output["failed"] == {"order_items": 200, "error": "RuntimeError: bench step dbt_build failed"}
     assert not list((tmp_path / "work").iterdir())  # both scales' warehouses deleted
+    # ... and prints them: the table came only when every scale had finished.
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0].split()[:2] == ["order", "items"] and printed[2].split()[0] == "100"
 
 
 def _saved_run(directory, name: str, run_at: str, ingest_seconds: float) -> None:
