@@ -4,8 +4,9 @@ Incremental on the records' `updated_at`, sent back to the API as `updated_since
 state that commits with the load); merged on (currency_code, rate_date), so a revised rate replaces the old
 one. The HTTP session retries 429/5xx/timeouts/dropped connections/truncated pages with jittered exponential
 backoff and honours Retry-After (see `ingestion.sources.http`). Records failing `RATE_SPEC`, or holding NaN,
-Infinity or a NUL character in any field, go to `raw_fx._dead_letters` with the page they came from. A URL that is none (`not-a-url`) or that the API answers 404
-for is a wrong `base_url` or `endpoint_path`: ConfigError (exit 2), not a failed load.
+Infinity or a NUL character in any field, go to `raw_fx._dead_letters` with the page they came from. A URL that
+is none (`not-a-url`) or that the API answers 404 for is a wrong `base_url` or `endpoint_path`: ConfigError
+(exit 2), not a failed load.
 """
 
 from __future__ import annotations

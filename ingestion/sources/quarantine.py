@@ -163,9 +163,9 @@ FUTURE_TOLERANCE = timedelta(days=1)
 @dataclass(frozen=True)
 class RecordSpec:
     """What a valid record of one table is. Fields not named here pass through (new columns are welcome), unless
-    they hold a value no warehouse column can (`_unloadable`). `cursor` names the incremental cursor field, if any: a record
-    whose cursor is more than FUTURE_TOLERANCE after the run's start is quarantined, and of two versions of a
-    record in one load the one with the later cursor wins."""
+    they hold a value no warehouse column can (`_unloadable`). `cursor` names the incremental cursor field, if
+    any: a record whose cursor is more than FUTURE_TOLERANCE after the run's start is quarantined, and of two
+    versions of a record in one load the one with the later cursor wins."""
 
     table: str
     fields: Mapping[str, Field]
