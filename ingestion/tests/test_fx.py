@@ -198,7 +198,7 @@ def test_a_package_that_never_loads_is_named_and_a_full_refresh_drops_it(setting
     with monkeypatch.context() as patched:
         patched.setattr(quarantine, "DECIMAL_INTEGER_DIGITS", 100)
         patched.setattr(fx_api, "rates_as_of", with_a_huge_rate)
-        with pytest.raises(Exception, match="(?i)decimal"):  # DuckDB refuses it, or pyarrow before it
+        with pytest.raises(Exception, match=r"(?i)decimal"):  # DuckDB refuses it, or pyarrow before it
             ingest_fx(settings, base_url=api.base_url)
 
     with pytest.raises(PendingLoadFailed, match=r"do not load: .*--full-refresh` drops them"):
