@@ -69,8 +69,13 @@ def test_report_data_from_a_real_demo_run(demo_run):
     model_runs = {m["name"]: m for m in data["model_runs"]}
     assert {"fct_orders", "dim_customers", "stg_shop__orders"} <= model_runs.keys()
     assert len(model_runs["stg_shop__orders"]["runs"]) == 2
-    # Source freshness and lineage.
-    assert any(r["metadata"]["test_type"] == "source_freshness" for r in results.values())
+    # Source freshness and lineage. Events and rates are not ingested here: their checks could not run, and say so.
+    freshness = {uid: r for uid, r in results.items() if r["metadata"]["test_type"] == "source_freshness"}
+    assert freshness["source.harbor.shop.orders"]["metadata"]["latest_run_status"] == "pass"
+    assert {uid for uid, r in freshness.items() if r["metadata"]["latest_run_status"] == "error"} == {
+        "source.harbor.events.events",
+        "source.harbor.fx.exchange_rates",
+    }
     nodes = {n["id"] for n in data["lineage"]["nodes"]}
     assert {"model.harbor.fct_orders", "source.harbor.shop.orders"} <= nodes
     assert ("model.harbor.fct_orders", "model.harbor.int_orders__amounts") in {
@@ -82,7 +87,8 @@ def test_harbor_report_renders_in_chromium(demo_run, capsys):
     settings, tmp = demo_run
     output = tmp / "harbor-report.html"
     assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(output)]) == 0
-    assert "1 failing test(s)" in capsys.readouterr().out
+    # The failing test, and the freshness checks of the two sources this run never ingested (no table to check).
+    assert "3 failing test(s)" in capsys.readouterr().out
     url = output.as_uri()
 
     tests_page = page_text(url + "#/report/test-results/")
