@@ -101,6 +101,11 @@ def _decimal(value: Any) -> Decimal:
     return number
 
 
+def _as_sent(value: Any) -> Any:
+    """A dead letter's payload shows NaN and Infinity bare, as the source sent them (not as the string "NaN")."""
+    return float(value.constant) if isinstance(value, NotJson) else str(value)
+
+
 class NotJson:
     """What a JSON parser is told to make of NaN, Infinity and -Infinity (`parse_constant`): JSON has no such
     values. Read as floats they loaded as no column at all (a new field) or failed a whole API page (requests'
@@ -109,7 +114,7 @@ class NotJson:
     def __init__(self, constant: str) -> None:
         self.constant = constant
 
-    def __str__(self) -> str:  # as the dead letter's payload shows it
+    def __str__(self) -> str:
         return self.constant
 
 
@@ -253,7 +258,7 @@ def dead_letter(
     Its key is the payload plus, when the origin is stable (a file and line), the origin: a replayed
     package or a record the source sends again replaces its dead letter instead of adding another.
     """
-    text = payload if isinstance(payload, str) else json.dumps(payload, default=str, sort_keys=True)
+    text = payload if isinstance(payload, str) else json.dumps(payload, default=_as_sent, sort_keys=True)
     identity = f"{source}\x00{table}\x00{origin if stable_origin else ''}\x00{text}"
     key = hashlib.sha256(identity.encode()).hexdigest()[:32]
     row = {

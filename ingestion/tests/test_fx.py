@@ -141,6 +141,7 @@ def test_nan_infinity_and_nul_characters_from_the_api_are_dead_letters_naming_th
     assert counts.quarantined == 4
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         reasons = sorted(r for (r,) in conn.execute("select reason from raw_fx._dead_letters").fetchall())
+        payloads = [p for (p,) in conn.execute("select payload from raw_fx._dead_letters").fetchall()]
         loaded = conn.execute(
             "select currency_code, bid from raw_fx.exchange_rates where rate_date = '2024-01-01' and bid is not null"
         ).fetchall()
@@ -151,6 +152,8 @@ def test_nan_infinity_and_nul_characters_from_the_api_are_dead_letters_naming_th
         "exchange_rates: field name 'note\\x00' holds a NUL character (\\u0000)",
     ], reasons
     assert loaded == [("AAA", 1.5)]
+    # As the API sent them: bare, not the strings "NaN" and "-Infinity".
+    assert any('"bid": NaN' in p for p in payloads) and any('"ask": -Infinity' in p for p in payloads), payloads
 
 
 def test_retries_429_500_timeouts_dropped_and_truncated_pages(settings, api):
