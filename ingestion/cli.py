@@ -172,7 +172,7 @@ def _shop_url(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _demo_create(args: argparse.Namespace, settings: Settings) -> int:
-    if getattr(args, "if_missing", False) and not args.replace and _demo_shop_exists(_shop_url(args, settings)):
+    if args.if_missing and not args.replace and _demo_shop_exists(_shop_url(args, settings)):
         print(f"demo shop at {demo_shop.safe_url(_shop_url(args, settings))} exists: left as it is")
         return 0
     summary = demo_shop.create_shop(
@@ -204,7 +204,9 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     if _demo_shop_exists(url):
         _demo_advance(argparse.Namespace(url=url, ticks=1), settings)
     else:
-        _demo_create(argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False), settings)
+        _demo_create(
+            argparse.Namespace(url=url, seed=args.seed, scale=args.scale, replace=False, if_missing=False), settings
+        )
     settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, url)
     runlog.run_id()  # one run id for ingestion and dbt alike
     status = ingest_sources(settings, SOURCES)

@@ -346,11 +346,11 @@ def planned_tables(
             dbt_executable(),
             *("ls", "--target", PR_TARGET, "--target-path", str(paths.work_dir), "--log-path", str(log_dir)),
             *("--select", selection, "--state", str(paths.state_dir)),
-            *("--resource-type", "model", "--resource-type", "seed", "--resource-type", "snapshot"),
+            *("--resource-type", "seed", "--resource-type", "snapshot"),
             *("--output", "json", "--quiet"),
         ],
         cwd=settings.project_dir,
-        env={**dbt_env(settings), "DBT_PROFILES_DIR": str(settings.project_dir), **env},
+        env=_command_env(settings, env),
         capture_output=True,
         text=True,
         check=False,
@@ -361,12 +361,8 @@ def planned_tables(
     nodes = json.loads(manifest_path.read_text())["nodes"]
     tables = set()
     for line in listed.stdout.splitlines():
-        if not line.startswith("{"):
-            continue
-        listed_node = json.loads(line)
-        kind = listed_node["resource_type"]
-        if kind in ("seed", "snapshot"):
-            node = nodes[listed_node["unique_id"]]
+        if line.startswith("{"):
+            node = nodes[json.loads(line)["unique_id"]]
             tables.add((node["schema"], node.get("alias") or node["name"]))
     return tables
 
@@ -569,9 +565,12 @@ def _dbt(settings: Settings, args: list[str], *, env: dict[str, str] | None = No
 
 
 def _run(command: list[str], settings: Settings, *, env: dict[str, str] | None = None) -> int:
-    full_env = {**dbt_env(settings), "DBT_PROFILES_DIR": str(settings.project_dir), **(env or {})}
     print(f"+ {' '.join(command)}", flush=True)
-    return subprocess.run(command, cwd=settings.project_dir, env=full_env, check=False).returncode
+    return subprocess.run(command, cwd=settings.project_dir, env=_command_env(settings, env), check=False).returncode
+
+
+def _command_env(settings: Settings, env: dict[str, str] | None = None) -> dict[str, str]:
+    return {**dbt_env(settings), "DBT_PROFILES_DIR": str(settings.project_dir), **(env or {})}
 
 
 def _tool(name: str) -> str:

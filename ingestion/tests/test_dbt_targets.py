@@ -52,10 +52,9 @@ def test_dbt_sessions_are_in_utc_and_one_in_another_zone_stops_before_building(s
     assert in_utc.returncode == 0, in_utc.stdout[-3000:]
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
 def test_build_scores_the_artifacts_of_the_target_path_it_was_given(settings, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HARBOR_TARGET", "ci")
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
     settings.warehouse.parent.mkdir(parents=True)
     duckdb.connect(str(settings.warehouse)).close()  # no raw tables: staging reads empty stand-ins
     elsewhere = tmp_path / "elsewhere"

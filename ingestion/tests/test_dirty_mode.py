@@ -13,10 +13,8 @@ from ingestion.quality import dbt_target_dir, load_outcomes, summarize
 
 
 def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_defects(
-    settings, monkeypatch, capsys, receiver
+    harbor_cli_env, settings, monkeypatch, capsys, receiver
 ):
-    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
-    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", settings.shop_url)  # not a developer's .dlt/secrets.toml
 
     assert cli.main(["demo", "run", "--scale", "0.3", "--seed", "11"]) == 0
