@@ -5,16 +5,18 @@ Two commands, each a `make` target and a step of the GitHub workflows:
 - `prod-state` (`make prod-state`) builds the production target and keeps dbt's `manifest.json` and
   `run_results.json` in the production state folder (`state/prod/`, ignored by git).
 - `pr` (`make ci-pr`) runs the checks of a pull request against that state: ruff, sqlfluff and yamllint on the
-  changed files only, `dbt build --select state:modified+ --defer --state state/prod` into a DuckDB file of the
-  PR's own (the whole project when a changed macro is no node's dependency), `dbt source freshness`, the Python
-  tests, and a markdown summary for the PR comment.
+  changed files only, a rehearsal of the deploy (`dbt run --select state:modified+`, the changed incremental
+  models running incrementally on copies of production's tables, as the deploy will), then
+  `dbt build --select state:modified+ --full-refresh --defer --state state/prod` (the changed logic on every row,
+  and its tests) into a DuckDB file of the PR's own (the whole project when a changed macro is no node's
+  dependency), `dbt source freshness`, the Python tests, and a markdown summary for the PR comment.
 
 The PR file carries production's file name, so its catalog name and every relation name match production's:
 dbt compares sources by their rendered database, and a PR file named otherwise would mark every source (and
 so the whole project) modified. It starts as a view over each production table and view (production attached
 read-only as `harbor_prod`), which is what a deferred `ref` to an unchanged parent and a `source` read; the
-PR's build replaces the views of the models it changes with tables of its own. Only the snapshots and seeds
-the build writes are copied as tables (`planned_tables`).
+PR's build replaces the views of the models it changes with tables of its own. The snapshots and seeds the
+build writes and the incremental models it runs are copied as tables (`planned_tables`).
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ PROD_TARGET = "dev"
 PR_TARGET = "pr"
 PROD_ALIAS = "harbor_prod"  # profiles.yml, target pr
 FAILED_STATUSES = {"error", "fail", "runtime error"}
+# A contracted mart's column renamed or removed, or the mart deleted, breaks its consumers: an error.
+WARN_ERROR_OPTIONS = ("--warn-error-options", json.dumps({"error": ["UnversionedBreakingChange"]}))
 
 
 class CiError(RuntimeError):
@@ -87,6 +91,7 @@ class NodeResult:
     resource_type: str
     name: str
     status: str
+    message: str = ""  # dbt's, e.g. the database's error
 
 
 @dataclass
@@ -246,16 +251,20 @@ def run_pr_check(
         report.steps.append(
             StepResult("whole project built", True, f"changed macros no node names: {', '.join(untraced)}")
         )
-    kept_as_tables = planned_tables(settings, paths, selection, env=env, log_dir=log_dir)
-    mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse, copied=kept_as_tables)
+    planned = planned_tables(settings, paths, selection, env=env, log_dir=log_dir)
+    mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse, copied=planned.tables)
     report.steps.append(
         StepResult(
             "PR warehouse",
             True,
-            f"{paths.pr_warehouse.name}: {mirrored} production relation(s), {len(kept_as_tables)} of them copied "
-            "(the snapshots and seeds the build writes into), the rest as views",
+            f"{paths.pr_warehouse.name}: {mirrored} production relation(s), {len(planned.tables)} of them copied "
+            "(the snapshots and seeds the build writes into, the incremental models the deploy rehearsal runs on), "
+            "the rest as views",
         )
     )
+    production_columns = table_columns(paths.pr_warehouse, planned.incremental)
+    rehearsal = rehearse_deploy(settings, paths, selection, env=env, log_dir=log_dir)
+    report.steps.append(rehearsal)
 
     started = time.monotonic()
     code = _dbt(
@@ -263,8 +272,9 @@ def run_pr_check(
         [
             *("build", "--target", PR_TARGET, "--target-path", str(paths.work_dir)),
             *("--select", selection, "--defer", "--state", str(paths.state_dir)),
-            # A contracted mart's column renamed or removed, or the mart deleted, breaks its consumers: an error.
-            *("--warn-error-options", json.dumps({"error": ["UnversionedBreakingChange"]})),
+            # The rehearsal ran the incremental models on production's rows; now their logic runs on every row.
+            "--full-refresh",
+            *WARN_ERROR_OPTIONS,
         ],
         env=env,
         log_dir=log_dir,
@@ -281,6 +291,10 @@ def run_pr_check(
         if failed:
             detail += f"; failed: {', '.join(failed)}"
     report.steps.append(StepResult("dbt build (state:modified+)", code == 0, detail, time.monotonic() - started))
+    built = {n.name for n in report.nodes if n.resource_type == "model" and n.status == "success"}
+    drift = column_drift(production_columns, table_columns(paths.pr_warehouse, planned.incremental), built)
+    if drift:
+        rehearsal.detail += "; " + "; ".join(drift)
 
     if freshness:
         report.steps.append(_freshness(settings, paths, env, report))
@@ -334,19 +348,108 @@ def untraceable_macros(
     )
 
 
+def rehearse_deploy(
+    settings: Settings, paths: CiPaths, selection: str, *, env: dict[str, str], log_dir: Path
+) -> StepResult:
+    """`dbt run` of the selection as the deploy will run it: a changed incremental model runs incrementally on
+    the copy of production's table, so an incremental branch that fails, or a table the new columns do not fit,
+    fails the PR instead of the deploy. Its output goes to a folder of its own; the build after it replaces it."""
+    started = time.monotonic()
+    target_path = paths.work_dir / "rehearsal"
+    log = log_dir / "dbt.log"
+    log_offset = log.stat().st_size if log.exists() else 0
+    code = _dbt(
+        settings,
+        [
+            *("run", "--target", PR_TARGET, "--target-path", str(target_path)),
+            *("--select", selection, "--defer", "--state", str(paths.state_dir)),
+            *WARN_ERROR_OPTIONS,
+        ],
+        env=env,
+        log_dir=log_dir,
+    )
+    nodes = [n for n in _read_run_results(target_path / "run_results.json") if n.resource_type == "model"]
+    failed = [n for n in nodes if n.status in FAILED_STATUSES]
+    if code != 0 and not nodes:
+        detail = f"could not run: {first_dbt_error(log, log_offset) or f'dbt exited with {code} (see {log_dir})'}"
+    else:
+        detail = f"{len(nodes)} model(s) run as the deploy runs them"
+        if failed:
+            detail += "; failed: " + ", ".join(f"{n.name} ({n.message[:300]})" for n in failed)
+    return StepResult("deploy rehearsal (dbt run, incremental)", code == 0, detail, time.monotonic() - started)
+
+
+def table_columns(warehouse: Path, tables: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:
+    """The columns of those tables of the PR file, in order (tables it lacks are left out)."""
+    wanted = set(tables)
+    if not wanted:
+        return {}
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        rows = conn.execute(
+            "select table_schema, table_name, column_name from information_schema.columns "
+            "where table_catalog = current_database() order by table_schema, table_name, ordinal_position"
+        ).fetchall()
+    columns: dict[tuple[str, str], list[str]] = {}
+    for schema, name, column in rows:
+        if (schema, name) in wanted:
+            columns.setdefault((schema, name), []).append(column)
+    return columns
+
+
+def column_drift(
+    production: dict[tuple[str, str], list[str]], rebuilt: dict[tuple[str, str], list[str]], built: set[str]
+) -> list[str]:
+    """What deploying incrementally leaves behind, per incremental model the build rebuilt: dbt's
+    `append_new_columns` adds a new column to production's table null in the rows already there, and keeps a
+    column the model no longer selects, null in the rows to come, until a full refresh."""
+    notes = []
+    for (schema, name), before in sorted(production.items()):
+        after = rebuilt.get((schema, name))
+        if name not in built or after is None:
+            continue
+        added = [c for c in after if c not in before]
+        gone = [c for c in before if c not in after]
+        if added:
+            notes.append(
+                f"`{name}` gains {_names(added)} on deploy, null in the rows it holds until "
+                f"`dbt build --full-refresh --select {name}`"
+            )
+        if gone:
+            notes.append(f"`{name}` keeps {_names(gone)} on deploy, null in new rows, until a full refresh")
+    return notes
+
+
+def _names(columns: list[str]) -> str:
+    return ", ".join(f"`{c}`" for c in columns)
+
+
+@dataclass(frozen=True)
+class PlannedCopies:
+    """The production relations the PR file holds as tables of its own instead of views (`planned_tables`)."""
+
+    written: frozenset[tuple[str, str]] = frozenset()  # (schema, name) of the snapshots and seeds the build writes
+    incremental: frozenset[tuple[str, str]] = frozenset()  # of the incremental models the rehearsal runs on them
+
+    @property
+    def tables(self) -> frozenset[tuple[str, str]]:
+        return self.written | self.incremental
+
+
 def planned_tables(
     settings: Settings, paths: CiPaths, selection: str, *, env: dict[str, str], log_dir: Path
-) -> set[tuple[str, str]]:
-    """(schema, name) of the snapshots and seeds the build will write: a snapshot merges into the history
-    production holds, and dbt can neither merge a snapshot into a view nor seed over one (every PR changing either
-    failed). Incremental models stay views: the PR rebuilds a changed one in full, so its logic runs on every row
-    (run incrementally on a copy, it would see no new row at all)."""
+) -> PlannedCopies:
+    """The snapshots, seeds and incremental models the PR builds, to copy from production as tables.
+
+    A snapshot merges into the history production holds, and dbt can neither merge a snapshot into a view nor seed
+    over one (every PR changing either failed). An incremental model is deployed by running it incrementally on
+    production's table: the PR rehearses exactly that on the copy (`rehearse_deploy`) before rebuilding it in full.
+    """
     listed = subprocess.run(
         [
             dbt_executable(),
             *("ls", "--target", PR_TARGET, "--target-path", str(paths.work_dir), "--log-path", str(log_dir)),
             *("--select", selection, "--state", str(paths.state_dir)),
-            *("--resource-type", "seed", "--resource-type", "snapshot"),
+            *("--resource-type", "seed", "--resource-type", "snapshot", "--resource-type", "model"),
             *("--output", "json", "--quiet"),
         ],
         cwd=settings.project_dir,
@@ -357,19 +460,25 @@ def planned_tables(
     )
     manifest_path = paths.work_dir / "manifest.json"
     if listed.returncode != 0 or not manifest_path.exists():
-        return set()  # the build reports why
+        return PlannedCopies()  # the build reports why
     nodes = json.loads(manifest_path.read_text())["nodes"]
-    tables = set()
+    written, incremental = set(), set()
     for line in listed.stdout.splitlines():
         if line.startswith("{"):
             node = nodes[json.loads(line)["unique_id"]]
-            tables.add((node["schema"], node.get("alias") or node["name"]))
-    return tables
+            relation = (node["schema"], node.get("alias") or node["name"])
+            if node["resource_type"] != "model":
+                written.add(relation)
+            elif node["config"].get("materialized") == "incremental":
+                incremental.add(relation)
+    return PlannedCopies(frozenset(written), frozenset(incremental))
 
 
-def prepare_pr_warehouse(pr_warehouse: Path, prod_warehouse: Path, copied: set[tuple[str, str]] = frozenset()) -> int:
+def prepare_pr_warehouse(
+    pr_warehouse: Path, prod_warehouse: Path, copied: frozenset[tuple[str, str]] = frozenset()
+) -> int:
     """A fresh PR file with a view over every production table and view, or a copy of it for the relations in
-    `copied` (the snapshots and seeds the PR builds: `planned_tables`); returns how many.
+    `copied` (the snapshots, seeds and incremental models the PR builds: `planned_tables`); returns how many.
 
     Production's run history (the `observability` schema) is not mirrored: the PR build appends its own history
     to tables of its own, which the on-run-end hook creates, and production's stays untouched.
@@ -555,7 +664,8 @@ def _read_run_results(path: Path) -> list[NodeResult]:
     for result in results:
         unique_id = result["unique_id"]
         resource_type, _, rest = unique_id.partition(".")
-        nodes.append(NodeResult(unique_id, resource_type, rest.split(".", 1)[-1], str(result["status"])))
+        message = " ".join(str(result.get("message") or "").split())
+        nodes.append(NodeResult(unique_id, resource_type, rest.split(".", 1)[-1], str(result["status"]), message))
     return nodes
 
 

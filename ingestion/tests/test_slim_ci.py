@@ -108,9 +108,34 @@ def test_a_changed_staging_model_builds_exactly_it_and_its_descendants(pr):
     assert kinds["stg_shop__payments"] == kinds["fct_orders"] == "BASE TABLE"
     assert kinds["stg_shop__orders"] == kinds["stg_shop__customers"] == "VIEW"
     assert positive > 0  # rebuilt in full: the changed logic ran on every row
+    # Deployed, the model runs incrementally on production's table, whose rows get the new column null.
+    rehearsal = next(s for s in report.steps if s.name.startswith("deploy rehearsal"))
+    assert rehearsal.ok and rehearsal.detail.startswith(f"{len(expected)} model(s) run")
+    assert "`stg_shop__payments` gains `is_positive` on deploy, null in the rows it holds" in rehearsal.detail
     summary = paths.summary.read_text()
     assert "passed" in summary and "`stg_shop__payments` (model): success" in summary
     assert "stg_shop__orders" not in summary
+
+
+def test_an_incremental_branch_the_deploy_would_fail_on_fails_the_check(pr):
+    """The PR rebuilt a changed incremental model in full, never running its `is_incremental()` branch: a change
+    breaking only that branch passed, and the deploy, which runs it on production's table, failed."""
+    settings, paths = pr
+    model = settings.project_dir / PAYMENTS_MODEL
+    model.write_text(
+        model.read_text().replace(
+            "where {{ loaded_since_last_run() }}", "where {{ loaded_since_last_run() }} and no_such_column is null"
+        )
+    )
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert not report.ok
+    steps = {s.name: s for s in report.steps}
+    rehearsal = steps["deploy rehearsal (dbt run, incremental)"]
+    assert not rehearsal.ok
+    assert "failed: stg_shop__payments" in rehearsal.detail and "no_such_column" in rehearsal.detail
+    assert steps["dbt build (state:modified+)"].ok  # built in full, the model never reads the broken branch
+    assert "| deploy rehearsal (dbt run, incremental) | **fail** |" in paths.summary.read_text()
 
 
 def test_a_change_that_breaks_a_data_test_fails_the_check(pr, monkeypatch):
