@@ -1,8 +1,10 @@
 """The fx source: daily exchange rates from a paginated JSON API, through dlt's `rest_api` source.
 
-Incremental on the records' `updated_at`, sent back to the API as `updated_since` (dlt keeps the cursor in
-state that commits with the load); merged on (currency_code, rate_date), so a revised rate replaces the old
-one. The HTTP session retries 429/5xx/timeouts/dropped connections/truncated pages with jittered exponential
+Incremental on the records' `updated_at`, sent back to the API as `updated_since`: the newest valid `updated_at`
+loaded, less the lag, kept in the resource's dlt state, which commits with the load. Harbor keeps that cursor
+itself rather than through `dlt.sources.incremental`, whose lagged cursor step failed (an AssertionError, every
+run) when a run's first record was a dead letter, and which let a changed `initial_value` move a stored cursor.
+Merged on (currency_code, rate_date), so a revised rate replaces the old one. The HTTP session retries 429/5xx/timeouts/dropped connections/truncated pages with jittered exponential
 backoff and honours Retry-After (see `ingestion.sources.http`). Records failing `RATE_SPEC`, or holding NaN,
 Infinity or a NUL character in any field, go to `raw_fx._dead_letters` with the page they came from. A URL that
 is none (`not-a-url`) or that the API answers 404 for is a wrong `base_url` or `endpoint_path`: ConfigError
@@ -12,11 +14,12 @@ is none (`not-a-url`) or that the API answers 404 for is a wrong `base_url` or `
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import dlt
 import requests
+from dlt.common.exceptions import DltException
 from dlt.sources import DltResource
 from dlt.sources.helpers.rest_client.utils import join_url
 from dlt.sources.rest_api import rest_api_source
@@ -26,6 +29,7 @@ from ingestion.sources.http import RetryingSession
 from ingestion.sources.quarantine import Field, RecordSpec, Tally, validating_map
 
 TABLE = "exchange_rates"
+CURSOR_STATE = "updated_at_cursor"  # in the resource's dlt state: the newest valid `updated_at` loaded, ISO
 
 RATE_SPEC = RecordSpec(
     TABLE,
@@ -52,7 +56,26 @@ def fx_source(
 ) -> Iterator[DltResource]:
     if not isinstance(page_size, int) or page_size < 1:
         raise ConfigError(f"fx: page_size must be a whole number, 1 or more, not {page_size!r}")
+    if not isinstance(cursor_param, str) or not cursor_param.strip():
+        raise ConfigError(
+            f"fx: cursor_param (SOURCES__FX__CURSOR_PARAM) must name the API's parameter, not {cursor_param!r}"
+        )
     _check_endpoint_url(base_url, endpoint_path)
+    lag = non_negative_number(lag_seconds, "fx: lag_seconds (seconds)")
+    first = _initial_value(initial_value)
+    stored = _stored_cursor()
+    # Each run asks again for what changed in the window before the cursor: the API pages by number, and a rate
+    # revised while a run pages moves to the end, shifting a rate the run then never sees below the cursor
+    # (README "fx"). The first run starts at `initial_value`; later ones at the cursor whatever it says.
+    since = first if stored is None else stored - timedelta(seconds=lag)
+    newest = {"value": stored}
+
+    def remember_cursor(record: dict) -> None:
+        value = record.get("updated_at")
+        if isinstance(value, datetime) and (newest["value"] is None or value > newest["value"]):
+            newest["value"] = value
+            dlt.current.resource_state(TABLE)[CURSOR_STATE] = value.isoformat()
+
     current_page = {"url": "?"}
 
     def remember_page(response, *args, **kwargs):
@@ -73,26 +96,7 @@ def fx_source(
                 "endpoint": {
                     "path": endpoint_path,
                     "data_selector": "data",
-                    "params": {
-                        "page_size": page_size,
-                        cursor_param: {
-                            "type": "incremental",
-                            "cursor_path": "updated_at",
-                            # validation runs before the cursor step and parses `updated_at` to a datetime
-                            "initial_value": _initial_value(initial_value),
-                            "convert": lambda value: value.isoformat(),
-                            # Each run asks again for what changed in the window before the last cursor: the
-                            # API pages by number, and a rate revised while a run pages moves to the end,
-                            # shifting a rate the run then never sees below the cursor (README "fx").
-                            "lag": non_negative_number(lag_seconds, "fx: lag_seconds (seconds)"),
-                            # a record without a cursor is not dropped here: validation quarantines it
-                            "on_cursor_value_missing": "include",
-                            # No deduplication of the records at the cursor's last value: dlt remembers them by
-                            # primary key, so with `lag_seconds = 0` a rate revised again without a new
-                            # `updated_at` was skipped for good. They are read again, and the merge replaces them.
-                            "primary_key": (),
-                        },
-                    },
+                    "params": {"page_size": page_size, cursor_param: since.isoformat()},
                     "response_actions": [remember_page, _refuse_missing_endpoint],
                 },
             }
@@ -106,9 +110,24 @@ def fx_source(
             extracted_at=extracted_at or datetime.now(UTC),
             tally=tally if tally is not None else Tally(),
             origin=lambda: f"page {current_page['url']}",
+            on_valid=remember_cursor,
         )
     )
     yield resource
+
+
+def _stored_cursor() -> datetime | None:
+    """The cursor the last load committed: Harbor's own, or, in a warehouse loaded before Harbor kept it, the one
+    dlt's incremental kept; None on a first run (or outside a pipeline)."""
+    try:
+        resource = dlt.current.source_state().get("resources", {}).get(TABLE, {})
+    except DltException:
+        return None
+    value = resource.get(CURSOR_STATE) or resource.get("incremental", {}).get("updated_at", {}).get("last_value")
+    if value is None:
+        return None
+    value = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
 def _initial_value(text: str) -> datetime:

@@ -296,10 +296,12 @@ def validating_map(
     extracted_at: datetime,
     tally: Tally,
     origin: Callable[[], str] | None = None,
+    on_valid: Callable[[dict], None] | None = None,
 ) -> Callable[[Any], Iterator[Any]]:
     """A dlt yield-map step: valid records go on (with metadata), invalid ones to the dead-letter table.
 
     `origin()` says where the current record came from (a page); the record's position there is appended.
+    `on_valid(record)` sees each valid record, parsed (the fx source keeps its cursor with it).
     Extracted rows are not counted here: a later step (the incremental cursor) may still drop records a
     source serves again, so extracted is loaded + quarantined.
     """
@@ -326,6 +328,8 @@ def validating_map(
                     stable_origin=False,
                 )
                 continue
+            if on_valid is not None:
+                on_valid(clean)
             clean[EXTRACTED_AT] = extracted_at
             clean[SOURCE] = source
             valid.append(clean)

@@ -34,9 +34,12 @@ def api():
 
 
 def warehouse_rates(settings) -> dict[tuple[str, str], Decimal]:
+    """Raw's rates by key; a key held twice (appended, not merged) fails here rather than collapsing."""
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         rows = conn.execute("select currency_code, rate_date, usd_per_unit from raw_fx.exchange_rates").fetchall()
-    return {(c, d.isoformat()): Decimal(v).normalize() for c, d, v in rows}
+    rates = {(c, d.isoformat()): Decimal(v).normalize() for c, d, v in rows}
+    assert len(rates) == len(rows), "a rate is in raw more than once"
+    return rates
 
 
 def source_rates(seed: int, tick: int) -> dict[tuple[str, str], Decimal]:
@@ -121,6 +124,44 @@ def test_a_future_cursor_is_held_back_and_the_later_of_two_versions_wins(setting
         dead = conn.execute("select reason from raw_fx._dead_letters").fetchall()
     # Served again by the second run and held back again: still one dead letter.
     assert len(dead) == 1 and "more than 1 day after the run started" in dead[0][0]
+
+
+class FxApiWithFirst(FxApiWith):
+    """The demo API serving the test's rows before its own on the first page."""
+
+    def page(self, updated_since: str | None, page: int, page_size: int) -> dict:
+        served = FxApi.page(self, updated_since, page, page_size)
+        if page == 1:
+            served["data"] = [*self.extra, *served["data"]]
+        return served
+
+
+def test_a_bad_record_first_on_a_page_is_a_dead_letter_once_a_cursor_exists(settings):
+    """dlt's lagged cursor step asserted on a run's first item holding no cursor, a dead letter: every run after
+    the first failed with a bare AssertionError while the API served the bad record first."""
+    bad = {"currency_code": "GBP", "rate_date": "2024-01-01", "usd_per_unit": "abc"}
+    with FxApiWithFirst([], seed=3, tick=0) as api:
+        ingest_fx(settings, base_url=api.base_url)
+        api.extra = [{**bad, "updated_at": "2024-01-01T04:00:00+00:00"}]
+        api.tick = 1
+        counts = ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"]
+    assert counts.loaded > 0
+    assert warehouse_rates(settings) == source_rates(seed=3, tick=1)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        (dead,) = conn.execute("select count(*) from raw_fx._dead_letters where payload like '%\"abc\"%'").fetchone()
+    assert dead == 1
+
+
+def test_initial_value_starts_the_first_run_only(settings, monkeypatch):
+    """With dlt's incremental, one run with another `initial_value` moved the stored cursor there for good, and
+    the rates revised before it were never asked for again."""
+    with FxApi(seed=3, tick=0) as api:
+        ingest_fx(settings, base_url=api.base_url)
+        api.log.clear()
+        ingest_fx(settings, base_url=api.base_url, initial_value="2025-06-01T00:00:00+00:00")
+        ingest_fx(settings, base_url=api.base_url)
+    asked = [path for path, _ in api.log]
+    assert asked and all("updated_since=2023-12-30T06" in path for path in asked), asked
 
 
 def test_nan_infinity_and_nul_characters_from_the_api_are_dead_letters_naming_the_field(settings):
