@@ -2,8 +2,9 @@
     the orders an incremental run recomputes): one definition, so both give the same numbers. Each macro is a
     query usable as the body of a CTE; its arguments are relations or CTE names. -#}
 
-{#- Per order, what was ordered (from its items) and what was paid (from succeeded payments). Orders without
-    items have no row. -#}
+{#- Per order, what was ordered (from its items) and what was paid (from succeeded payments). An order with
+    neither has no row; one with payments and no items yet (they arrive late) has its amount paid and null item
+    figures: driven by the items alone, it read 0 paid. -#}
 {% macro order_amounts(order_items, payments) -%}
     with
 
@@ -32,14 +33,14 @@
     )
 
     select
-        item_totals.order_id,
+        coalesce(item_totals.order_id, payment_totals.order_id) as order_id,
         item_totals.item_count,
         item_totals.unit_count,
         item_totals.order_total,
         coalesce(payment_totals.amount_paid, 0) as amount_paid
 
     from item_totals
-    left join payment_totals
+    full outer join payment_totals
         on item_totals.order_id = payment_totals.order_id
 {%- endmacro %}
 

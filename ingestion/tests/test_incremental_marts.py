@@ -21,6 +21,7 @@ import duckdb
 
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
+from ingestion.pipeline import ingest_shop
 from ingestion.tests.warehouses import (
     MARTS,
     Warehouse,
@@ -375,7 +376,6 @@ def _day_orders(warehouse: Warehouse, day: date) -> int:
 def test_a_run_whose_clock_is_behind_the_last_run_s_stops_before_stamping(settings, capfd):
     """Rows are stamped with the run's start on the machine running dbt: after a run from a machine whose clock
     was ahead, changes stamped by a correct clock fell below the marts' watermarks and were skipped for good."""
-    from ingestion.pipeline import ingest_shop
 
     built_demo_shop(settings, scale=0.1)
     shop.advance_shop(settings.shop_url)  # changes waiting to be staged: a build would stamp them
@@ -423,3 +423,72 @@ def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
             "delete from marts.dim_customers where customer_id = (select max(customer_id) from marts.dim_customers)"
         )
     assert status(counts) == "fail"
+
+
+def test_an_order_paid_before_its_lines_arrive_shows_the_payment_and_a_moved_payment_fails_the_build(settings):
+    """`fct_orders` took its amounts from the order's lines: an order paid before its lines arrived read 0 paid.
+    A payment moved to another order leaves the order it left with its old amount (an incremental build
+    recomputes the order a payment belongs to now): the reconciliation of amounts paid says so."""
+    import sqlalchemy as sa
+
+    from ingestion.quality import dbt_target_dir, load_outcomes
+
+    built_demo_shop(settings, scale=0.1)
+    engine = shop.engine_for(settings.shop_url)
+    with engine.begin() as conn:
+        now = conn.execute(sa.select(shop.shop_clock.c.shop_time)).scalar_one()
+        customer_id = conn.execute(sa.select(sa.func.min(shop.customers.c.customer_id))).scalar_one()
+        order_id = conn.execute(sa.select(sa.func.max(shop.orders.c.order_id))).scalar_one() + 1
+        payment_id = conn.execute(sa.select(sa.func.max(shop.payments.c.payment_id))).scalar_one() + 1
+        stamps = {"created_at": now, "updated_at": now}
+        conn.execute(
+            shop.orders.insert().values(
+                order_id=order_id, customer_id=customer_id, status="paid", currency="USD", ordered_at=now, **stamps
+            )
+        )
+        conn.execute(
+            shop.payments.insert().values(
+                payment_id=payment_id,
+                order_id=order_id,
+                payment_method="card",
+                status="succeeded",
+                amount=Decimal("12.34"),
+                **stamps,
+            )
+        )
+    ingest_shop(settings)
+    assert run_dbt(settings, "build", check=False) == 0
+
+    def amount_paid(order: int) -> Decimal:
+        with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+            (paid,) = conn.execute("select amount_paid from marts.fct_orders where order_id = ?", [order]).fetchone()
+        return paid
+
+    assert amount_paid(order_id) == Decimal("12.34")
+
+    # An old succeeded payment moves to another old order: neither order is re-read in the lag window.
+    payment = shop.payments.c
+    with engine.begin() as conn:
+        moved, left, amount = conn.execute(
+            sa.select(payment.payment_id, payment.order_id, payment.amount)
+            .where(payment.status == "succeeded")
+            .order_by(payment.payment_id)
+            .limit(1)
+        ).one()
+        joined = conn.execute(sa.select(sa.func.min(shop.orders.c.order_id)).where(shop.orders.c.order_id != left))
+        joined = joined.scalar_one()
+        left_before, joined_before = amount_paid(left), amount_paid(joined)
+        conn.execute(
+            shop.payments.update()
+            .where(payment.payment_id == moved)
+            .values(order_id=joined, updated_at=now + timedelta(minutes=1))
+        )
+    engine.dispose()
+    ingest_shop(settings)
+    assert run_dbt(settings, "build", check=False) != 0
+    outcomes = load_outcomes(dbt_target_dir(settings.project_dir))
+    assert {o.unique_id.split(".")[2] for o in outcomes if o.status == "fail"} == {
+        "assert_fct_orders_amount_paid_matches_payments"
+    }
+    assert amount_paid(joined) == joined_before + amount
+    assert amount_paid(left) == left_before  # not recomputed: what the reconciliation finds
