@@ -26,11 +26,16 @@ from ingestion.transform import DbtFailed, dbt_executable, default_target, run_d
 
 SOURCES = tuple(INGESTERS)
 MAX_REPORT_DAYS = 36_500
+MAX_SCALE = 1_000  # 100k customers, 300k orders
 REPORT_FILE = "harbor-report.html"
 
 
 class ReportUnavailable(RuntimeError):
     """The warehouse cannot be read for a report: locked by a writer, unreachable, or without run history."""
+
+
+class WarehouseInUse(RuntimeError):
+    """Another process holds the DuckDB warehouse open for writing."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -51,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
     try:
         return args.handler(args, Settings.from_env())
-    except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable) as error:
+    except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable, WarehouseInUse) as error:
         print(f"harbor: error: {error}", file=sys.stderr)
         return 2 if not isinstance(error, DbtFailed) else error.returncode
     except ConfigurationException as error:  # a dlt setting of the wrong type (`RUNTIME__...=abc`)
@@ -74,10 +79,13 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = commands.add_parser("demo", help="the demo shop source").add_subparsers(dest="demo_command", required=True)
     create = demo.add_parser("create", help="create the demo shop database with ~90 days of history")
-    create.add_argument("--scale", type=float, default=1.0, help="size factor (1 = 100 customers, 300 orders)")
+    create.add_argument(
+        "--scale", type=_scale, default=1.0, help=f"size factor (1 = 100 customers, 300 orders; at most {MAX_SCALE:g})"
+    )
     create.add_argument("--seed", type=int, default=42, help="random seed; same seed and scale, same rows")
-    create.add_argument("--replace", action="store_true", help="drop an existing demo shop first")
-    create.add_argument("--if-missing", action="store_true", help="leave an existing demo shop as it is")
+    existing = create.add_mutually_exclusive_group()
+    existing.add_argument("--replace", action="store_true", help="drop an existing demo shop first")
+    existing.add_argument("--if-missing", action="store_true", help="leave an existing demo shop as it is")
     _add_url(create)
     create.set_defaults(handler=_demo_create)
 
@@ -96,9 +104,10 @@ def _parser() -> argparse.ArgumentParser:
 
     run = demo.add_parser(
         "run",
-        help="the whole chain: create or advance the shop, ingest, dbt build, quality score, docs, report",
+        help="the whole chain: create or advance the shop, ingest, source freshness, dbt build, quality score, docs, "
+        "report",
     )
-    run.add_argument("--scale", type=float, default=1.0, help="size factor of a new shop (an existing one advances)")
+    run.add_argument("--scale", type=_scale, default=1.0, help="size factor of a new shop (an existing one advances)")
     run.add_argument("--seed", type=int, default=42, help="random seed of a new shop (an existing one advances)")
     run.add_argument("--no-docs", action="store_true", help="skip `dbt docs generate`")
     _add_url(run)
@@ -131,11 +140,23 @@ def _parser() -> argparse.ArgumentParser:
         "--days-back",
         type=_at_least_one("days", most=MAX_REPORT_DAYS),
         default=7,
-        help=f"history to show, in days (1 to {MAX_REPORT_DAYS})",
+        help=f"history to show, in days (1 to {MAX_REPORT_DAYS}; default: %(default)s)",
     )
     report.add_argument("--warehouse", help="DuckDB file or postgresql+psycopg2:// URL (default: HARBOR_WAREHOUSE)")
     report.set_defaults(handler=_report)
     return parser
+
+
+def _scale(text: str) -> float:
+    """An argparse type: a demo shop's size factor, more than 0 and at most MAX_SCALE (1e9 filled memory for
+    25 minutes; the benchmarks fill bigger shops with set-based SQL: bench/fill.py)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number, not {text!r}") from None
+    if not 0 < value <= MAX_SCALE:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"more than 0 and at most {MAX_SCALE:g}, not {text}")
+    return value
 
 
 def _at_least_one(what: str, most: int | None = None):
@@ -172,7 +193,7 @@ def _shop_url(args: argparse.Namespace, settings: Settings) -> str:
 
 
 def _demo_create(args: argparse.Namespace, settings: Settings) -> int:
-    if args.if_missing and not args.replace and _demo_shop_exists(_shop_url(args, settings)):
+    if args.if_missing and _demo_shop_exists(_shop_url(args, settings)):
         print(f"demo shop at {demo_shop.safe_url(_shop_url(args, settings))} exists: left as it is")
         return 0
     summary = demo_shop.create_shop(
@@ -213,6 +234,10 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     if status:
         _report_what_failed(settings)
         return status
+    # Recorded in the run history like the build (the on-run-end hook): the report's freshness section and
+    # metrics read it. A stale source is the report's to show, not a reason to stop the demo.
+    if run_dbt(settings, "source", "freshness", check=False):
+        print("harbor: warning: a source is stale, or its freshness cannot be checked: the report says which")
     build_started = time.time()
     build_code = run_dbt(settings, "build", check=False)
     _print_quality(settings, since=build_started)
@@ -270,17 +295,34 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     empty file and report every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project)."""
     options = args.dbt_args
     target = _dbt_option(options, "--target", "-t") or default_target()
-    if target in ("dev", "ci") and not settings.warehouse.exists():
-        raise FileNotFoundError(
-            f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "
-            "HARBOR_WAREHOUSE names another"
-        )
+    if target in ("dev", "ci"):
+        if not settings.warehouse.exists():
+            raise FileNotFoundError(
+                f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "
+                "HARBOR_WAREHOUSE names another"
+            )
+        _refuse_a_warehouse_in_use(settings)
     started = time.time()
     code = run_dbt(settings, "build", *options, check=False)
     _print_quality(settings, since=started, target_path=_dbt_option(options, "--target-path"))
     if code != 0:
         raise DbtFailed(["build", *options], code)
     return 0
+
+
+def _refuse_a_warehouse_in_use(settings: Settings) -> None:
+    """DuckDB lets one process at a time write a file: a run meeting another's lock failed in every source (ingest)
+    or deep inside dbt (build, a page of traceback). Said once, up front, naming the process that holds it."""
+    if not settings.warehouse.is_file():
+        return
+    try:
+        duckdb.connect(str(settings.warehouse)).close()
+    except duckdb.Error as error:
+        cause = _first_line(error)
+        if "lock" in cause.lower():  # any other problem with the file is the run's own to report
+            raise WarehouseInUse(
+                f"the warehouse {settings.warehouse} is in use by another process: run again when it is done ({cause})"
+            ) from None
 
 
 def _dbt_option(options: list[str], *names: str) -> str | None:
@@ -330,6 +372,9 @@ def ingest_sources(
 ) -> int:
     """Ingest each source in turn (a failing one does not stop the others); print a closing summary."""
     json_logs = json_logs or runlog.json_logs_requested()
+    with contextlib.suppress(ConfigError):  # a wrong destination is each source's to report
+        if pipeline.destination_kind() == "duckdb":
+            _refuse_a_warehouse_in_use(settings)
     log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.PROGRESS["enabled"] = True
     results: list[IngestResult] = []
@@ -355,7 +400,7 @@ def ingest_sources(
                 )
                 code = EXIT_BAD_CONFIG
             else:
-                message = f"source {source!r} failed: {_explained(pipeline.root_cause(error))}"
+                message = f"source {source!r} failed: {_explained(pipeline.root_cause(error), source)}"
                 code = EXIT_LOAD_FAILED
             log.error(message, extra={"source": source}, exc_info=json_logs)
             failures.append((source, message, code))
@@ -397,6 +442,8 @@ def _source_options(source: str, settings: Settings) -> Iterator[dict]:
 
     clock = None
     with contextlib.suppress(Exception):
+        if _is_missing_sqlite_file(settings.shop_url):
+            raise FileNotFoundError  # connecting would create it: an empty shop.sqlite, and a confusing next run
         engine = demo_shop.engine_for(settings.shop_url)
         clock = demo_shop.read_clock(engine)
         engine.dispose()
@@ -404,13 +451,18 @@ def _source_options(source: str, settings: Settings) -> Iterator[dict]:
         yield {"base_url": api.base_url}
 
 
-def _explained(cause: str) -> str:
+def _is_missing_sqlite_file(url: str) -> bool:
+    parsed = sa.make_url(url)
+    return parsed.get_backend_name() == "sqlite" and bool(parsed.database) and not Path(parsed.database).exists()
+
+
+def _explained(cause: str, source: str) -> str:
     """The cause, with what to do when it has a known reason a newcomer would not guess."""
     if "offset-naive and offset-aware" in cause:
         # dlt compares the cursor kept in state with the source's: SQLite gives naive timestamps, PostgreSQL aware.
         return (
             f"{cause}: the stored cursor and the source's differ in time zone awareness — did the source's database "
-            "change (SQLite to PostgreSQL, or back)? Load it again with `harbor ingest <source> --full-refresh`, "
+            f"change (SQLite to PostgreSQL, or back)? Load it again with `harbor ingest {source} --full-refresh`, "
             "or into another warehouse (HARBOR_WAREHOUSE)"
         )
     return cause

@@ -19,9 +19,12 @@ def shown_location(location: str | Path) -> str:
     if "://" not in text:
         return text
     try:
-        return sa.make_url(text).render_as_string(hide_password=True)
+        url = sa.make_url(text)
     except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "an unparseable URL"
+    if not url.password:  # `user:***@` would suggest a password where none is set
+        url = url._replace(password=None)  # `set` skips None: a NamedTuple replace clears it
+    return url.render_as_string(hide_password=True)
 
 
 class ConfigError(ValueError):

@@ -510,6 +510,10 @@ def prepare_pr_warehouse(
     return len(relations)
 
 
+def _why(node: NodeResult) -> str:
+    return f" ({node.message[:300]})" if node.status in FAILED_STATUSES and node.message else ""
+
+
 def write_summary(report: PrReport, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_summary(report))
@@ -540,7 +544,8 @@ def render_summary(report: PrReport) -> str:
     else:
         lines.append(f"Built (modified and downstream; unchanged parents read from production): {len(models)} node(s)")
         lines.append("")
-        lines += [f"- `{n.name}` ({n.resource_type}): {n.status}" for n in models]
+        # Why a node failed, in the PR comment itself: it was only in the job's log.
+        lines += [f"- `{n.name}` ({n.resource_type}): {n.status}{_why(n)}" for n in models]
         failed_tests = [n for n in tests if n.status not in ("pass", "skipped")]
         skipped_tests = [n for n in tests if n.status == "skipped"]
         lines.append("")
@@ -548,7 +553,7 @@ def render_summary(report: PrReport) -> str:
             f"Tests: {len(tests) - len(failed_tests) - len(skipped_tests)} of {len(tests)} passed"
             + (f", {len(skipped_tests)} skipped (upstream of them failed)." if skipped_tests else ".")
         )
-        lines += [f"- `{n.name}`: **{n.status}**" for n in failed_tests]
+        lines += [f"- `{n.name}`: **{n.status}**{_why(n)}" for n in failed_tests]
     if report.freshness:
         stale = {k: v for k, v in report.freshness.items() if v != "pass"}
         lines.append("")

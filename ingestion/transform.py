@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from ingestion.settings import Settings
+from ingestion.settings import ConfigError, Settings
 
 
 class DbtFailed(RuntimeError):
@@ -26,9 +26,12 @@ def dbt_executable() -> str:
 def default_target(env: Mapping[str, str] = os.environ) -> str:
     """The dbt target when no --target is given: HARBOR_TARGET; without it `pg` when ingestion loads into
     PostgreSQL (HARBOR_DESTINATION=postgres), so that ingestion and dbt meet in one warehouse; else `dev`."""
+    destination = env.get("HARBOR_DESTINATION", "").lower()
+    if destination not in ("", "duckdb", "postgres"):  # a typo built the DuckDB warehouse without a word
+        raise ConfigError(f"HARBOR_DESTINATION must be duckdb or postgres, not {env['HARBOR_DESTINATION']!r}")
     if env.get("HARBOR_TARGET"):
         return env["HARBOR_TARGET"]
-    return "pg" if env.get("HARBOR_DESTINATION", "").lower() == "postgres" else "dev"
+    return "pg" if destination == "postgres" else "dev"
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:
@@ -41,6 +44,8 @@ def dbt_env(settings: Settings) -> dict[str, str]:
     # every date in the marts, so it is overridden (the on-run-start hook stops a session in another zone).
     env["PGTZ"] = "UTC"
     env["HARBOR_WAREHOUSE"] = str(settings.warehouse)
+    if not sys.stdout.isatty():  # a log file or CI's log: colour codes would be noise in it
+        env.setdefault("DBT_USE_COLORS", "false")
     return env
 
 

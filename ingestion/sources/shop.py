@@ -105,6 +105,12 @@ def shop_source(
         # against connectorx's 17.4 s, in less memory (README, "Performance"). SQLite and other databases keep
         # pyarrow, which works through any SQLAlchemy dialect.
         backend = "duckdb" if engine.dialect.name == "postgresql" else "pyarrow"
+    # dlt takes a chunk of 0 or fewer rows and extracts nothing: every run loaded nothing, and exited 0.
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise SourceConfigError(
+            f"shop: chunk_size (sources.shop.chunk_size, SOURCES__SHOP__CHUNK_SIZE) must be a whole number of rows, "
+            f"1 or more, not {chunk_size!r}"
+        )
     if backend == "duckdb" and engine.dialect.name != "postgresql":
         raise SourceConfigError(f"shop: backend 'duckdb' reads PostgreSQL only, not {engine.dialect.name}")
     where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
@@ -127,6 +133,11 @@ def shop_source(
         table_names = [table_names]
     if list(table_names) == [ALL_TABLES]:
         table_names = sorted(inspector.get_table_names(schema=schema))
+    if not table_names:  # an empty list, or `["*"]` in a schema without tables (a mistyped schema): a quiet day
+        raise SourceConfigError(
+            f"shop: no table to load in {where} (sources.shop.table_names, SOURCES__SHOP__TABLE_NAMES; "
+            "sources.shop.schema, SOURCES__SHOP__SCHEMA)"
+        )
     unknown = sorted(set(options) - set(table_names))
     if unknown:
         raise SourceConfigError(f"shop: table_options for {', '.join(unknown)}, which are not among the loaded tables")

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 
 from ingestion.cli import EXIT_BAD_CONFIG, EXIT_SOURCE_UNAVAILABLE, main
 from ingestion.demo import shop
+from ingestion.settings import shown_location
 from ingestion.tests.conftest import fresh_postgres_database
 
 
@@ -106,7 +108,7 @@ def test_a_shop_moved_from_sqlite_to_postgresql_is_explained_and_a_full_refresh_
     capsys.readouterr()
     assert main(["ingest", "shop"]) == 4
     err = capsys.readouterr().err
-    assert "differ in time zone awareness" in err and "harbor ingest <source> --full-refresh" in err
+    assert "differ in time zone awareness" in err and "harbor ingest shop --full-refresh" in err
     assert main(["ingest", "shop", "--full-refresh"]) == 0
     # staging would keep the SQLite shop's keys beside the new ones: the dbt side needs a full rebuild too
     assert "raw data of shop replaced: rebuild with `harbor build --full-refresh`" in capsys.readouterr().out
@@ -149,6 +151,9 @@ def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_p
         ("SOURCES__SHOP__LAG_SECONDS", "an hour", "lag_seconds"),
         ("SOURCES__SHOP__TABLE_OPTIONS", '{"orders": {"lag_seconds": "an hour"}}', "lag_seconds of table 'orders'"),
         ("SOURCES__SHOP__CREDENTIALS", "postgresql://postgres@127.0.0.1:5432/shop", "postgresql+psycopg2://..."),
+        # Each of these loaded nothing and exited 0.
+        ("SOURCES__SHOP__CHUNK_SIZE", "-1", "chunk_size"),
+        ("SOURCES__SHOP__TABLE_NAMES", "[]", "no table to load"),
     ],
 )
 def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load(
@@ -166,6 +171,28 @@ def test_a_wrong_destination_exits_2_for_every_source(harbor_env, capsys, monkey
     assert main(["ingest", "shop", "events"]) == EXIT_BAD_CONFIG
     err = capsys.readouterr().err
     assert err.count("HARBOR_DESTINATION must be duckdb or postgres, not 'snowflake'") >= 2
+
+
+def test_a_mistyped_destination_stops_a_build_too(harbor_env, capsys, monkeypatch):
+    """It built the DuckDB warehouse, exit 0, where ingest and report refused the same value."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgress")
+    assert main(["build", "--select", "stg_fx__exchange_rates"]) == EXIT_BAD_CONFIG
+    assert "HARBOR_DESTINATION must be duckdb or postgres, not 'postgress'" in capsys.readouterr().err
+
+
+def test_an_empty_fx_cursor_parameter_is_a_wrong_setting(harbor_env, capsys, monkeypatch):
+    """The request went out as `?page_size=100&=type&=cursor_path...`, with no incremental filter, exit 0."""
+    monkeypatch.setenv("SOURCES__FX__CURSOR_PARAM", "")
+    assert main(["ingest", "fx"]) == EXIT_BAD_CONFIG
+    assert "cursor_param" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("scale", ["0", "-1", "nan", "inf", "1e9"])
+def test_a_demo_scale_out_of_range_is_refused_before_anything_is_written(harbor_cli_env, settings, capsys, scale):
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "create", "--scale", scale, "--url", settings.shop_url])
+    assert exit_.value.code == 2 and "--scale" in capsys.readouterr().err
+    assert not Path(sa.make_url(settings.shop_url).database).exists()
 
 
 def test_a_pipeline_started_from_any_folder_sends_no_usage_events(settings, tmp_path):
@@ -469,3 +496,58 @@ def test_a_failure_is_named_by_its_cause_not_by_the_stop_of_a_generator():
     wrapped = RuntimeError("extraction failed")
     wrapped.__cause__ = cause
     assert root_cause(wrapped) == "date value out of range"
+
+
+def test_a_warehouse_another_process_writes_is_said_once_up_front_by_ingest_and_build(
+    harbor_env, settings, capsys, monkeypatch
+):
+    """DuckDB lets one process write a file: ingest failed in every source with the lock error three times over
+    (exit 4, "a load failed") and build in a page of dbt's traceback."""
+    assert main(["ingest", "fx"]) == 0
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            f"import duckdb, time; c = duckdb.connect({str(settings.warehouse)!r}); print('open', flush=True); "
+            "time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        capsys.readouterr()
+        for command in (["ingest"], ["build", "--select", "stg_fx__exchange_rates"]):
+            assert main(command) == 2, command
+            err = capsys.readouterr().err
+            assert err.count("in use by another process") == 1 and f"(PID {holder.pid})" in err, err
+            assert "Traceback" not in err
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_ingesting_without_a_demo_shop_leaves_no_empty_sqlite_file(harbor_cli_env, settings, monkeypatch, capsys):
+    """Serving the demo fx API read the demo shop's clock, and connecting created an empty shop.sqlite: the next
+    run said "table 'customers' not found" instead of "no SQLite database"."""
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", settings.shop_url)
+    monkeypatch.delenv("SOURCES__FX__BASE_URL", raising=False)
+    shop_file = Path(sa.make_url(settings.shop_url).database)
+    assert not shop_file.exists()
+    assert main(["ingest", "fx"]) == 0
+    assert main(["ingest", "shop"]) == 2
+    assert not shop_file.exists()
+    assert "no SQLite database at" in capsys.readouterr().err
+
+
+def test_demo_create_takes_replace_or_if_missing_not_both(harbor_env, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["demo", "create", "--replace", "--if-missing"])
+    assert exit_.value.code == 2
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_a_url_with_an_empty_password_is_not_shown_with_a_mask():
+    """HARBOR_PG_PASSWORD defaults to empty: messages showed `postgres:***@`, a password that is not there."""
+    assert shown_location("postgresql+psycopg2://postgres:@h:5432/db") == "postgresql+psycopg2://postgres@h:5432/db"
+    assert shown_location("postgresql+psycopg2://u:secret@h/db") == "postgresql+psycopg2://u:***@h/db"

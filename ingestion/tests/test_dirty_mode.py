@@ -25,6 +25,11 @@ def test_clean_demo_scores_100_percent_and_dirty_demo_fails_exactly_the_planted_
     docs = dbt_target_dir(settings.project_dir) / "index.html"
     assert docs.is_file()
     assert f"docs:      {docs} " in next(x for x in out if x.startswith("docs:"))
+    # It checks the sources' freshness too: the report's freshness section and metrics were empty after it.
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        freshness = conn.execute("select unique_id, status from observability.dbt_source_freshness_results").fetchall()
+    assert {unique_id.split(".")[2] for unique_id, _ in freshness} == {"shop", "events", "fx"}
+    assert {status for _, status in freshness} == {"pass"}
 
     # `harbor demo dirty`: the defects go into a copy; the warehouse itself stays clean.
     assert cli.main(["demo", "dirty"]) == 0

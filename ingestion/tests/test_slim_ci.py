@@ -322,13 +322,36 @@ def test_the_summary_lists_built_nodes_without_hooks_and_skipped_tests_apart_fro
     report = slim_ci.PrReport(base="main", changed_files=["models/marts/fct_orders.sql"])
     report.nodes = [
         node("operation.harbor.harbor-on-run-start-0", "operation", "harbor-on-run-start-0", "success"),
-        node("model.harbor.fct_orders", "model", "fct_orders", "error"),
+        node("model.harbor.fct_orders", "model", "fct_orders", "error", "Binder Error: no column x"),
         node("exposure.harbor.sales_dashboard", "exposure", "sales_dashboard", "no-op"),
         node("test.harbor.unique_fct_orders_order_id", "test", "unique_fct_orders_order_id", "skipped"),
         node("test.harbor.not_null_stg", "test", "not_null_stg", "pass"),
     ]
     summary = slim_ci.render_summary(report)
-    assert "1 node(s)" in summary and "- `fct_orders` (model): error" in summary
+    assert "1 node(s)" in summary and "- `fct_orders` (model): error (Binder Error: no column x)\n" in summary
     assert "on-run-start" not in summary and "sales_dashboard" not in summary
     assert "Tests: 1 of 2 passed, 1 skipped (upstream of them failed)." in summary
     assert "**skipped**" not in summary
+
+
+def test_the_pr_file_copies_production_s_rows_where_asked_and_views_the_rest(tmp_path):
+    """What the rehearsal and the snapshots build on must be production's rows: a copy that came out empty
+    passed every other check of this file (an incremental model then rehearsed on nothing)."""
+    prod, pr_file = tmp_path / "prod" / "harbor.duckdb", tmp_path / "pr" / "harbor.duckdb"
+    prod.parent.mkdir()
+    with duckdb.connect(str(prod)) as conn:
+        conn.execute("create schema staging; create schema snapshots; create schema observability")
+        conn.execute("create table staging.stg_a as select range as id from range(3)")
+        conn.execute("create table snapshots.snp_a as select range as id from range(5)")
+        conn.execute("create table observability.dbt_invocations as select 1 as id")
+    copied = frozenset({("staging", "stg_a")})
+
+    assert slim_ci.prepare_pr_warehouse(pr_file, prod, copied=copied) == 2  # production's history is not mirrored
+    with duckdb.connect(str(pr_file)) as conn:
+        kinds = dict(conn.execute("select table_name, table_type from information_schema.tables").fetchall())
+        copy = conn.execute("select id from staging.stg_a order by id").fetchall()
+    assert kinds == {"stg_a": "BASE TABLE", "snp_a": "VIEW"}
+    assert copy == [(0,), (1,), (2,)]
+    with duckdb.connect(str(pr_file)) as conn:  # the view reads production, attached as the pr target does
+        conn.execute(f"attach '{prod}' as {slim_ci.PROD_ALIAS} (read_only)")
+        assert conn.execute("select count(*) from snapshots.snp_a").fetchone() == (5,)
