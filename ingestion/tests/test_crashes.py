@@ -20,7 +20,13 @@ from ingestion.demo.fx_api import FxApi, rates_as_of
 from ingestion.pipeline import ingest_events, ingest_fx, ingest_shop
 
 RUNNER = Path(__file__).with_name("crash_runner.py")
-KEYS = {"customers": "customer_id", "products": "product_id", "orders": "order_id", "order_items": "order_item_id"}
+KEYS = {
+    "customers": "customer_id",
+    "products": "product_id",
+    "orders": "order_id",
+    "order_items": "order_item_id",
+    "payments": "payment_id",
+}
 
 
 def crash(settings, source: str, point: str, **extra_env: str) -> None:
