@@ -25,6 +25,7 @@ import dlt
 import duckdb
 from dlt.common.destination import Destination
 from dlt.common.pipeline import LoadInfo
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from ingestion.parquet_writer import use_plain_parquet
 from ingestion.settings import ConfigError, Settings
@@ -237,6 +238,39 @@ def finish_pending(pipeline: dlt.Pipeline, source_name: str) -> list[str]:
     return finished
 
 
+def _forget_state_the_warehouse_lacks(pipeline: dlt.Pipeline, source_name: str) -> dlt.Pipeline:
+    """The warehouse says what was loaded. dlt trusts a local state newer than the warehouse's (a warehouse
+    restored from a backup, a load that failed after its extract advanced the cursors), and its cursors then skip
+    what the warehouse lacks: the rows of the runs after the backup never came back. With no package waiting to
+    load (those carry their own state: `finish_pending` ran first), such a local state is dropped, and
+    `sync_destination` restores the warehouse's."""
+    local = int(pipeline.state.get("_state_version") or 0)
+    if not local or pipeline.has_pending_data:
+        return pipeline
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name("_dlt_pipeline_state")
+            rows = client.execute_sql(
+                f"select max(version) from {table} where pipeline_name = %s", pipeline.pipeline_name
+            )
+        stored = int(rows[0][0]) if rows and rows[0][0] is not None else 0
+    except DatabaseUndefinedRelation:  # no state table (a new or emptied warehouse): it holds no state at all
+        stored = 0
+    if local <= stored:
+        return pipeline
+    log.warning(
+        "the warehouse holds an older state of %s than this machine (version %d against %d: restored from a "
+        "backup, or a load failed): starting from the warehouse's, so nothing it lacks is skipped",
+        source_name,
+        stored,
+        local,
+        extra={"source": source_name},
+    )
+    pipeline.drop()
+    pipeline.activate()
+    return pipeline
+
+
 def abort_pending(pipeline: dlt.Pipeline) -> list[str]:
     """Drop what earlier runs extracted but did not load (a full refresh loads those rows again); returns the
     load ids dropped."""
@@ -295,6 +329,7 @@ def run_source(
             )
         tally = Tally()
         try:
+            pipeline = _forget_state_the_warehouse_lacks(pipeline, source_name)
             # Before the source is built: it reads the state (cursors, first loads), which must be the warehouse's.
             pipeline.sync_destination()
             source = build(datetime.now(UTC), tally)
