@@ -59,8 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable, WarehouseInUse) as error:
         print(f"harbor: error: {error}", file=sys.stderr)
         return 2 if not isinstance(error, DbtFailed) else error.returncode
-    except ConfigurationException as error:  # a dlt setting of the wrong type (`RUNTIME__...=abc`)
-        print(f"harbor: error: a setting is wrong: {_first_line(error)}", file=sys.stderr)
+    except ConfigurationException as error:  # a dlt setting of the wrong type (`RUNTIME__...=abc`), a TOML typo
+        # Every line: a TOML syntax error says where (`... at line 63 col 13`) on the lines after the first.
+        said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+        print(f"harbor: error: a setting is wrong: {said}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
         print(f"harbor: error: cannot use the shop database: {_first_line(error)}", file=sys.stderr)

@@ -10,10 +10,12 @@ duplicating.
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import os
 import shutil
 import time
+import tomllib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -421,9 +423,40 @@ def configured(key: str) -> str | None:
     return str(value) if value else None
 
 
+# Arguments Harbor passes itself; every other argument of a source function is a setting.
+PASSED_BY_HARBOR = frozenset({"extracted_at", "tally", "full_refresh"})
+
+
+def refuse_unknown_settings(source_name: str, source_function: Callable, settings: Settings) -> None:
+    """A mistyped key (`lag_secnds`, `SOURCES__SHOP__CHUNKSIZE`) was ignored without a word and the default
+    used, because dlt reads only the names a source asks for. ConfigError naming it and the keys the source has.
+    Read: `SOURCES__<SOURCE>__<KEY>` variables, and `[sources.<source>]` in the project's `.dlt/*.toml`."""
+    known = set(inspect.signature(source_function).parameters) - PASSED_BY_HARBOR
+    prefix = f"SOURCES__{source_name.upper()}__"
+    found: dict[str, str] = {}
+    for variable in os.environ:
+        if variable.upper().startswith(prefix):
+            found.setdefault(variable[len(prefix) :].split("__")[0].lower(), variable)
+    for name in ("config.toml", "secrets.toml"):
+        path = settings.project_dir / ".dlt" / name
+        try:
+            section = tomllib.loads(path.read_text()).get("sources", {}).get(source_name, {})
+        except (OSError, tomllib.TOMLDecodeError):  # no such file; a syntax error dlt reports, saying where
+            continue
+        for key in section if isinstance(section, dict) else ():
+            found.setdefault(key.lower(), f"{key} in [sources.{source_name}] of {path}")
+    unknown = sorted(key for key in found if key not in known)
+    if unknown:
+        raise ConfigError(
+            f"{source_name}: unknown setting(s) {', '.join(found[key] for key in unknown)}; "
+            f"the {source_name} source's settings are {', '.join(sorted(known))}"
+        )
+
+
 def ingest_shop(settings: Settings, *, full_refresh: bool = False) -> IngestResult:
     from ingestion.sources.shop import shop_source
 
+    refuse_unknown_settings("shop", shop_source, settings)
     return run_source(
         "shop",
         settings,
@@ -437,6 +470,8 @@ def ingest_shop(settings: Settings, *, full_refresh: bool = False) -> IngestResu
 def ingest_events(settings: Settings, *, full_refresh: bool = False, **config) -> IngestResult:
     from ingestion.demo.events import events_dir
     from ingestion.sources.events import events_source
+
+    refuse_unknown_settings("events", events_source, settings)
 
     bucket_url = config.pop("bucket_url", None) or configured("sources.events.bucket_url")
     if bucket_url and "://" not in bucket_url:
@@ -464,6 +499,7 @@ def ingest_fx(settings: Settings, *, full_refresh: bool = False, **config) -> In
     """Needs the API's base URL: `base_url=` or SOURCES__FX__BASE_URL (the CLI starts the demo API otherwise)."""
     from ingestion.sources.fx import fx_source
 
+    refuse_unknown_settings("fx", fx_source, settings)
     base_url = config.pop("base_url", None) or configured("sources.fx.base_url")
     if not base_url:
         raise ConfigError("fx: no API base URL; set SOURCES__FX__BASE_URL (or [sources.fx] base_url)")

@@ -154,6 +154,7 @@ def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_p
         # Each of these loaded nothing and exited 0.
         ("SOURCES__SHOP__CHUNK_SIZE", "-1", "chunk_size"),
         ("SOURCES__SHOP__TABLE_NAMES", "[]", "no table to load"),
+        ("SOURCES__SHOP__LAG_SECNDS", "5", "unknown setting(s) SOURCES__SHOP__LAG_SECNDS"),
     ],
 )
 def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load(
@@ -551,3 +552,38 @@ def test_a_url_with_an_empty_password_is_not_shown_with_a_mask():
     """HARBOR_PG_PASSWORD defaults to empty: messages showed `postgres:***@`, a password that is not there."""
     assert shown_location("postgresql+psycopg2://postgres:@h:5432/db") == "postgresql+psycopg2://postgres@h:5432/db"
     assert shown_location("postgresql+psycopg2://u:secret@h/db") == "postgresql+psycopg2://u:***@h/db"
+
+
+def test_a_syntax_error_in_the_dlt_config_says_where_it_is(tmp_path):
+    """The message stopped at "A problem encountered when loading config.toml from paths [...]:", the line and
+    column on the lines after it left out."""
+    project = tmp_path / "project"
+    (project / ".dlt").mkdir(parents=True)
+    (project / ".dlt" / "config.toml").write_text("[load]\nworkers = 1\nbroken = [\n")
+    env = {
+        **{k: v for k, v in os.environ.items() if k != "DLT_PROJECT_DIR"},
+        "HARBOR_PROJECT_DIR": str(project),
+        "HARBOR_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "HARBOR_DATA_DIR": str(tmp_path / "data"),
+    }
+    completed = subprocess.run(
+        [sys.executable, "-m", "ingestion.cli", "ingest", "events"], env=env, capture_output=True, text=True
+    )
+    assert completed.returncode == EXIT_BAD_CONFIG
+    assert "config.toml" in completed.stderr and "at line" in completed.stderr, completed.stderr
+
+
+def test_a_mistyped_key_in_the_dlt_config_files_is_refused_naming_it(tmp_path, monkeypatch):
+    """dlt reads only the keys a source asks for: `lag_secnds` was ignored and the default lag used."""
+    from ingestion.pipeline import refuse_unknown_settings
+    from ingestion.settings import ConfigError, Settings
+    from ingestion.sources.fx import fx_source
+
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text("[sources.fx]\npage_size = 50\nlag_secnds = 5\n")
+    settings = Settings(tmp_path, tmp_path / "warehouse.duckdb", tmp_path / "data", "sqlite:///unused")
+    monkeypatch.delenv("SOURCES__FX__LAG_SECONDS", raising=False)
+    with pytest.raises(ConfigError, match=r"unknown setting\(s\) lag_secnds in \[sources.fx\]"):
+        refuse_unknown_settings("fx", fx_source, settings)
+    (tmp_path / ".dlt" / "config.toml").write_text("[sources.fx]\npage_size = 50\nlag_seconds = 5\n")
+    refuse_unknown_settings("fx", fx_source, settings)
