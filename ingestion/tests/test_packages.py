@@ -40,3 +40,19 @@ def test_the_changed_scope_narrows_no_aggregate_expectation():
     expectations = [name for name in names if name.startswith("expect_")]
     assert expectations and set(expectations) <= set(bodies)
     assert [name for name in expectations if "expectation_aggregate" in bodies[name]] == []
+    # Most table-level expectations use no `expectation_aggregate` (`within_n_stdevs`, the distinct-value sets,
+    # `increasing`, the other-table counts): a test adding one of them to the list passed the check above. The
+    # list is this one, each judging every row alone (or, unique, a key among the rows it sees), by decision.
+    assert sorted(names) == sorted(
+        [
+            *("not_null", "unique", "accepted_values", "relationships"),
+            *("expect_column_values_to_not_be_null", "expect_column_values_to_be_null"),
+            *("expect_column_values_to_be_unique", "expect_compound_columns_to_be_unique"),
+            "expect_select_column_values_to_be_unique_within_record",
+            *("expect_column_values_to_be_between", "expect_column_values_to_be_in_set"),
+            *("expect_column_values_to_not_be_in_set", "expect_column_values_to_match_regex"),
+            *("expect_column_values_to_not_match_regex", "expect_column_values_to_match_like_pattern"),
+            *("expect_column_values_to_not_match_like_pattern", "expect_column_value_lengths_to_be_between"),
+            *("expect_column_value_lengths_to_equal", "expect_column_pair_values_to_be_equal"),
+        ]
+    )

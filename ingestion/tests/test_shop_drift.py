@@ -190,11 +190,22 @@ def test_turning_a_table_s_cursor_off_and_on_again_keeps_loading(settings, postg
     shop.create_shop(url, scale=0.1)
     monkeypatch.setenv("SOURCES__SHOP__TABLE_NAMES", '["orders"]')
     ingest_shop(settings)
-    for options in ({"orders": {"cursor_column": ""}}, {}, {"orders": {"cursor_column": ""}}):
+    engine = sa.create_engine(url)
+    with engine.connect() as conn:
+        orders = conn.execute(sa.text("select count(*) from orders")).scalar_one()
+    engine.dispose()
+    # Each round's change is its own, and the cursor-on round's is a new cursor value: what every round loaded
+    # shows, not only the last round's full reload.
+    for round_, options in enumerate(({"orders": {"cursor_column": ""}}, {}, {"orders": {"cursor_column": ""}})):
         monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps(options))
-        run_sql(url, "update orders set status = 'changed', updated_at = updated_at where order_id = 1")
+        run_sql(
+            url,
+            f"update orders set status = 'changed-{round_}', "
+            "updated_at = (select max(updated_at) from orders) where order_id = 1",
+        )
         ingest_shop(settings)
-    assert raw(settings, "select status from raw_shop.orders where order_id = 1") == [("changed",)]
+        assert raw(settings, "select status from raw_shop.orders where order_id = 1") == [(f"changed-{round_}",)]
+        assert raw(settings, "select count(*) from raw_shop.orders") == [(orders,)], options
 
 
 def test_a_not_null_cursor_column_added_to_a_table_loads(settings, postgres_url, monkeypatch):
