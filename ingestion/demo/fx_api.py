@@ -165,9 +165,9 @@ def _handler_for(api: FxApi) -> type[BaseHTTPRequestHandler]:
                 self._send(200, body, truncate=fault == "truncate")
 
         def _send(
-            self, status: int, body: dict, headers: dict[str, str] | None = None, *, truncate: bool = False
+            self, status: int, body: dict | bytes, headers: dict[str, str] | None = None, *, truncate: bool = False
         ) -> None:
-            data = json.dumps(body).encode()
+            data = body if isinstance(body, bytes) else json.dumps(body).encode()  # bytes: sent as they are
             self.send_response(status)
             self.send_header("Content-Type", api.content_type)
             self.send_header("Content-Length", str(len(data)))

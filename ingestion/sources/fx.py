@@ -97,7 +97,7 @@ def fx_source(
                     "path": endpoint_path,
                     "data_selector": "data",
                     "params": {"page_size": page_size, cursor_param: since.isoformat()},
-                    "response_actions": [remember_page, _refuse_missing_endpoint],
+                    "response_actions": [remember_page, _refuse_missing_endpoint, _refuse_a_page_of_another_shape],
                 },
             }
         ],
@@ -157,6 +157,34 @@ def _check_endpoint_url(base_url: str, endpoint_path: str) -> None:
         raise ConfigError(
             f"fx: the API endpoint {url!r} ({base_url=}, {endpoint_path=}) is {problem}; check {URL_SETTINGS}"
         )
+
+
+class UnexpectedPage(RuntimeError):
+    """The API answered a page that is not one of rates: a failed load (exit 4) naming the URL and what came."""
+
+
+def _refuse_a_page_of_another_shape(response: requests.Response, *args, **kwargs) -> requests.Response:
+    """An HTML error page sent with 200 failed as "Expecting value: line 1 column 1 (char 0)", and a body without
+    the `data` list (the API renamed it, or sends a bare list) loaded no rate and exited 0, as a quiet day would."""
+    if not response.ok:
+        return response  # retried, or refused by `_refuse_missing_endpoint`, or a failed load naming its status
+    parts = urlsplit(response.url)
+    url = urlunsplit((parts.scheme, parts.netloc.rpartition("@")[2], parts.path, parts.query, ""))
+    try:
+        page = response.json()
+    except ValueError:
+        said = response.headers.get("Content-Type") or "no Content-Type"
+        raise UnexpectedPage(f"fx: {url} answered {said}, not JSON: {response.text[:80]!r}") from None
+    if not isinstance(page, dict) or not isinstance(page.get("data"), list):
+        shape = (
+            f"an object with {', '.join(sorted(map(str, page))) or 'no keys'}"
+            if isinstance(page, dict)
+            else (f"a JSON {type(page).__name__}")
+        )
+        raise UnexpectedPage(
+            f"fx: {url} answered {shape}, not a page with a `data` list of rates: has the API changed?"
+        )
+    return response
 
 
 def _refuse_missing_endpoint(response: requests.Response, *args, **kwargs) -> requests.Response:

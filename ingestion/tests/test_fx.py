@@ -320,3 +320,32 @@ def test_a_404_after_the_first_page_is_a_failed_load_not_a_wrong_setting(setting
     err = capsys.readouterr().err
     assert "404" in err and "a setting is wrong" not in err
     assert [status for _, status in api.log[:2]] == [200, "404"]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "said"),
+    [
+        (b"<html><body>Down for maintenance</body></html>", "text/html", "text/html, not JSON: '<html><body>Down"),
+        ({"items": [], "total_pages": 1}, "application/json", "an object with items, total_pages, not a page with"),
+        ({"data": None, "total_pages": 1}, "application/json", "an object with data, total_pages, not a page with"),
+    ],
+)
+def test_a_page_that_holds_no_rates_fails_the_load_saying_what_came(
+    settings, monkeypatch, capsys, body, content_type, said
+):
+    """An HTML page sent with 200 failed as "Expecting value: line 1 column 1 (char 0)"; a body without the `data`
+    list (the API renamed it) loaded nothing and exited 0, a quiet day to look at."""
+    harbor_log = logging.getLogger("harbor")
+    monkeypatch.setattr(harbor_log, "handlers", list(harbor_log.handlers))
+    monkeypatch.setattr(harbor_log, "propagate", harbor_log.propagate)
+
+    class ChangedApi(FxApi):
+        def page(self, updated_since: str | None, page: int, page_size: int) -> dict | bytes:
+            return body
+
+    with ChangedApi(seed=3, tick=0) as api:
+        api.content_type = content_type
+        monkeypatch.setenv("SOURCES__FX__BASE_URL", api.base_url)
+        assert ingest_sources(settings, ["fx"]) == EXIT_LOAD_FAILED
+    err = capsys.readouterr().err
+    assert said in err and f"{api.base_url.rstrip('/')}/rates" in err, err
