@@ -17,7 +17,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from ingestion.settings import ConfigError
+from ingestion.settings import ConfigError, shown_location
 
 SHOP_START = datetime(2024, 1, 1, tzinfo=UTC)
 HISTORY_DAYS = 90
@@ -131,7 +131,13 @@ def engine_for(url: str) -> sa.Engine:
             "Write PostgreSQL URLs as postgresql+psycopg2://... (SQLAlchemy 2.1 maps postgresql:// to psycopg 3, "
             "which Harbor does not install)"
         )
-    return sa.create_engine(url)
+    try:
+        return sa.create_engine(url)
+    except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as error:
+        # Not a URL, a dialect or driver not installed (mysql:// wants MySQLdb), a port that is not a number:
+        # a wrong setting, not a failed load (they were exit 4, or a traceback from `demo create`).
+        shown = shown_location(url)
+        raise ConfigError(f"cannot use the shop database {shown}: {error}") from None
 
 
 def read_clock(engine: sa.Engine) -> ShopClock | None:

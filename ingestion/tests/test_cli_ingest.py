@@ -155,6 +155,13 @@ def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_p
         ("SOURCES__SHOP__CHUNK_SIZE", "-1", "chunk_size"),
         ("SOURCES__SHOP__TABLE_NAMES", "[]", "no table to load"),
         ("SOURCES__SHOP__LAG_SECNDS", "5", "unknown setting(s) SOURCES__SHOP__LAG_SECNDS"),
+        # These were failed loads (exit 4) naming no setting.
+        ("SOURCES__SHOP__CREDENTIALS", "mysql://u:secret@h/db", "shop database mysql://u:***@h/db: No module"),
+        (
+            "SOURCES__SHOP__CREDENTIALS",
+            "postgresql+psycopg2://u@h:abc/db",
+            "cannot use the shop database an unparseable URL",
+        ),
     ],
 )
 def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load(
