@@ -55,9 +55,10 @@
 {%- endmacro %}
 
 {#- Incremental strategy `replace_keys`: every key (`unique_key`, one column) present in the new rows is
-    deleted from the mart, then the new rows that are not tombstones (`_loaded_at` null) are inserted. Unlike
-    `delete+insert`, a key can so be removed (a soft-deleted order) and a key's rows replaced by a different
-    number of rows (a day's rows per currency). -#}
+    deleted from the model, then the new rows that are not tombstones are inserted (a tombstone has its
+    `tombstone_column` null: config, `_loaded_at` by default). Unlike `delete+insert`, a key can so be removed (a
+    soft-deleted order, an event a rewritten file no longer has) and a key's rows replaced by a different number
+    of rows (a day's rows per currency). -#}
 {% macro get_incremental_replace_keys_sql(arg_dict) -%}
     {%- set target = arg_dict['target_relation'] -%}
     {%- set source = arg_dict['temp_relation'] -%}
@@ -72,7 +73,7 @@
     insert into {{ target }} ({{ columns }})
     select {{ columns }}
     from {{ source }}
-    where _loaded_at is not null
+    where {{ config.get('tombstone_column', '_loaded_at') }} is not null
 {%- endmacro %}
 
 {#- Written between an incremental mart's import CTE name and its body (`orders as {{ inlined() }} (`): DuckDB and

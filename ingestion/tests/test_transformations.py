@@ -3,13 +3,16 @@ incremental runs (with late and duplicate raw rows) as after one `--full-refresh
 
 from __future__ import annotations
 
+import json
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import duckdb
 import sqlalchemy as sa
 
 from ingestion.demo import shop
+from ingestion.demo.events import events_dir
 from ingestion.demo.fx_api import FxApi
 from ingestion.pipeline import ingest_shop
 from ingestion.settings import Settings
@@ -204,3 +207,49 @@ def test_staged_timestamps_are_utc_whatever_the_machine_s_time_zone(settings, po
             "from staging.stg_shop__orders as stg inner join raw_shop.orders as raw on raw.order_id = stg.order_id"
         ).fetchone()
     assert differing[0] > 0 and differing[1] == 0
+
+
+def test_an_events_file_rewritten_without_some_events_leaves_staging_as_a_full_refresh_would(
+    settings, pg_env, monkeypatch
+):
+    """Raw drops the lines a rewritten file no longer has; staging only added and replaced events, so an event no
+    file held any more stayed in staging and in the sessions, and one whose later copy was gone kept that copy,
+    on both engines, until a full refresh."""
+    both = duckdb_and_postgres(settings, pg_env)
+    shop.create_shop(settings.shop_url, seed=5, scale=0.2, events_to=settings.data_dir)
+    shop.advance_shop(settings.shop_url, events_to=settings.data_dir)
+    files = sorted(events_dir(settings.data_dir).glob("*.jsonl"))
+    with FxApi(seed=5, tick=1) as fx_api:
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+
+        def events(path: Path) -> list[tuple[str, str]]:
+            lines = []
+            for line in path.read_text().splitlines(keepends=True):
+                try:
+                    lines.append((json.loads(line)["event_id"], line))
+                except (ValueError, KeyError, TypeError):
+                    lines.append(("", line))  # the demo's bad lines stay as they are
+            return lines
+
+        first, later = events(files[0]), events(files[-1])
+        in_first = {event_id for event_id, _ in first}
+        resent = next(event_id for event_id, _ in later if event_id and event_id in in_first)  # in both files
+        only_here = next(event_id for event_id, _ in later if event_id and event_id not in in_first)
+        files[-1].write_text("".join(line for event_id, line in later if event_id not in (resent, only_here)))
+
+        incremental = {}
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+            staged = dict(
+                select(
+                    warehouse,
+                    "select event_id, _file_name from staging.stg_events__events "
+                    f"where event_id in ('{resent}', '{only_here}')",
+                )
+            )
+            assert staged == {resent: files[0].name}, warehouse.target  # the other copy; the other event gone
+            incremental[warehouse.target] = warehouse.marts()
+    assert_a_full_refresh_gives_the_same_marts(both, incremental)

@@ -1,6 +1,34 @@
-{{ config(unique_key='event_id') }}
+{{ config(unique_key='event_id', incremental_strategy='replace_keys', tombstone_column='_dlt_load_id') }}
+
+{#- A file loaded again because it was rewritten: the events staged from it are staged again from what raw holds
+    now (another file's copy, when only this one's is gone), and an event raw no longer holds at all is deleted,
+    as a full refresh would leave it out. Found before the model runs, so a build without a rewritten file (nearly
+    every build: new files hold no staged event) reads the new loads alone. -#}
+{%- set rewritten_files = [] -%}
+{%- if is_incremental() and execute and load_relation(source('events', 'events')) is not none -%}
+    {%- set found = run_query(
+        'select distinct _file_name from ' ~ source('events', 'events') ~ ' where ' ~ loaded_since_last_run()
+        ~ ' and _file_name in (select staged._file_name from ' ~ this ~ ' as staged)'
+    ) -%}
+    {%- set rewritten_files = found.columns[0].values() | list -%}
+{%- endif %}
 
 with
+
+{% if rewritten_files -%}
+restaged as (
+
+    select staged.event_id
+    from {{ this }} as staged
+    where staged._file_name in (
+        {%- for file_name in rewritten_files %}
+        '{{ file_name | replace("'", "''") }}'{{ "," if not loop.last }}
+        {%- endfor %}
+    )
+
+),
+
+{% endif -%}
 
 source as (
 
@@ -12,7 +40,11 @@ source as (
         '_extracted_at': dbt.type_timestamp(), '_dlt_load_id': dbt.type_string()
     }) }}
     {% if is_incremental() %}
-        where {{ loaded_since_last_run() }}
+        where
+            ({{ loaded_since_last_run() }})
+            {%- if rewritten_files %}
+                or event_id in (select restaged.event_id from restaged)
+            {%- endif %}
     {% endif %}
 
 ),
@@ -42,9 +74,42 @@ deduplicated as (
 
 ),
 
-final as (
+kept as (
 
     {{ keep_newer_than_staged('deduplicated', 'event_id', updated_at='event_time', same_version_again=true) }}
+    {%- if rewritten_files %}
+
+    -- A staged copy from a rewritten file gives way to the copy raw picks now, even one from an older load.
+    union
+
+    select * from deduplicated
+    where event_id in (select restaged.event_id from restaged)
+    {%- endif %}
+
+),
+
+final as (
+
+    select * from kept
+    {%- if rewritten_files %}
+
+    -- An event no file holds any more: its key alone, a tombstone that `replace_keys` deletes.
+    union all
+
+    select
+        restaged.event_id,
+        null as event_time,
+        null as event_type,
+        null as customer_id,
+        null as anonymous_id,
+        null as page_url,
+        null as _file_name,
+        null as _line_number,
+        null as _extracted_at,
+        null as _dlt_load_id
+    from restaged
+    where restaged.event_id not in (select deduplicated.event_id from deduplicated)
+    {%- endif %}
 
 )
 
