@@ -50,9 +50,11 @@ payment_totals as (
     from bench_ref.stg_payments
     group by order_id
 )
-select i.order_id, i.item_count, i.unit_count, i.order_total, coalesce(p.amount_paid, 0) as amount_paid
+select
+    coalesce(i.order_id, p.order_id) as order_id, i.item_count, i.unit_count, i.order_total,
+    coalesce(p.amount_paid, 0) as amount_paid
 from item_totals as i
-left join payment_totals as p on i.order_id = p.order_id;
+full outer join payment_totals as p on i.order_id = p.order_id;
 
 -- Exchange rates are not part of the benchmark's sources: the reference reads dbt's (possibly empty) staging table.
 create or replace view bench_ref.order_usd_rates as
