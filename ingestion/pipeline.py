@@ -479,6 +479,13 @@ def ingest_events(settings: Settings, *, full_refresh: bool = False, **config) -
         if not folder.is_dir():  # a mistyped folder would load nothing and look like a quiet day
             raise ConfigError(f"events: no folder {folder} (sources.events.bucket_url, SOURCES__EVENTS__BUCKET_URL)")
         bucket_url = str(folder)
+    elif not bucket_url and not events_dir(settings.data_dir).is_dir():
+        log.warning(
+            "events: no folder %s, so no events to load: `harbor demo create` writes the demo's there; "
+            "HARBOR_DATA_DIR moves it, sources.events.bucket_url names your own",
+            events_dir(settings.data_dir),
+            extra={"source": "events"},
+        )
     return run_source(
         "events",
         settings,

@@ -53,6 +53,8 @@ class Settings:
     @classmethod
     def from_env(cls) -> Settings:
         project_dir = Path(os.environ.get("HARBOR_PROJECT_DIR") or PROJECT_DIR).resolve()  # set but empty: the default
+        if not project_dir.is_dir():  # a typo: a warehouse and data folder were created under it, nothing loaded
+            raise ConfigError(f"HARBOR_PROJECT_DIR {project_dir} is not a folder; it names the Harbor project")
         warehouse_setting = os.environ.get("HARBOR_WAREHOUSE")
         if warehouse_setting and "://" in warehouse_setting:
             raise ConfigError(

@@ -594,3 +594,20 @@ def test_a_mistyped_key_in_the_dlt_config_files_is_refused_naming_it(tmp_path, m
         refuse_unknown_settings("fx", fx_source, settings)
     (tmp_path / ".dlt" / "config.toml").write_text("[sources.fx]\npage_size = 50\nlag_seconds = 5\n")
     refuse_unknown_settings("fx", fx_source, settings)
+
+
+def test_a_project_folder_that_does_not_exist_is_refused(monkeypatch, capsys, tmp_path):
+    """A mistyped HARBOR_PROJECT_DIR got a new warehouse and data folder under it, and loaded nothing, exit 0."""
+    monkeypatch.setenv("HARBOR_PROJECT_DIR", str(tmp_path / "nowhere"))
+    assert main(["ingest", "events"]) == EXIT_BAD_CONFIG
+    assert "HARBOR_PROJECT_DIR" in capsys.readouterr().err
+    assert not (tmp_path / "nowhere").exists()
+
+
+def test_events_without_their_folder_say_so(settings, caplog):
+    """A mistyped HARBOR_DATA_DIR loaded no events without a word, as a quiet day would."""
+    from ingestion.pipeline import ingest_events
+
+    result = ingest_events(settings)
+    assert result.tables.get("events") is None or result.tables["events"].loaded == 0
+    assert f"events: no folder {settings.data_dir / 'events'}, so no events to load" in caplog.text
