@@ -443,19 +443,13 @@ def _source_options(source: str, settings: Settings) -> Iterator[dict]:
     from ingestion.demo.fx_api import FxApi
 
     clock = None
-    with contextlib.suppress(Exception):
-        if _is_missing_sqlite_file(settings.shop_url):
-            raise FileNotFoundError  # connecting would create it: an empty shop.sqlite, and a confusing next run
-        engine = demo_shop.engine_for(settings.shop_url)
-        clock = demo_shop.read_clock(engine)
-        engine.dispose()
+    if not demo_shop.missing_sqlite_file(settings.shop_url):
+        with contextlib.suppress(Exception):
+            engine = demo_shop.engine_for(settings.shop_url)
+            clock = demo_shop.read_clock(engine)
+            engine.dispose()
     with FxApi(seed=clock.seed if clock else 42, tick=clock.tick if clock else 0) as api:
         yield {"base_url": api.base_url}
-
-
-def _is_missing_sqlite_file(url: str) -> bool:
-    parsed = sa.make_url(url)
-    return parsed.get_backend_name() == "sqlite" and bool(parsed.database) and not Path(parsed.database).exists()
 
 
 def _explained(cause: str, source: str) -> str:

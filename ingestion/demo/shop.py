@@ -193,11 +193,23 @@ def create_shop(
     return TickSummary(0, SHOP_START, {t: len(rows[t]) for t in SHOP_TABLES}, dict.fromkeys(SHOP_TABLES, 0))
 
 
+def missing_sqlite_file(url: str | sa.URL) -> str | None:
+    """The file a SQLite URL names when it is not there, else None: check before connecting, which would create it
+    empty (a stray file, and a confusing "table not found" at the next run). A URL that does not parse is None:
+    connecting says what is wrong with it."""
+    try:
+        parsed = sa.make_url(url)
+    except (sa.exc.ArgumentError, ValueError):
+        return None
+    database = parsed.database if parsed.get_backend_name() == "sqlite" else None
+    if database and database != ":memory:" and not database.startswith("file:") and not Path(database).exists():
+        return database
+    return None
+
+
 def advance_shop(url: str, ticks: int = 1, *, events_to: Path | None = None) -> list[TickSummary]:
     """Move the shop forward `ticks` days, one transaction per day (and one event file each, with `events_to`)."""
-    database = sa.make_url(url).database if url.startswith("sqlite") else None
-    if database and database != ":memory:" and not Path(database).exists():
-        # Before connecting: SQLite would create an empty file for the shop that is not there.
+    if missing_sqlite_file(url):
         raise FileNotFoundError(f"no demo shop at {safe_url(url)}; create it with `harbor demo create`")
     engine = engine_for(url)
     summaries = []

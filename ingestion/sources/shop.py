@@ -37,7 +37,6 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
 import dlt
@@ -49,7 +48,7 @@ from dlt.common.schema.exceptions import DataValidationError
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
-from ingestion.demo.shop import SHOP_TABLES, engine_for
+from ingestion.demo.shop import SHOP_TABLES, engine_for, missing_sqlite_file
 from ingestion.settings import ConfigError, non_negative_number
 from ingestion.sources.http import RetryPolicy
 from ingestion.sources.metadata import metadata_adder
@@ -269,8 +268,8 @@ def shop_source(
 def _refuse_a_missing_sqlite_file(url: sa.URL) -> None:
     """A SQLite URL naming no file is a wrong setting. Connecting would create an empty database there (a typo
     in the path left a stray file behind) and then find none of the tables."""
-    database = url.database if url.get_backend_name() == "sqlite" else None
-    if database and database != ":memory:" and not database.startswith("file:") and not Path(database).exists():
+    database = missing_sqlite_file(url)
+    if database:
         raise SourceConfigError(
             f"shop: no SQLite database at {database} (sources.shop.credentials, SOURCES__SHOP__CREDENTIALS); "
             "`harbor demo create` makes the demo shop"

@@ -83,16 +83,18 @@ def test_incremental_merge_converges_to_the_api_and_quarantines_bad_records(sett
 
 
 class FxApiWith(FxApi):
-    """The demo API serving some rows of the test's besides its own, on the first page."""
+    """The demo API serving some rows of the test's besides its own, on the first page (after its own, or before
+    them with `first`)."""
 
-    def __init__(self, extra: list[dict], **kwargs) -> None:
+    def __init__(self, extra: list[dict], *, first: bool = False, **kwargs) -> None:
         super().__init__(**kwargs)
         self.extra = extra
+        self.first = first
 
     def page(self, updated_since: str | None, page: int, page_size: int) -> dict:
         served = super().page(updated_since, page, page_size)
         if page == 1:
-            served["data"] = [*served["data"], *self.extra]
+            served["data"] = [*self.extra, *served["data"]] if self.first else [*served["data"], *self.extra]
         return served
 
 
@@ -126,21 +128,11 @@ def test_a_future_cursor_is_held_back_and_the_later_of_two_versions_wins(setting
     assert len(dead) == 1 and "more than 1 day after the run started" in dead[0][0]
 
 
-class FxApiWithFirst(FxApiWith):
-    """The demo API serving the test's rows before its own on the first page."""
-
-    def page(self, updated_since: str | None, page: int, page_size: int) -> dict:
-        served = FxApi.page(self, updated_since, page, page_size)
-        if page == 1:
-            served["data"] = [*self.extra, *served["data"]]
-        return served
-
-
 def test_a_bad_record_first_on_a_page_is_a_dead_letter_once_a_cursor_exists(settings):
     """dlt's lagged cursor step asserted on a run's first item holding no cursor, a dead letter: every run after
     the first failed with a bare AssertionError while the API served the bad record first."""
     bad = {"currency_code": "GBP", "rate_date": "2024-01-01", "usd_per_unit": "abc"}
-    with FxApiWithFirst([], seed=3, tick=0) as api:
+    with FxApiWith([], first=True, seed=3, tick=0) as api:
         ingest_fx(settings, base_url=api.base_url)
         api.extra = [{**bad, "updated_at": "2024-01-01T04:00:00+00:00"}]
         api.tick = 1
