@@ -15,13 +15,13 @@ from pathlib import Path
 
 import duckdb
 import sqlalchemy as sa
-from dlt.common.configuration.exceptions import ConfigurationException
+from dlt.common.configuration.exceptions import ConfigurationException, ConfigValueCannotBeCoercedException
 
 from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
-from ingestion.settings import ConfigError, Settings, shown_location
+from ingestion.settings import ConfigError, Settings, checked_log_level, described_setting_error, shown_location
 from ingestion.transform import DbtFailed, dbt_executable, default_target, run_dbt
 
 SOURCES = tuple(INGESTERS)
@@ -55,15 +55,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         runlog.configure(json_logs=True)
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
     try:
+        checked_log_level()
         return args.handler(args, Settings.from_env())
+    except ConfigurationException as error:  # a dlt setting of the wrong type (`RUNTIME__...=abc`), a TOML typo
+        # Every line: a TOML syntax error says where (`... at line 63 col 13`) on the lines after the first.
+        said = (
+            described_setting_error(error)
+            if isinstance(error, ConfigValueCannotBeCoercedException)
+            else (" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
+        )
+        print(f"harbor: error: a setting is wrong: {said}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable, WarehouseInUse) as error:
         print(f"harbor: error: {error}", file=sys.stderr)
         return 2 if not isinstance(error, DbtFailed) else error.returncode
-    except ConfigurationException as error:  # a dlt setting of the wrong type (`RUNTIME__...=abc`), a TOML typo
-        # Every line: a TOML syntax error says where (`... at line 63 col 13`) on the lines after the first.
-        said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"harbor: error: a setting is wrong: {said}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
     except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
         print(f"harbor: error: cannot use the shop database: {_first_line(error)}", file=sys.stderr)
         return EXIT_BAD_CONFIG
@@ -398,7 +403,7 @@ def ingest_sources(
             ]
             if misconfigured:
                 message = (
-                    f"source {source!r} cannot run, a setting is wrong: {str(misconfigured[0]).strip().splitlines()[0]}"
+                    f"source {source!r} cannot run, a setting is wrong: {described_setting_error(misconfigured[0])}"
                 )
                 code = EXIT_BAD_CONFIG
             else:

@@ -43,6 +43,43 @@ def non_negative_number(value: object, setting: str) -> float:
     return number
 
 
+def described_setting_error(error: BaseException) -> str:
+    """One line for a setting dlt could not use. dlt names only the field (`chunk_size` cannot be coerced into
+    `int`); the user typed an environment variable or a TOML key, so name the variables that set it and the
+    value they hold."""
+    field = getattr(error, "field_name", None)
+    if field is None or not hasattr(error, "field_value"):
+        return str(error).strip().splitlines()[0]
+    hint = getattr(error, "hint", None)
+    wanted = getattr(hint, "__name__", str(hint))
+    suffix = f"__{field}".upper()
+    setting = sorted((name, value) for name, value in os.environ.items() if name.upper().endswith(suffix))
+    # `SOURCES__FX__CHUNK_SIZE` also ends in `__CHUNK_SIZE`: name the variables holding the refused value.
+    named = [f"{name}={value!r}" for name, value in setting if value == str(error.field_value)] or [
+        f"{name}={value!r}" for name, value in setting
+    ]
+    where = " or ".join(named) if named else f"{field} = {error.field_value!r} (in .dlt/config.toml or secrets.toml)"
+    return f"{where} is not {_article(wanted)} {wanted}"
+
+
+def _article(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
+def checked_log_level() -> None:
+    """dlt hands RUNTIME__LOG_LEVEL to Python's logging, which knows only upper-case names and failed every
+    command with "Unknown level: 'info'": accept any case, and name the variable when the level is unknown."""
+    import logging
+
+    value = os.environ.get("RUNTIME__LOG_LEVEL")
+    if value is None:
+        return
+    known = [name for name in logging.getLevelNamesMapping() if name not in ("NOTSET", "WARN", "FATAL")]
+    if value.strip().upper() not in known:
+        raise ConfigError(f"RUNTIME__LOG_LEVEL={value!r} is not a log level; one of {', '.join(known)}")
+    os.environ["RUNTIME__LOG_LEVEL"] = value.strip().upper()
+
+
 @dataclass(frozen=True)
 class Settings:
     project_dir: Path

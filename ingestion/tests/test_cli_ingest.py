@@ -611,3 +611,30 @@ def test_events_without_their_folder_say_so(settings, caplog):
     result = ingest_events(settings)
     assert result.tables.get("events") is None or result.tables["events"].loaded == 0
     assert f"events: no folder {settings.data_dir / 'events'}, so no events to load" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("source", "variable", "value", "said"),
+    [
+        ("shop", "SOURCES__SHOP__CHUNK_SIZE", "abc", "SOURCES__SHOP__CHUNK_SIZE='abc' is not an int"),
+        ("fx", "RUNTIME__HTTP_SHOW_ERROR_BODY", "maybe", "RUNTIME__HTTP_SHOW_ERROR_BODY='maybe' is not a bool"),
+        ("shop", "RUNTIME__LOG_LEVEL", "LOUD", "RUNTIME__LOG_LEVEL='LOUD' is not a log level"),
+    ],
+)
+def test_a_setting_dlt_cannot_read_is_named_with_its_value(
+    harbor_env, monkeypatch, capsys, source, variable, value, said
+):
+    """dlt named only the field ("Configured value for field `chunk_size` cannot be coerced"), and a log level it
+    did not know stopped every command with "Unknown level: 'LOUD'"."""
+    monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("OTHER__CHUNK_SIZE", "100")  # also ends in __CHUNK_SIZE, but holds a good value
+    assert main(["ingest", source]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert said in err, err
+    assert "OTHER__CHUNK_SIZE" not in err
+
+
+def test_the_log_level_may_be_given_in_any_case(harbor_env, monkeypatch, capsys):
+    monkeypatch.setenv("RUNTIME__LOG_LEVEL", "error")
+    assert main(["ingest", "shop"]) == 0
+    assert os.environ["RUNTIME__LOG_LEVEL"] == "ERROR"
