@@ -213,7 +213,7 @@ def _demo_create(args: argparse.Namespace, settings: Settings) -> int:
 def _demo_advance(args: argparse.Namespace, settings: Settings) -> int:
     for summary in demo_shop.advance_shop(_shop_url(args, settings), ticks=args.ticks, events_to=settings.data_dir):
         print(
-            f"tick {summary.tick} ({summary.shop_time:%Y-%m-%d}): inserted {_counts(summary.inserted)}; "
+            f"tick {summary.tick} ({summary.day:%Y-%m-%d}): inserted {_counts(summary.inserted)}; "
             f"updated {_counts(summary.updated)}"
         )
     return 0

@@ -116,9 +116,14 @@ class TickSummary:
     """What one call changed, per table: rows inserted and rows updated."""
 
     tick: int
-    shop_time: datetime
+    shop_time: datetime  # the shop's clock after the call: the end of the last day simulated
     inserted: dict[str, int]
     updated: dict[str, int]
+
+    @property
+    def day(self) -> datetime:
+        """The day a tick simulated: the one its clock ended (at midnight after it)."""
+        return self.shop_time - timedelta(days=1)
 
 
 def default_shop_url(data_dir: str = "data") -> str:

@@ -638,3 +638,13 @@ def test_the_log_level_may_be_given_in_any_case(harbor_env, monkeypatch, capsys)
     monkeypatch.setenv("RUNTIME__LOG_LEVEL", "error")
     assert main(["ingest", "shop"]) == 0
     assert os.environ["RUNTIME__LOG_LEVEL"] == "ERROR"
+
+
+def test_demo_advance_labels_each_tick_with_the_day_it_simulated(harbor_env, capsys):
+    """The label showed the day after (the clock's midnight at the end of the tick)."""
+    capsys.readouterr()
+    assert main(["demo", "advance"]) == 0
+    assert capsys.readouterr().out.startswith("tick 1 (2024-01-01): inserted")
+    with sa.create_engine(harbor_env.shop_url).connect() as conn:
+        newest = conn.execute(sa.text("select max(ordered_at) from orders")).scalar_one()
+    assert str(newest).startswith("2024-01-01")
