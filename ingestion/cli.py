@@ -140,7 +140,7 @@ def _parser() -> argparse.ArgumentParser:
     report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
     # A string, not a Path: Path drops the trailing slash that says `new-folder/` is a folder.
     report.add_argument(
-        "--output", help="a file, or a folder for harbor-report.html (default: reports/harbor-report.html)"
+        "--output", help="a file (name.html), or a folder for harbor-report.html (default: reports/harbor-report.html)"
     )
     # 0 used to mean all history; a million days reached before year 1 and failed inside the report
     report.add_argument(
@@ -548,7 +548,7 @@ def _report_and_alert(
     warehouse: str | None = None,
     build_exit_code: int | None = None,
 ) -> None:
-    """The report, the metrics beside it and the alert. `output`: a file, or a folder (`reports`, `new-folder/`).
+    """The report, the metrics beside it and the alert. `output`: a file, or a folder (`reports`, `new-folder/`, `new-folder`).
     `build_exit_code`: `demo run`'s build failed with it, perhaps before dbt recorded anything."""
     from ingestion.observability.alerts import FailedBuild, alert_for_latest_run, send_alert, unrecorded_build_message
     from ingestion.observability.metrics import write_metrics
@@ -556,7 +556,9 @@ def _report_and_alert(
     from ingestion.observability.warehouse import connected
 
     path = Path(output) if output else settings.project_dir / "reports" / REPORT_FILE
-    if path.is_dir() or (output or "").endswith(("/", os.sep)):
+    # A new name without an extension (`--output out`) is a folder to create: written as a file, it held an
+    # HTML page with no `.html` that no browser opened as one, and the metrics landed beside it.
+    if path.is_dir() or (output or "").endswith(("/", os.sep)) or not (path.exists() or path.suffix):
         path = path / REPORT_FILE
     location = warehouse or _history_location(settings)
     if "://" not in str(location) and not Path(location).exists():

@@ -116,6 +116,9 @@ def test_harbor_report_into_a_folder_or_where_it_cannot_write(demo_run, capsys):
     new_folder = tmp / "new-folder"  # written with a trailing slash: a folder to create, not a file's name
     assert main(["report", "--warehouse", str(settings.warehouse), "--output", f"{new_folder}/"]) == 0
     assert (new_folder / "harbor-report.html").is_file() and (new_folder / "harbor-metrics.prom").is_file()
+    named_without_an_extension = tmp / "out"  # wrote an HTML file called `out`
+    assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(named_without_an_extension)]) == 0
+    assert (named_without_an_extension / "harbor-report.html").is_file()
     not_a_folder = tmp / "a-file"
     not_a_folder.write_text("")
     output = not_a_folder / "report.html"
