@@ -12,6 +12,7 @@ where late events are also handled.
 A line that is not UTF-8 or not JSON (NaN and Infinity are not JSON), a line with a NUL character in a string
 (warehouses drop it), or an event that fails `EVENT_SPEC`, goes to `raw_events._dead_letters`. A file that vanishes
 between listing and reading (deleted, a broken symlink) is skipped with a warning and read when it comes back.
+A file name that is not UTF-8 is kept with its stray bytes escaped (`caf\\xe9.jsonl`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ def events_source(
     local = urlparse(bucket_url).scheme == "file"
     if local:
         _check_folder(bucket_url)
+    folder_on_disk = Path(FilesystemConfiguration.make_local_path(bucket_url)) if local else None
     stamp = extracted_at or datetime.now(UTC)
     counts = tally if tally is not None else Tally()
     # One page holding the whole listing (fsspec lists a bucket whole anyway): only then are the files no
@@ -94,11 +96,11 @@ def events_source(
         read: dict[str, str] = dlt.current.resource_state().setdefault("files", {})
         listed = {}
         for file_item in listing:
-            name = file_item["relative_path"]
+            name = _shown_name(file_item["relative_path"])
             # Some filesystems (plain http) list no size; such a file is told apart by its modification time.
             version = f"{file_item['modification_date'].isoformat()} {file_item.get('size_in_bytes')}"
             if read.get(name) != version:
-                handle = _open(file_item)
+                handle = _open(file_item, folder_on_disk)
                 if handle is None:  # vanished since the listing: not remembered, so read when it comes back
                     continue
                 with handle:
@@ -132,16 +134,22 @@ class ListingLocalFileSystem(LocalFileSystem):
             return {"name": self._strip_protocol(path), "type": "missing", "size": None}
 
 
-def _open(file_item) -> IO[bytes] | None:
+def _shown_name(name: str) -> str:
+    """A file's name as text the warehouse can hold. Linux lists a name that is not UTF-8 with its stray bytes as
+    lone surrogates, which no UTF-8 column or JSON state takes: those bytes are written as escapes (\\xe9)."""
+    return name.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="backslashreplace")
+
+
+def _open(file_item, folder_on_disk: Path | None) -> IO[bytes] | None:
     """The file opened, or None (with a warning) when it vanished since it was listed."""
+    name = file_item["relative_path"]
     try:
+        if folder_on_disk is not None and _shown_name(name) != name:
+            # dlt's URL for the file decodes its name as UTF-8, replacing the stray bytes: it named no file.
+            return (folder_on_disk / name).open(mode="rb")
         return file_item.open(mode="rb")
     except FileNotFoundError as error:
-        log.warning(
-            "events: skipped %s: it vanished since it was listed (%s); read when it is back",
-            file_item["relative_path"],
-            error,
-        )
+        log.warning("events: skipped %s: it vanished since it was listed (%s); read when it is back", name, error)
         return None
 
 

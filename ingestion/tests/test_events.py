@@ -358,3 +358,16 @@ def test_a_nul_byte_outside_a_string_is_kept_visible_in_the_dead_letter_payload(
     assert (counts.extracted, counts.loaded, counts.quarantined) == (1, 0, 1)
     ((reason, payload),) = query(settings, "select reason, payload from raw_events._dead_letters")
     assert reason.startswith("unparsable JSON line") and payload == json.dumps(GOOD_EVENT) + "\\x00"
+
+
+def test_a_file_whose_name_is_not_utf8_is_read_under_its_name_with_the_bytes_escaped(settings):
+    """Such a file was skipped at every run as "vanished since it was listed": dlt's URL for it replaced the
+    stray byte, so it named no file."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    with open(os.path.join(os.fsencode(folder), b"caf\xe9.jsonl"), "wb") as file:
+        file.write(json.dumps(GOOD_EVENT).encode() + b"\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (1, 1, 0)
+    assert query(settings, "select _file_name, event_id from raw_events.events") == [("caf\\xe9.jsonl", "e1")]
+    assert ingest_events(settings).tables["events"].extracted == 0  # remembered as read
