@@ -341,3 +341,28 @@ def test_a_page_that_holds_no_rates_fails_the_load_saying_what_came(
         assert ingest_sources(settings, ["fx"]) == EXIT_LOAD_FAILED
     err = capsys.readouterr().err
     assert said in err and f"{api.base_url.rstrip('/')}/rates" in err, err
+
+
+def test_one_rate_sent_in_two_cases_in_one_load_stages_the_same_rate_in_every_build(settings):
+    """`eur` and `EUR` are two keys in raw and one in staging: with the same load and `updated_at` the dedup
+    picked either, so an incremental build and a full refresh could disagree. The higher rate wins the tie."""
+    from ingestion.transform import run_dbt
+
+    def rate(code: str, usd: str) -> dict:
+        return {
+            "currency_code": code,
+            "rate_date": "2024-01-01",
+            "usd_per_unit": usd,
+            "updated_at": "2024-01-01T04:00:00+00:00",
+        }
+
+    # The higher rate sent first in lower case, then sent second in upper case: neither order nor case decides.
+    extra = [rate("aaa", "1.3"), rate("AAA", "1.1"), rate("bbb", "1.1"), rate("BBB", "1.3")]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        ingest_fx(settings, base_url=api.base_url)
+    staged = "select exchange_rate_id, usd_per_unit from staging.stg_fx__exchange_rates where currency_code in ('AAA', 'BBB') order by 1"
+    for build in (["--full-refresh"], []):
+        run_dbt(settings, "build", "--select", "stg_fx__exchange_rates", *build)
+        with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+            rows = conn.execute(staged).fetchall()
+        assert rows == [("AAA:2024-01-01", Decimal("1.3")), ("BBB:2024-01-01", Decimal("1.3"))], build

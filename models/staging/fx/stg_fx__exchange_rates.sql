@@ -35,7 +35,8 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'exchange_rate_id', '_dlt_load_id desc, updated_at desc') }}
+    -- `eur` and `EUR` are two rows in raw and one here: the higher rate settles a tie, so every build agrees.
+    {{ deduplicate('renamed', 'exchange_rate_id', '_dlt_load_id desc, updated_at desc, usd_per_unit desc') }}
 
 ),
 
