@@ -77,12 +77,21 @@ def test_every_expectation_passes_on_good_data_and_fails_on_bad_data(tmp_path, e
     assert {name for name in expectations if seen[name] != {"pass", "warn"}} == set()
 
 
-def test_a_monotonic_expectation_without_sort_column_is_a_compile_error(tmp_path):
-    """Ordered by the value itself (upstream's fallback), increasing/decreasing would check nothing: the test errors
-    and says what it needs. The case sits in the integration project, enabled only by a var as it stops a build."""
+@pytest.mark.parametrize(
+    ("tag", "said"),
+    [
+        # Ordered by the value itself (upstream's fallback), increasing/decreasing would check nothing.
+        ("expect_compile_error", "expect_column_values_to_be_increasing on tied_up needs sort_column"),
+        # A column count between no bounds checked nothing (upstream errors too).
+        ("expect_compile_error_without_bounds", "give min_value, max_value or both"),
+    ],
+)
+def test_an_expectation_that_would_check_nothing_is_a_compile_error(tmp_path, tag, said):
+    """The test errors and says what it needs. The cases sit in the integration project, enabled only by a var as
+    they stop a build; each is compiled on its own, as dbt stops at the first error."""
     env = {"EXPECTATIONS_TARGET": "duckdb", "EXPECTATIONS_DUCKDB": str(tmp_path / "expectations.duckdb")}
     completed = run_integration_dbt(
-        tmp_path, env, "compile", "--select", "tag:expect_compile_error", "--vars", "{expect_compile_errors: true}"
+        tmp_path, env, "compile", "--select", f"tag:{tag}", "--vars", "{expect_compile_errors: true}"
     )
     assert completed.returncode != 0
-    assert "expect_column_values_to_be_increasing on tied_up needs sort_column" in completed.stdout
+    assert said in completed.stdout, completed.stdout[-3000:]

@@ -61,24 +61,27 @@
 {% endtest %}
 
 {% test expect_column_values_to_be_increasing(model, column_name, sort_column=none, strictly=true,
-        row_condition=none, group_by=none) %}
+        row_condition=none, group_by=none, step=none) %}
     {{ harbor_expectations.expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by,
-        '>') }}
+        '>', step) }}
 {% endtest %}
 
 {% test expect_column_values_to_be_decreasing(model, column_name, sort_column=none, strictly=true,
-        row_condition=none, group_by=none) %}
+        row_condition=none, group_by=none, step=none) %}
     {{ harbor_expectations.expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by,
-        '<') }}
+        '<', step) }}
 {% endtest %}
 
 {#-
     Each value against the previous one in sort_column's order (within group_by). sort_column is required: upstream
     falls back to ordering by the value itself, which makes every column "increasing" (ties aside) and every column
     with two distinct values fail "decreasing", so the test would say nothing about the rows' order. Without it the
-    test errors when it runs (not at parse time, which would stop every other test too).
+    test errors when it runs (not at parse time, which would stop every other test too). `step`, as in
+    dbt-expectations 0.10: each value also moves by exactly `step` from the previous one (up when increasing, down
+    when decreasing).
 -#}
-{% macro expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by, direction) -%}
+{% macro expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by, direction,
+        step=none) -%}
     {%- if not sort_column and execute -%}
         {{ exceptions.raise_compiler_error("harbor_expectations: expect_column_values_to_be_"
             ~ ('increasing' if direction == '>' else 'decreasing') ~ " on " ~ column_name
@@ -115,7 +118,13 @@ ordered as (
 )
 
 select * from ordered
-where not (value_field {{ operator }} previous_value_field)
+where not (
+    value_field {{ operator }} previous_value_field
+    {%- if step is not none %}
+    and {{ 'value_field - previous_value_field' if direction == '>' else 'previous_value_field - value_field' }}
+        = {{ step }}
+    {%- endif %}
+)
 {%- endmacro %}
 
 {% test expect_column_value_lengths_to_be_between(model, column_name, min_value=none, max_value=none,

@@ -84,7 +84,7 @@ having count(*) > 1
         {%- do sums.append('sum(' ~ column ~ ')') -%}
     {%- endfor -%}
     {{ harbor_expectations.expectation_aggregate(model, sums | join(' + '),
-        'expression_value is distinct from expected_value', group_by, row_condition,
+        'expression_value <> expected_value', group_by, row_condition,
         expected_expression=(sum_total if sum_total is number else 'sum(' ~ sum_total ~ ')')) }}
 {% endtest %}
 

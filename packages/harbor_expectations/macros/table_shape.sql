@@ -41,7 +41,7 @@
 {% test expect_table_row_count_to_equal_other_table(model, compare_model, group_by=none, compare_group_by=none,
         factor=1, row_condition=none, compare_row_condition=none) %}
     {{ harbor_expectations.expectation_compare_tables(model, 'count(*)', compare_model, 'count(*) * ' ~ factor,
-        group_by, compare_group_by, row_condition, compare_row_condition, missing_as_zero=true) }}
+        group_by, compare_group_by, row_condition, compare_row_condition) }}
 {% endtest %}
 
 {% test expect_table_aggregation_to_equal_other_table(model, expression, compare_model, compare_expression=none,
@@ -53,24 +53,22 @@
 {% endtest %}
 
 {#-
-    One aggregate per group on each side, joined on the group columns by position (a null key matches a null key); a
-    group present on one side only compares against null (or zero for counts). As in dbt-expectations: the compare
-    side filters on `row_condition` unless it has a `compare_row_condition`, and `tolerance_percent` is a fraction
-    of the model side's value (and replaces `tolerance`). Unlike it, a model value of 0 fails against any other value
-    (upstream divides by zero, gets null, and passes it).
+    One aggregate per group on each side, joined on the group columns by position (a null key matches a null key).
+    As in dbt-expectations: a value that is null, or a group present on one side only, counts as 0; the compare
+    side filters on `row_condition` unless it has a `compare_row_condition`; a difference fails when it is over
+    `tolerance` and, given `tolerance_percent`, also over that fraction of the model side's value. Unlike it, the
+    fraction is of the value's size (upstream's negative values never fail) and a model value of 0 fails against
+    any other value (upstream divides by zero, gets null, and passes it).
 -#}
 {% macro expectation_compare_tables(model, expression, compare_model, compare_expression, group_by=none,
-        compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0, tolerance_percent=none,
-        missing_as_zero=false) -%}
+        compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0,
+        tolerance_percent=none) -%}
     {%- set groups = harbor_expectations.expectation_list(group_by) -%}
     {%- set compare_groups = harbor_expectations.expectation_list(compare_group_by) or groups -%}
     {%- if groups | length != compare_groups | length -%}
         {{ exceptions.raise_compiler_error("harbor_expectations: group_by and compare_group_by differ in length") }}
     {%- endif -%}
     {%- set compare_row_condition = compare_row_condition or row_condition -%}
-    {%- set value = 'coalesce(model_side.expression_value, 0)' if missing_as_zero else 'model_side.expression_value' -%}
-    {%- set compare_value = 'coalesce(compare_side.expression_value, 0)' if missing_as_zero
-        else 'compare_side.expression_value' %}
 with
 
 model_side as (
@@ -131,9 +129,8 @@ joined as (
         {% for column in groups -%}
         group_key_{{ loop.index }} as {{ column }},
         {% endfor -%}
-        {{ 'coalesce(max(model_value), 0)' if missing_as_zero else 'max(model_value)' }} as expression_value,
-        {{ 'coalesce(max(compare_value), 0)' if missing_as_zero else 'max(compare_value)' }}
-            as compare_expression_value
+        coalesce(max(model_value), 0) as expression_value,
+        coalesce(max(compare_value), 0) as compare_expression_value
     from stacked
     group by {% for column in groups %}group_key_{{ loop.index }}{{ ', ' if not loop.last }}{% endfor %}
 
@@ -143,8 +140,8 @@ joined as (
 
     {#- Each side is one row. #}
     select
-        {{ value }} as expression_value,
-        {{ compare_value }} as compare_expression_value
+        coalesce(model_side.expression_value, 0) as expression_value,
+        coalesce(compare_side.expression_value, 0) as compare_expression_value
     from model_side
     cross join compare_side
 
@@ -153,12 +150,9 @@ joined as (
 
 select * from joined
 where
-    {% if tolerance_percent is not none -%}
-    coalesce(abs(expression_value - compare_expression_value) > {{ tolerance_percent }} * abs(expression_value), true)
-    {%- elif tolerance and tolerance != 0 -%}
-    coalesce(abs(expression_value - compare_expression_value) > {{ tolerance }}, true)
-    {%- else -%}
-    expression_value is distinct from compare_expression_value
+    abs(expression_value - compare_expression_value) > {{ tolerance or 0 }}
+    {%- if tolerance_percent is not none %}
+    and abs(expression_value - compare_expression_value) > {{ tolerance_percent }} * abs(expression_value)
     {%- endif %}
 {%- endmacro %}
 
@@ -168,6 +162,10 @@ where
 {% endtest %}
 
 {% test expect_table_column_count_to_be_between(model, min_value=none, max_value=none) %}
+    {#- When it runs, not at parse time, which would stop every other test too. -#}
+    {%- if min_value is none and max_value is none and execute -%}
+        {{ exceptions.raise_compiler_error("harbor_expectations: give min_value, max_value or both") }}
+    {%- endif -%}
     {%- set count = harbor_expectations.expectation_columns(model) | length -%}
     {%- set holds = (min_value is none or count >= min_value) and (max_value is none or count <= max_value) -%}
     {{ harbor_expectations.expectation_check(holds, model ~ ' has ' ~ count ~ ' columns, expected between '
