@@ -14,6 +14,7 @@ import re
 import sys
 import uuid
 from datetime import UTC, datetime
+from typing import TextIO
 
 RUN_ID_ENV = "HARBOR_RUN_ID"
 LOG_FORMAT_ENV = "HARBOR_LOG_FORMAT"
@@ -85,7 +86,7 @@ class KeepsJsonFormat(logging.StreamHandler):
             super().setFormatter(fmt)
 
 
-def configure(*, json_logs: bool, progress_after: float = 5.0, stream=None) -> logging.Logger:
+def configure(*, json_logs: bool, progress_after: float = 5.0, stream: TextIO | None = None) -> logging.Logger:
     """Harbor's log lines to stderr: JSON when asked (dlt's own lines too), short text otherwise."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s: %(message)s"))

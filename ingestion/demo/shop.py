@@ -126,10 +126,6 @@ class TickSummary:
         return self.shop_time - timedelta(days=1)
 
 
-def default_shop_url(data_dir: str = "data") -> str:
-    return f"sqlite:///{data_dir}/shop.sqlite"
-
-
 def engine_for(url: str) -> sa.Engine:
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         raise ConfigError(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -11,10 +12,10 @@ EXTRACTED_AT = "_extracted_at"
 SOURCE = "_source"
 
 
-def metadata_adder(source_name: str, extracted_at: datetime) -> Callable:
+def metadata_adder(source_name: str, extracted_at: datetime) -> Callable[[Any], Any]:
     """A dlt map step adding `_extracted_at` and `_source` to arrow tables and to dict rows alike."""
 
-    def add_metadata(item):
+    def add_metadata(item: Any) -> Any:
         if isinstance(item, pa.RecordBatch):
             item = pa.Table.from_batches([item])
         if isinstance(item, pa.Table):

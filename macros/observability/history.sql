@@ -42,11 +42,6 @@
 {% endmacro %}
 
 
-{% macro harbor_obs_json(value) %}
-    {{- return(harbor_obs_lit(tojson(value) if value is not none else none)) -}}
-{% endmacro %}
-
-
 {% macro harbor_obs_ts(value) %}
     {%- if value is none -%}
         {{- return('null') -}}
