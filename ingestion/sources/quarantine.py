@@ -118,9 +118,20 @@ class NotJson:
         return self.constant
 
 
+def _lone_surrogate(text: str) -> str | None:
+    """The first lone surrogate in `text`, escaped (`\\ud800`): JSON may spell one (`"\\ud800"`), but it is not
+    UTF-8, so no warehouse column and no load file can hold it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        return text[error.start].encode("unicode_escape").decode("ascii")
+    return None
+
+
 def _unloadable(record: dict, table: str) -> str | None:
     """Why `record` (nested values too) cannot load as it is, naming the field: NaN or Infinity (as NotJson), a
-    NUL character (warehouses strip it: `/a\\u0000b` loaded as `/ab`) or an integer no 64-bit column holds. None
+    NUL character (warehouses strip it: `/a\\u0000b` loaded as `/ab`), a lone surrogate (not UTF-8: it failed the
+    whole source) or an integer no 64-bit column holds. None
     when it can.
     A loop, not recursion: JSON nested as deep as the parser allows must not stop the source."""
     stack: list[tuple[str, Any]] = [(table, record)]
@@ -129,6 +140,8 @@ def _unloadable(record: dict, table: str) -> str | None:
         if isinstance(value, str):
             if "\x00" in value:
                 return f"{path}: text holds a NUL character (\\u0000), which a warehouse column cannot keep"
+            if _lone_surrogate(value):
+                return f"{path}: text holds a lone surrogate ({_lone_surrogate(value)}), which is not UTF-8"
         elif isinstance(value, NotJson):
             return f"{path}: {value.constant} is not a JSON value (JSON has no NaN or Infinity)"
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -138,6 +151,10 @@ def _unloadable(record: dict, table: str) -> str | None:
             for key, child in value.items():
                 if "\x00" in str(key):
                     return f"{path}: field name {key!r} holds a NUL character (\\u0000)"
+                if _lone_surrogate(str(key)):
+                    return (
+                        f"{path}: a field name holds a lone surrogate ({_lone_surrogate(str(key))}), which is not UTF-8"
+                    )
                 stack.append((f"{path}.{key}", child))
         elif isinstance(value, list):
             stack.extend((f"{path}.{index}", child) for index, child in enumerate(value))

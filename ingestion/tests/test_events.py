@@ -371,3 +371,17 @@ def test_a_file_whose_name_is_not_utf8_is_read_under_its_name_with_the_bytes_esc
     assert (counts.extracted, counts.loaded, counts.quarantined) == (1, 1, 0)
     assert query(settings, "select _file_name, event_id from raw_events.events") == [("caf\\xe9.jsonl", "e1")]
     assert ingest_events(settings).tables["events"].extracted == 0  # remembered as read
+
+
+def test_a_lone_surrogate_is_a_dead_letter_and_the_rest_of_the_file_loads(settings):
+    """JSON may spell one (`"\\ud800"`), but it is not UTF-8: it failed the whole source at every run ("str is not
+    valid UTF-8: surrogates not allowed"), naming no file or line."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    lines = [json.dumps(GOOD_EVENT), json.dumps({**GOOD_EVENT, "event_id": "e2", "page_url": "/x\ud800y"})]
+    (folder / "batch.jsonl").write_text("\n".join(lines) + "\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (2, 1, 1)
+    assert query(settings, "select origin, reason from raw_events._dead_letters") == [
+        ("batch.jsonl:2", "events.page_url: text holds a lone surrogate (\\ud800), which is not UTF-8")
+    ]

@@ -366,3 +366,22 @@ def test_one_rate_sent_in_two_cases_in_one_load_stages_the_same_rate_in_every_bu
         with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
             rows = conn.execute(staged).fetchall()
         assert rows == [("AAA:2024-01-01", Decimal("1.3")), ("BBB:2024-01-01", Decimal("1.3"))], build
+
+
+def test_a_lone_surrogate_from_the_api_is_a_dead_letter_naming_the_field(settings):
+    """It failed the whole source at every run ("str is not valid UTF-8: surrogates not allowed")."""
+    extra = [
+        {
+            "currency_code": "FFF",
+            "rate_date": "2024-01-01",
+            "usd_per_unit": "2.0",
+            "updated_at": "2024-01-01T04:00:00+00:00",
+            "note": "x\ud800",
+        }
+    ]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        counts = ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"]
+    assert counts.quarantined == 1 and counts.loaded > 0
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        reasons = conn.execute("select reason from raw_fx._dead_letters").fetchall()
+    assert reasons == [("exchange_rates.note: text holds a lone surrogate (\\ud800), which is not UTF-8",)]
