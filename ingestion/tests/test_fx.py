@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import json
 import logging
 import random
 import time
@@ -80,6 +81,10 @@ def test_incremental_merge_converges_to_the_api_and_quarantines_bad_records(sett
     assert again.quarantined == 2
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         assert conn.execute("select count(*) from raw_fx._dead_letters").fetchone() == (2,)
+
+
+# fx staging and the seed its tests read, with only the tests that read nothing else.
+FX_STAGING = ("--select", "stg_fx__exchange_rates", "currencies", "--indirect-selection", "cautious")
 
 
 class FxApiWith(FxApi):
@@ -362,7 +367,7 @@ def test_one_rate_sent_in_two_cases_in_one_load_stages_the_same_rate_in_every_bu
         ingest_fx(settings, base_url=api.base_url)
     staged = "select exchange_rate_id, usd_per_unit from staging.stg_fx__exchange_rates where currency_code in ('AAA', 'BBB') order by 1"
     for build in (["--full-refresh"], []):
-        run_dbt(settings, "build", "--select", "stg_fx__exchange_rates", *build)
+        run_dbt(settings, "build", *FX_STAGING, *build)
         with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
             rows = conn.execute(staged).fetchall()
         assert rows == [("AAA:2024-01-01", Decimal("1.3")), ("BBB:2024-01-01", Decimal("1.3"))], build
@@ -385,3 +390,22 @@ def test_a_lone_surrogate_from_the_api_is_a_dead_letter_naming_the_field(setting
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         reasons = conn.execute("select reason from raw_fx._dead_letters").fetchall()
     assert reasons == [("exchange_rates.note: text holds a lone surrogate (\\ud800), which is not UTF-8",)]
+
+
+def test_a_rate_of_zero_or_below_fails_the_build_before_it_prices_an_order(settings):
+    """A negative EUR rate turned EUR revenue negative in `fct_orders` and `agg_daily_revenue`, and no test failed."""
+    from ingestion.transform import run_dbt
+
+    stamp = {"rate_date": "2023-10-01", "updated_at": "2024-01-01T04:00:00+00:00"}
+    extra = [
+        {**stamp, "currency_code": "EUR", "usd_per_unit": "-1.09"},
+        {**stamp, "currency_code": "GBP", "usd_per_unit": "0"},
+    ]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        ingest_fx(settings, base_url=api.base_url)
+    target = settings.warehouse.parent / "target_bad_rates"
+    assert run_dbt(settings, "build", *FX_STAGING, "--target-path", str(target), check=False) != 0
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    failed = [(r["unique_id"], r["failures"]) for r in results if r["status"] == "fail"]
+    assert len(failed) == 1 and "expect_column_values_to_be_between" in failed[0][0], failed
+    assert "usd_per_unit" in failed[0][0] and failed[0][1] == 2, failed
