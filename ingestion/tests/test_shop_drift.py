@@ -377,6 +377,12 @@ def test_lag_seconds_on_a_date_cursor_is_whole_days(settings, monkeypatch):
             "unit_price",
         ),
         ("update products set updated_at = '2026-13-45 99:00:00' where product_id = 1", "updated_at"),
+        # Wider than NUMERIC(12, 2): "Decimal value does not fit in precision 12" failed the whole source.
+        (
+            "update products set unit_price = 123456789012345.5, updated_at = '2024-06-01 00:00:00' "
+            "where product_id = 1",
+            "unit_price",
+        ),
     ],
 )
 def test_a_bad_value_in_a_sqlite_source_goes_to_the_dead_letters_naming_table_and_column(
@@ -399,3 +405,24 @@ def test_a_bad_value_in_a_sqlite_source_goes_to_the_dead_letters_naming_table_an
     assert "product_id=1" in origin
     columns = raw(settings, "select column_name from information_schema.columns where table_name = 'products'")
     assert ("_harbor_invalid",) not in columns
+
+
+@pytest.mark.usefixtures("harbor_cli_env")
+@pytest.mark.parametrize("value", ["'12abc'", "'abc'", "3.7"])
+def test_what_is_not_an_integer_in_a_sqlite_integer_column_goes_to_the_dead_letters(settings, monkeypatch, value):
+    """Text failed the whole shop source, naming no table ("Expected bytes, got a 'int' object"); 3.7 loaded as 3."""
+    shop.create_shop(settings.shop_url, scale=0.1)
+    monkeypatch.setenv("SOURCES__SHOP__LAG_SECONDS", str(400 * 86400))  # the bad row is read again
+    assert main(["ingest", "shop"]) == 0
+    (before,) = raw(settings, "select quantity from raw_shop.order_items where order_item_id = 1")
+    run_sql(
+        settings.shop_url,
+        f"update order_items set quantity = {value}, updated_at = '2024-06-01 00:00:00' where order_item_id = 1",
+        "update order_items set quantity = quantity + 1 where order_item_id = 2",
+    )
+    assert main(["ingest", "shop"]) == 0
+    assert raw(settings, "select quantity from raw_shop.order_items where order_item_id = 1") == [before]
+    dead = raw(settings, "select table_name, reason, origin from raw_shop._dead_letters")
+    assert len(dead) == 1, dead
+    table, reason, origin = dead[0]
+    assert table == "order_items" and "order_items.quantity" in reason and "order_item_id=1" in origin, dead
