@@ -227,7 +227,24 @@ def _demo_shop_exists(url: str) -> bool:
         engine.dispose()
 
 
+# The engine each of `profiles.yml`'s targets builds.
+TARGET_ENGINES = {"dev": "duckdb", "ci": "duckdb", "pr": "duckdb", "pg": "postgres"}
+
+
+def _refuse_a_split_warehouse() -> None:
+    """`demo run` loads the destination and builds the target: HARBOR_TARGET=pg without HARBOR_DESTINATION=postgres
+    loaded the new day into DuckDB and built PostgreSQL from the day before's raw data, exit 0."""
+    target, destination = default_target(), pipeline.destination_kind()
+    builds = TARGET_ENGINES.get(target)
+    if builds is not None and builds != destination:
+        raise ConfigError(
+            f"HARBOR_TARGET={target} builds {builds} but ingestion loads {destination} (HARBOR_DESTINATION): "
+            f"set HARBOR_DESTINATION={builds}, or unset HARBOR_TARGET (the target follows the destination)"
+        )
+
+
 def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
+    _refuse_a_split_warehouse()
     url = _shop_url(args, settings)
     if _demo_shop_exists(url):
         _demo_advance(argparse.Namespace(url=url, ticks=1), settings)
@@ -246,7 +263,8 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     if run_dbt(settings, "source", "freshness", check=False):
         print("harbor: warning: a source is stale, or its freshness cannot be checked: the report says which")
     build_started = time.time()
-    build_code = run_dbt(settings, "build", check=False)
+    with pipeline.one_build_at_a_time() if default_target() == "pg" else contextlib.nullcontext():
+        build_code = run_dbt(settings, "build", check=False)
     _print_quality(settings, since=build_started)
     if build_code != 0:
         _report_what_failed(settings, build_exit_code=build_code)
@@ -310,7 +328,8 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
             )
         _refuse_a_warehouse_in_use(settings)
     started = time.time()
-    code = run_dbt(settings, "build", *options, check=False)
+    with pipeline.one_build_at_a_time() if target == "pg" else contextlib.nullcontext():
+        code = run_dbt(settings, "build", *options, check=False)
     _print_quality(settings, since=started, target_path=_dbt_option(options, "--target-path"))
     if code != 0:
         raise DbtFailed(["build", *options], code)

@@ -148,22 +148,37 @@ def held_pipeline(source: str, settings: Settings) -> Iterator[dlt.Pipeline]:
 def one_run_at_a_time(pipeline: str) -> Iterator[None]:
     """Hold the PostgreSQL warehouse's advisory lock for `pipeline` until the run ends; a run that finds it taken
     waits, saying so. Two runs of one source at once shared dlt's local working folder (one could load the other's
-    half-written package) and committed their loads in either order, so an older cursor could win. A session lock:
-    the server frees it when the connection ends, also when the process is killed."""
+    half-written package) and committed their loads in either order, so an older cursor could win."""
+    with _advisory_lock(
+        f"harbor ingest {pipeline}",
+        f"another run of {pipeline} is loading into this warehouse: waiting for it to finish",
+        pipeline=pipeline,
+    ):
+        yield
+
+
+@contextmanager
+def one_build_at_a_time() -> Iterator[None]:
+    """The same for `harbor build` on the PostgreSQL warehouse: two at once created the same relations, and the
+    second failed ("relation ... already exists") with forty models skipped. (DuckDB refuses a second writer.)"""
+    with _advisory_lock("harbor build", "another harbor build is building this warehouse: waiting for it to finish"):
+        yield
+
+
+@contextmanager
+def _advisory_lock(name: str, waiting: str, **extra: str) -> Iterator[None]:
+    """A session lock on the PostgreSQL warehouse: the server frees it when the connection ends, also when the
+    process is killed."""
     import psycopg2
 
-    key = int.from_bytes(hashlib.sha256(f"harbor ingest {pipeline}".encode()).digest()[:8], "big", signed=True)
+    key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     connection = psycopg2.connect(postgres_warehouse_url())
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute("select pg_try_advisory_lock(%s)", (key,))
             if not cursor.fetchone()[0]:
-                log.warning(
-                    "another run of %s is loading into this warehouse: waiting for it to finish",
-                    pipeline,
-                    extra={"pipeline": pipeline},
-                )
+                log.warning(waiting, extra=extra)
                 cursor.execute("select pg_advisory_lock(%s)", (key,))
         yield
     finally:
@@ -178,19 +193,23 @@ def _forget_state_of_a_lost_warehouse(pipeline_name: str, settings: Settings) ->
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
 
 
+def _pg_setting(name: str, default: str) -> str:
+    """A HARBOR_PG_* setting; set but empty is the default, as in `profiles.yml`: an empty database name made
+    dlt load into the server's default database (PGDATABASE, else `postgres`) while dbt built another."""
+    return os.environ.get(name) or default
+
+
 def _postgres_warehouse_address() -> tuple[str, str, str]:
     """Host, port and database of the PostgreSQL warehouse (HARBOR_PG_*, as dbt's `pg` target reads them)."""
-    env = os.environ.get
-    port = env("HARBOR_PG_PORT", "5432")
+    port = _pg_setting("HARBOR_PG_PORT", "5432")
     if not port.isdigit():
         raise ConfigError(f"HARBOR_PG_PORT must be a port number, not {port!r}")
-    return env("HARBOR_PG_HOST", "127.0.0.1"), port, env("HARBOR_PG_DATABASE", "harbor")
+    return _pg_setting("HARBOR_PG_HOST", "127.0.0.1"), port, _pg_setting("HARBOR_PG_DATABASE", "harbor")
 
 
 def postgres_warehouse_url() -> str:
     """The PostgreSQL warehouse from the same HARBOR_PG_* variables dbt's `pg` target reads."""
-    env = os.environ.get
-    user, password = env("HARBOR_PG_USER", "postgres"), env("HARBOR_PG_PASSWORD", "")
+    user, password = _pg_setting("HARBOR_PG_USER", "postgres"), os.environ.get("HARBOR_PG_PASSWORD", "")
     # Always user:password: dlt requires a password even for trust auth, where an empty one is fine.
     auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
     host, port, database = _postgres_warehouse_address()

@@ -136,9 +136,15 @@ def save_prod_state(settings: Settings, state_dir: Path, *, target: str = PROD_T
             finally:
                 _git(settings.project_dir, "worktree", "remove", "--force", str(checkout), check=False)
     if target == PROD_TARGET and not settings.warehouse.exists():
+        # With HARBOR_DESTINATION=postgres, `make demo` loads PostgreSQL and never makes this file.
+        elsewhere = (
+            " (the PR check compares with a DuckDB production warehouse: run those with HARBOR_DESTINATION unset)"
+            if os.environ.get("HARBOR_DESTINATION", "").lower() == "postgres"
+            else ""
+        )
         raise CiError(
             f"no production warehouse at {settings.warehouse}: load it first (`make demo`, or `make ingest` for the "
-            "sources alone), then `make prod-state`"
+            f"sources alone), then `make prod-state`{elsewhere}"
         )
     with tempfile.TemporaryDirectory(prefix="harbor-prod-state-") as tmp:
         code = _dbt(settings, ["build", "--target", target, "--target-path", tmp], log_dir=Path(tmp) / "logs")

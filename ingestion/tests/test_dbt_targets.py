@@ -4,6 +4,7 @@ sessions are in UTC whatever the caller's PGTZ, and a session in another zone st
 from __future__ import annotations
 
 import subprocess
+import sys
 
 import duckdb
 import pytest
@@ -63,3 +64,74 @@ def test_build_scores_the_artifacts_of_the_target_path_it_was_given(settings, tm
     printed = capsys.readouterr().out
     assert "no score" not in printed
     assert "quality: 100.0% of tests passed" in printed
+
+
+@pytest.mark.usefixtures("harbor_cli_env")
+@pytest.mark.parametrize(
+    ("environment", "said"),
+    [
+        ({"HARBOR_TARGET": "pg"}, "HARBOR_TARGET=pg builds postgres but ingestion loads duckdb"),
+        ({"HARBOR_TARGET": "dev", "HARBOR_DESTINATION": "postgres"}, "HARBOR_TARGET=dev builds duckdb but"),
+    ],
+)
+def test_demo_run_refuses_to_load_one_warehouse_and_build_another(settings, monkeypatch, capsys, environment, said):
+    """HARBOR_TARGET=pg alone loaded the new day into DuckDB and built PostgreSQL from the day before's data."""
+    for name in ("HARBOR_DESTINATION", "HARBOR_TARGET"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    assert cli.main(["demo", "run", "--no-docs"]) == 2
+    assert said in capsys.readouterr().err
+    assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())  # nothing created or loaded
+
+
+def test_a_postgres_setting_set_but_empty_is_its_default_for_ingestion_and_dbt_alike(settings, monkeypatch):
+    """An empty HARBOR_PG_DATABASE loaded raw into the server's default database while dbt built another."""
+    from ingestion.pipeline import postgres_warehouse_url
+
+    for name in ("HARBOR_PG_HOST", "HARBOR_PG_PORT", "HARBOR_PG_USER", "HARBOR_PG_DATABASE"):
+        monkeypatch.setenv(name, "")
+    assert postgres_warehouse_url() == "postgresql://postgres:@127.0.0.1:5432/harbor"
+    debug = subprocess.run(
+        [dbt_executable(), "debug", "--target", "pg"],
+        cwd=settings.project_dir,
+        env=dbt_env(settings),
+        capture_output=True,
+        text=True,
+    )
+    for shown in ("host: 127.0.0.1", "port: 5432", "user: postgres", "database: harbor"):
+        assert shown in debug.stdout, debug.stdout[-3000:]
+
+
+@pytest.mark.usefixtures("harbor_cli_env")
+def test_a_second_build_of_one_postgres_warehouse_waits_for_the_first(settings, pg_env, monkeypatch):
+    """Two at once created the same relations: the second failed ("relation ... already exists"), 40 skipped."""
+    import os
+    import time
+
+    from ingestion.pipeline import one_build_at_a_time
+
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.delenv("HARBOR_TARGET", raising=False)
+    command = [
+        sys.executable,
+        "-m",
+        "ingestion.cli",
+        "build",
+        "--select",
+        "currencies",
+        "--indirect-selection",
+        "cautious",
+    ]
+    with one_build_at_a_time():  # the first build, as far as the second can tell
+        second = subprocess.Popen(
+            command, env=dict(os.environ), stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
+        deadline = time.monotonic() + 60
+        waiting = ""
+        while "waiting for it to finish" not in waiting and time.monotonic() < deadline:
+            waiting += second.stderr.readline()
+        assert "another harbor build is building this warehouse" in waiting
+        time.sleep(1)
+        assert second.poll() is None  # still waiting
+    assert second.wait(timeout=120) == 0

@@ -283,6 +283,14 @@ def test_missing_production_state_is_an_error_not_a_failed_check(scratch, tmp_pa
         slim_ci.run_pr_check(settings, missing, base="main", lint=False, pytest_args=None)
 
 
+def test_prod_state_without_a_duckdb_warehouse_says_the_check_compares_with_duckdb(tmp_path, monkeypatch):
+    """With HARBOR_DESTINATION=postgres the error sent users to `make demo`, which loads PostgreSQL, in a loop."""
+    settings = Settings(PROJECT_DIR, tmp_path / "none.duckdb", tmp_path / "data", "sqlite:///unused")
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    with pytest.raises(slim_ci.CiError, match="compares with a DuckDB production warehouse"):
+        slim_ci.save_prod_state(settings, tmp_path / "state")
+
+
 def _git(repo: Path, *args: str) -> None:
     subprocess.run(
         ["git", "-c", "user.email=ci@harbor.test", "-c", "user.name=harbor-ci", *args],
