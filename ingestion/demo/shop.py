@@ -255,7 +255,10 @@ def _advance_one_day(engine: sa.Engine, clock: ShopClock) -> TickSummary:
                     sa.select(customers.c.customer_id, customers.c.country_code).order_by(customers.c.customer_id)
                 )
             ],
-            products=[(r.product_id, r.unit_price) for r in conn.execute(sa.select(products)).all()],
+            products=[
+                (r.product_id, r.unit_price)
+                for r in conn.execute(sa.select(products).order_by(products.c.product_id)).all()
+            ],
         )
         for table_name in SHOP_TABLES:
             _insert(conn, metadata.tables[table_name], rows[table_name])
