@@ -385,3 +385,20 @@ def test_a_lone_surrogate_is_a_dead_letter_and_the_rest_of_the_file_loads(settin
     assert query(settings, "select origin, reason from raw_events._dead_letters") == [
         ("batch.jsonl:2", "events.page_url: text holds a lone surrogate (\\ud800), which is not UTF-8")
     ]
+
+
+def test_a_raw_key_held_twice_warns_and_a_source_not_loaded_is_skipped(settings):
+    """The optional sources' raw keys are tested as the shop's are; fx, not loaded here, is skipped, not an error."""
+    from ingestion.quality import load_outcomes
+    from ingestion.transform import run_dbt
+
+    write_events(settings.data_dir, seed=5, tick=0, scale=0.1)
+    ingest_events(settings)
+    target = settings.warehouse.parent / "target_raw_keys"
+    test = ["test", "--select", "assert_optional_raw_keys_are_unique", "--target-path", str(target)]
+    run_dbt(settings, *test)
+    assert [o.status for o in load_outcomes(target)] == ["pass"]
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute("insert into raw_events.events select * from raw_events.events limit 1")
+    run_dbt(settings, *test)
+    assert [o.status for o in load_outcomes(target)] == ["warn"]
