@@ -7,11 +7,49 @@
     first incremental run recomputes everything. -#}
 {% macro changed_since_last_build(stamp_column='_staged_at') -%}
     {%- set existing = adapter.get_columns_in_relation(this) | map(attribute='name') | map('lower') | list -%}
-    {%- if '_loaded_at' in existing -%}
+    {%- if '_loaded_at' in existing and not harbor.staging_rewritten_since_last_build() -%}
         {{ stamp_column }} > {{ harbor.newest_value('_loaded_at') }}
     {%- else -%}
         1 = 1
     {%- endif -%}
+{%- endmacro %}
+
+{#- True when a staging model the mart is built from (directly or through intermediate models) holds no row older
+    than the mart's newest `_loaded_at`: it was rebuilt or its source reloaded in full since the mart's last build,
+    and may have lost keys (`delete_keys_the_source_lost()`), which no changed row tells the mart about. Every row
+    then counts as changed and the keys the mart holds are affected too, so keys no longer built are dropped: a
+    full recompute, as dear as the reload that caused it. An empty staging model (a source not loaded yet) does not
+    count. Asked once per model. -#}
+{% macro staging_rewritten_since_last_build() -%}
+    {%- if not execute or not is_incremental() -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- if model.get('harbor_staging_rewritten') is not none -%}
+        {{ return(model['harbor_staging_rewritten']) }}
+    {%- endif -%}
+    {%- set staging = [] -%}
+    {%- set pending = model.depends_on.nodes | list -%}
+    {%- for _ in range(100) if pending -%}
+        {%- set node = graph.nodes.get(pending.pop()) -%}
+        {%- if node is not none and node.resource_type == 'model' -%}
+            {%- if node.name.startswith('stg_') -%}
+                {%- if node not in staging %}{% do staging.append(node) %}{% endif -%}
+            {%- else -%}
+                {%- do pending.extend(node.depends_on.nodes) -%}
+            {%- endif -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- set watermark = harbor.newest_value('_loaded_at') -%}
+    {%- set checks = [] -%}
+    {%- for node in staging -%}
+        {#- Not ref(): a staging model reached through an intermediate one is no declared dependency. -#}
+        {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
+        {%- do checks.append('coalesce((select min(_staged_at) from ' ~ relation ~ ') > ' ~ watermark ~ ', false)') -%}
+    {%- endfor -%}
+    {%- set rewritten = checks | length > 0
+        and run_query('select ' ~ checks | join(' or ')).columns[0].values()[0] -%}
+    {%- do model.update({'harbor_staging_rewritten': rewritten}) -%}
+    {{ return(rewritten) }}
 {%- endmacro %}
 
 {#- The keys (`key_column`) of the rows of `rows` (a CTE or relation with an `order_id`) whose order changed since
@@ -49,7 +87,14 @@
             recomputed.{{ column }}
         {%- endif %}{{ "," if not loop.last }}
     {%- endfor %}
-    from (select distinct {{ key_column }} from {{ affected }}) as affected
+    from (
+        select distinct {{ key_column }} from {{ affected }}
+        {%- if harbor.staging_rewritten_since_last_build() %}
+        -- A staging model was rewritten: every key the mart holds is recomputed, and dropped if none is built.
+        union
+        select {{ key_column }} from {{ this }}
+        {%- endif %}
+    ) as affected
     left join {{ recomputed }} as recomputed
         on affected.{{ key_column }} = recomputed.{{ key_column }}
 {%- endmacro %}

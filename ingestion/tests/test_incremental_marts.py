@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import duckdb
+import sqlalchemy as sa
 
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
@@ -492,3 +493,45 @@ def test_an_order_paid_before_its_lines_arrive_shows_the_payment_and_a_moved_pay
     }
     assert amount_paid(joined) == joined_before + amount
     assert amount_paid(left) == left_before  # not recomputed: what the reconciliation finds
+
+
+def test_a_row_deleted_from_a_table_reloaded_in_full_leaves_staging_and_the_marts(settings, pg_env, monkeypatch):
+    """A table loaded without a cursor is replaced at every run, so a row deleted in the shop leaves raw; staging
+    only added and replaced keys and kept it, and so did `fct_payments`, `fct_orders.amount_paid` and
+    `agg_daily_revenue`, with every test passing. Now the staged key goes and the marts rebuild, as a full refresh
+    would have them, on both engines. A table loaded by cursor (orders) pays no full rebuild."""
+    both = duckdb_and_postgres(settings, pg_env)
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps({"payments": {"cursor_column": ""}}))
+    shop.create_shop(settings.shop_url, seed=12, scale=0.2, events_to=settings.data_dir)
+    with FxApi(seed=12, tick=0) as fx_api:
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+        (payment_id, order_id, amount) = select(
+            both[0],
+            "select payment_id, order_id, amount from marts.fct_payments where payment_status = 'succeeded' "
+            "order by payment_id limit 1",
+        )[0]
+        (paid_before,) = select(both[0], f"select amount_paid from marts.fct_orders where order_id = {order_id}")[0]
+        engine = sa.create_engine(settings.shop_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text(f"delete from payments where payment_id = {payment_id}"))
+        engine.dispose()
+        incremental = {}
+        for warehouse in both:
+            (orders_built_at,) = select(warehouse, "select max(_loaded_at) from marts.fct_orders")[0]
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+            for relation in ("staging.stg_shop__payments", "marts.fct_payments"):
+                found = select(warehouse, f"select count(*) from {relation} where payment_id = {payment_id}")
+                assert found == [(0,)], f"{relation} on {warehouse.target}"
+            paid = select(warehouse, f"select amount_paid from marts.fct_orders where order_id = {order_id}")
+            assert paid == [(paid_before - amount,)], warehouse.target
+            incremental[warehouse.target] = warehouse.marts()
+        # A later build with no reload recomputes only what changed again.
+        warehouse = both[0]
+        (built_at,) = select(warehouse, "select max(_loaded_at) from marts.fct_orders")[0]
+        assert built_at > orders_built_at
+        warehouse.build()
+        assert select(warehouse, "select count(*) from marts.fct_orders where _loaded_at > %s", (built_at,)) == [(0,)]
+    assert_a_full_refresh_gives_the_same_marts(both, incremental)

@@ -1,4 +1,7 @@
-{{ config(unique_key='customer_id') }}
+{{ config(
+    unique_key='customer_id',
+    post_hook="{{ delete_keys_the_source_lost('shop', 'customers', 'customer_id') }}",
+) }}
 
 with
 

@@ -1,4 +1,7 @@
-{{ config(unique_key='order_id') }}
+{{ config(
+    unique_key='order_id',
+    post_hook="{{ delete_keys_the_source_lost('shop', 'orders', 'order_id') }}",
+) }}
 
 with
 

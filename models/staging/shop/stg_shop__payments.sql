@@ -1,4 +1,7 @@
-{{ config(unique_key='payment_id') }}
+{{ config(
+    unique_key='payment_id',
+    post_hook="{{ delete_keys_the_source_lost('shop', 'payments', 'payment_id') }}",
+) }}
 
 with
 

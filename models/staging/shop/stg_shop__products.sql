@@ -1,4 +1,7 @@
-{{ config(unique_key='product_id') }}
+{{ config(
+    unique_key='product_id',
+    post_hook="{{ delete_keys_the_source_lost('shop', 'products', 'product_id') }}",
+) }}
 
 with
 
