@@ -59,11 +59,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.handler(args, Settings.from_env())
     except ConfigurationException as error:  # a dlt setting of the wrong type (`RUNTIME__...=abc`), a TOML typo
         # Every line: a TOML syntax error says where (`... at line 63 col 13`) on the lines after the first.
-        said = (
-            described_setting_error(error)
-            if isinstance(error, ConfigValueCannotBeCoercedException)
-            else (" ".join(line.strip() for line in str(error).splitlines() if line.strip()))
-        )
+        if isinstance(error, ConfigValueCannotBeCoercedException):
+            said = described_setting_error(error)
+        else:
+            said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
         print(f"harbor: error: a setting is wrong: {said}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable, WarehouseInUse) as error:

@@ -131,8 +131,7 @@ def _lone_surrogate(text: str) -> str | None:
 def _unloadable(record: dict, table: str) -> str | None:
     """Why `record` (nested values too) cannot load as it is, naming the field: NaN or Infinity (as NotJson), a
     NUL character (warehouses strip it: `/a\\u0000b` loaded as `/ab`), a lone surrogate (not UTF-8: it failed the
-    whole source) or an integer no 64-bit column holds. None
-    when it can.
+    whole source) or an integer no 64-bit column holds. None when it can.
     A loop, not recursion: JSON nested as deep as the parser allows must not stop the source."""
     stack: list[tuple[str, Any]] = [(table, record)]
     while stack:
@@ -140,8 +139,8 @@ def _unloadable(record: dict, table: str) -> str | None:
         if isinstance(value, str):
             if "\x00" in value:
                 return f"{path}: text holds a NUL character (\\u0000), which a warehouse column cannot keep"
-            if _lone_surrogate(value):
-                return f"{path}: text holds a lone surrogate ({_lone_surrogate(value)}), which is not UTF-8"
+            if surrogate := _lone_surrogate(value):
+                return f"{path}: text holds a lone surrogate ({surrogate}), which is not UTF-8"
         elif isinstance(value, NotJson):
             return f"{path}: {value.constant} is not a JSON value (JSON has no NaN or Infinity)"
         elif isinstance(value, int) and not isinstance(value, bool):
@@ -151,10 +150,8 @@ def _unloadable(record: dict, table: str) -> str | None:
             for key, child in value.items():
                 if "\x00" in str(key):
                     return f"{path}: field name {key!r} holds a NUL character (\\u0000)"
-                if _lone_surrogate(str(key)):
-                    return (
-                        f"{path}: a field name holds a lone surrogate ({_lone_surrogate(str(key))}), which is not UTF-8"
-                    )
+                if surrogate := _lone_surrogate(str(key)):
+                    return f"{path}: a field name holds a lone surrogate ({surrogate}), which is not UTF-8"
                 stack.append((f"{path}.{key}", child))
         elif isinstance(value, list):
             stack.extend((f"{path}.{index}", child) for index, child in enumerate(value))

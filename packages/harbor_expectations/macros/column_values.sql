@@ -77,7 +77,7 @@
     falls back to ordering by the value itself, which makes every column "increasing" (ties aside) and every column
     with two distinct values fail "decreasing", so the test would say nothing about the rows' order. Without it the
     test errors when it runs (not at parse time, which would stop every other test too). `step`, as in
-    dbt-expectations 0.10: each value also moves by exactly `step` from the previous one (up when increasing, down
+    metaplane's dbt-expectations (upstream's maintained fork): each value also moves by exactly `step` from the previous one (up when increasing, down
     when decreasing).
 -#}
 {% macro expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by, direction,
