@@ -22,7 +22,7 @@ from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import ConfigError, Settings, checked_log_level, described_setting_error, shown_location
-from ingestion.transform import DbtFailed, dbt_executable, default_target, run_dbt
+from ingestion.transform import TARGET_ENGINES, DbtFailed, dbt_executable, default_target, run_dbt
 
 SOURCES = tuple(INGESTERS)
 MAX_REPORT_DAYS = 36_500
@@ -226,10 +226,6 @@ def _demo_shop_exists(url: str) -> bool:
         engine.dispose()
 
 
-# The engine each of `profiles.yml`'s targets builds.
-TARGET_ENGINES = {"dev": "duckdb", "ci": "duckdb", "pr": "duckdb", "pg": "postgres"}
-
-
 def _refuse_a_split_warehouse() -> None:
     """`demo run` loads the destination and builds the target: HARBOR_TARGET=pg without HARBOR_DESTINATION=postgres
     loaded the new day into DuckDB and built PostgreSQL from the day before's raw data, exit 0."""
@@ -262,8 +258,7 @@ def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     if run_dbt(settings, "source", "freshness", check=False):
         print("harbor: warning: a source is stale, or its freshness cannot be checked: the report says which")
     build_started = time.time()
-    with pipeline.one_build_at_a_time() if default_target() == "pg" else contextlib.nullcontext():
-        build_code = run_dbt(settings, "build", check=False)
+    build_code = _dbt_build(settings, default_target())
     _print_quality(settings, since=build_started)
     if build_code != 0:
         _report_what_failed(settings, build_exit_code=build_code)
@@ -327,12 +322,18 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
             )
         _refuse_a_warehouse_in_use(settings)
     started = time.time()
-    with pipeline.one_build_at_a_time() if target == "pg" else contextlib.nullcontext():
-        code = run_dbt(settings, "build", *options, check=False)
+    code = _dbt_build(settings, target, *options)
     _print_quality(settings, since=started, target_path=_dbt_option(options, "--target-path"))
     if code != 0:
         raise DbtFailed(["build", *options], code)
     return 0
+
+
+def _dbt_build(settings: Settings, target: str, *options: str) -> int:
+    """`dbt build`'s exit code; builds of one PostgreSQL warehouse take turns (`one_build_at_a_time`)."""
+    postgres = TARGET_ENGINES.get(target) == "postgres"
+    with pipeline.one_build_at_a_time() if postgres else contextlib.nullcontext():
+        return run_dbt(settings, "build", *options, check=False)
 
 
 def _refuse_a_warehouse_in_use(settings: Settings) -> None:

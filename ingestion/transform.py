@@ -23,6 +23,10 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
+# The engine each of `profiles.yml`'s targets builds.
+TARGET_ENGINES = {"dev": "duckdb", "ci": "duckdb", "pr": "duckdb", "pg": "postgres"}
+
+
 def default_target(env: Mapping[str, str] = os.environ) -> str:
     """The dbt target when no --target is given: HARBOR_TARGET; without it `pg` when ingestion loads into
     PostgreSQL (HARBOR_DESTINATION=postgres), so that ingestion and dbt meet in one warehouse; else `dev`."""

@@ -103,15 +103,17 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- Post-hook of the shop's staging models: delete the staged keys a source table reloaded in full no longer has
+{#- Post-hook of the shop's staging models (`dbt_project.yml`), on the one source table each reads and its
+    `unique_key`: delete the staged keys a source table reloaded in full no longer has
     (a table loaded without a cursor is replaced at every run, so a row deleted in the shop leaves raw; staging
     only ever added and replaced keys, and kept it). Only when raw holds the rows of one extraction — a full
     reload, or the first load — since a table loaded by cursor never loses a key; otherwise nothing runs. The
     incremental marts rebuild from staging in full when all of its rows are newer than they are
     (`staging_rewritten_since_last_build()`), which a reload gives them, so they let go of the key too. -#}
-{% macro delete_keys_the_source_lost(source_name, table_name, key) -%}
-    {%- set raw = source(source_name, table_name) -%}
-    {%- if execute and is_incremental() and load_relation(raw) is not none -%}
+{% macro delete_keys_the_source_lost() -%}
+    {%- set key = config.get('unique_key') -%}
+    {%- set raw = source(*model.sources[0]) if execute and model.sources | length == 1 else none -%}
+    {%- if raw is not none and is_incremental() and load_relation(raw) is not none -%}
         {%- set extractions = run_query(
             'select count(*), min(_extracted_at) = max(_extracted_at) from ' ~ raw
         ).rows[0] -%}

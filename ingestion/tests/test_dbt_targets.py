@@ -10,6 +10,7 @@ import duckdb
 import pytest
 
 from ingestion import cli
+from ingestion.tests.warehouses import FX_STAGING
 from ingestion.transform import dbt_env, dbt_executable, default_target
 
 
@@ -60,8 +61,7 @@ def test_build_scores_the_artifacts_of_the_target_path_it_was_given(settings, tm
     duckdb.connect(str(settings.warehouse)).close()  # no raw tables: staging reads empty stand-ins
     elsewhere = tmp_path / "elsewhere"
 
-    fx_staging = ["--select", "stg_fx__exchange_rates", "currencies", "--indirect-selection", "cautious"]
-    assert cli.main(["build", *fx_staging, "--target-path", str(elsewhere)]) == 0
+    assert cli.main(["build", *FX_STAGING, "--target-path", str(elsewhere)]) == 0
     printed = capsys.readouterr().out
     assert "no score" not in printed
     assert "quality: 100.0% of tests passed" in printed

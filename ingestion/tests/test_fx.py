@@ -18,6 +18,7 @@ from ingestion.cli import EXIT_BAD_CONFIG, EXIT_LOAD_FAILED, ingest_sources
 from ingestion.demo.fx_api import FxApi, rates_as_of
 from ingestion.pipeline import PendingLoadFailed, SourceUnavailable, ingest_fx
 from ingestion.sources.http import RetryPolicy
+from ingestion.tests.warehouses import FX_STAGING
 
 
 @pytest.fixture(autouse=True)
@@ -81,10 +82,6 @@ def test_incremental_merge_converges_to_the_api_and_quarantines_bad_records(sett
     assert again.quarantined == 2
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         assert conn.execute("select count(*) from raw_fx._dead_letters").fetchone() == (2,)
-
-
-# fx staging and the seed its tests read, with only the tests that read nothing else.
-FX_STAGING = ("--select", "stg_fx__exchange_rates", "currencies", "--indirect-selection", "cautious")
 
 
 class FxApiWith(FxApi):

@@ -19,6 +19,10 @@ from ingestion.transform import run_dbt
 MARTS = sorted(p.stem for p in (PROJECT_DIR / "models" / "marts").glob("*.sql"))
 
 
+# fx staging and the seed its tests read, with only the tests that read nothing else: a build of it alone.
+FX_STAGING = ("--select", "stg_fx__exchange_rates", "currencies", "--indirect-selection", "cautious")
+
+
 class Warehouse:
     """One warehouse (DuckDB file or PostgreSQL database) seen the same way by the test."""
 

@@ -1,7 +1,4 @@
-{{ config(
-    unique_key='customer_id',
-    post_hook="{{ delete_keys_the_source_lost('shop', 'customers', 'customer_id') }}",
-) }}
+{{ config(unique_key='customer_id') }}
 
 with
 

@@ -1,7 +1,4 @@
-{{ config(
-    unique_key='order_item_id',
-    post_hook="{{ delete_keys_the_source_lost('shop', 'order_items', 'order_item_id') }}",
-) }}
+{{ config(unique_key='order_item_id') }}
 
 with
 

@@ -1,7 +1,4 @@
-{{ config(
-    unique_key='order_id',
-    post_hook="{{ delete_keys_the_source_lost('shop', 'orders', 'order_id') }}",
-) }}
+{{ config(unique_key='order_id') }}
 
 with
 

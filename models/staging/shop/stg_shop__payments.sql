@@ -1,7 +1,4 @@
-{{ config(
-    unique_key='payment_id',
-    post_hook="{{ delete_keys_the_source_lost('shop', 'payments', 'payment_id') }}",
-) }}
+{{ config(unique_key='payment_id') }}
 
 with
 

@@ -1,7 +1,4 @@
-{{ config(
-    unique_key='product_id',
-    post_hook="{{ delete_keys_the_source_lost('shop', 'products', 'product_id') }}",
-) }}
+{{ config(unique_key='product_id') }}
 
 with
 
