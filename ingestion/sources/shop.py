@@ -36,6 +36,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -98,21 +99,8 @@ def shop_source(
     not enforce them) goes to `_dead_letters` instead of failing the whole table.
     """
     engine = engine_for(str(credentials))
-    if backend not in BACKENDS:
-        raise SourceConfigError(f"shop: backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
-    if backend == "auto":
-        # DuckDB's scanner reads PostgreSQL into Arrow with no per-row Python work: at 10M order items 11.7 s
-        # against connectorx's 17.4 s, in less memory (README, "Performance"). SQLite and other databases keep
-        # pyarrow, which works through any SQLAlchemy dialect.
-        backend = "duckdb" if engine.dialect.name == "postgresql" else "pyarrow"
-    # dlt takes a chunk of 0 or fewer rows and extracts nothing: every run loaded nothing, and exited 0.
-    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
-        raise SourceConfigError(
-            f"shop: chunk_size (sources.shop.chunk_size, SOURCES__SHOP__CHUNK_SIZE) must be a whole number of rows, "
-            f"1 or more, not {chunk_size!r}"
-        )
-    if backend == "duckdb" and engine.dialect.name != "postgresql":
-        raise SourceConfigError(f"shop: backend 'duckdb' reads PostgreSQL only, not {engine.dialect.name}")
+    backend = _chosen_backend(backend, engine)
+    _check_chunk_size(chunk_size)
     where = engine.url.render_as_string(hide_password=True) + (f" schema {schema}" if schema else "")
     _refuse_a_missing_sqlite_file(engine.url)
     wait_for_database(engine, where)
@@ -129,6 +117,108 @@ def shop_source(
     default_lag = non_negative_number(
         lag_seconds, "shop: lag_seconds (sources.shop.lag_seconds, SOURCES__SHOP__LAG_SECONDS)"
     )
+    reflected_tables = _reflected_tables(inspector, table_names, schema, where, options)
+    _refuse_a_cursor_no_table_has(cursor_column, options, reflected_tables)
+    loaded_before = _tables_with_a_cursor()
+    raw_tables = {} if full_refresh else _raw_columns()
+    scanner = ScannerSession(engine.url) if backend == "duckdb" else None
+    for table, reflected in reflected_tables.items():
+        plan = _table_plan(
+            table,
+            reflected,
+            options.get(table, {}),
+            inspector=inspector,
+            schema=schema,
+            where=where,
+            cursor_column=cursor_column,
+            default_lag=default_lag,
+            text_timestamps=engine.dialect.name == "sqlite",
+            raw=raw_tables.get(table) if raw_tables is not None else None,
+            first_load=loaded_before is not None and table not in loaded_before,
+        )
+        if scanner is not None:
+            resource = scanner_table(
+                scanner,
+                table,
+                schema=schema or inspector.default_schema_name,
+                primary_key=plan.primary_key,
+                cursor=plan.incremental,
+                write_disposition=plan.write_disposition,
+                batch_rows=chunk_size,
+                columns=reflected,
+                raw_columns=plan.raw,
+            )
+        else:
+            resource = sql_table(
+                credentials=engine,
+                table=table,
+                schema=schema,
+                backend=backend,
+                backend_kwargs=_backend_kwargs(engine, backend, chunk_size),
+                chunk_size=chunk_size,
+                reflection_level="full_with_precision",
+                table_adapter_callback=_nullable_except(plan.not_null),
+                # SQLite alone keeps any value in any column; elsewhere the wrappers would only cost time
+                query_adapter_callback=_checking_values(table) if engine.dialect.name == "sqlite" else None,
+                incremental=plan.incremental,
+                write_disposition=plan.write_disposition,
+                primary_key=plan.primary_key,
+            )
+        own_dead_letter_columns(resource)
+        # New columns evolve freely; a changed type stops the load instead of corrupting raw.
+        resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
+        if backend == "connectorx":
+            resource.add_map(_decimal_caster(reflected))
+        # Right after the reader, before the incremental step: a row held back must not move the cursor. Not on
+        # the sqlalchemy backend's Python rows: there dlt 1.31's incremental step failed an internal assertion
+        # behind it, so that backend quarantines only null keys and cursors, at the end as before.
+        python_rows = backend == "sqlalchemy"
+        resource.add_yield_map(
+            _QuarantineInvalid(
+                table,
+                plan.required,
+                "" if python_rows else plan.cursor,
+                where,
+                stamp,
+                tally,
+                not_null=plan.not_null,
+                narrower=_narrower_integers(plan.raw),
+            ),
+            insert_at=None if python_rows else 1,
+        )
+        yield resource.add_map(add_metadata)
+
+
+def _chosen_backend(backend: str, engine: sa.Engine) -> str:
+    if backend not in BACKENDS:
+        raise SourceConfigError(f"shop: backend must be one of {', '.join(BACKENDS)}, not {backend!r}")
+    if backend == "auto":
+        # DuckDB's scanner reads PostgreSQL into Arrow with no per-row Python work: at 10M order items 11.7 s
+        # against connectorx's 17.4 s, in less memory (README, "Performance"). SQLite and other databases keep
+        # pyarrow, which works through any SQLAlchemy dialect.
+        return "duckdb" if engine.dialect.name == "postgresql" else "pyarrow"
+    if backend == "duckdb" and engine.dialect.name != "postgresql":
+        raise SourceConfigError(f"shop: backend 'duckdb' reads PostgreSQL only, not {engine.dialect.name}")
+    return backend
+
+
+def _check_chunk_size(chunk_size: object) -> None:
+    # dlt takes a chunk of 0 or fewer rows and extracts nothing: every run loaded nothing, and exited 0.
+    if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+        raise SourceConfigError(
+            f"shop: chunk_size (sources.shop.chunk_size, SOURCES__SHOP__CHUNK_SIZE) must be a whole number of rows, "
+            f"1 or more, not {chunk_size!r}"
+        )
+
+
+def _reflected_tables(
+    inspector: sa.Inspector,
+    table_names: Sequence[str] | str,
+    schema: str | None,
+    where: str,
+    options: dict[str, dict],
+) -> dict[str, list[dict]]:
+    """The columns of every table to load, by table, in the order configured (`["*"]`: every table, by name)."""
     if isinstance(table_names, str):
         table_names = [table_names]
     if list(table_names) == [ALL_TABLES]:
@@ -146,9 +236,15 @@ def shop_source(
         if not inspector.has_table(table, schema=schema):
             raise SourceConfigError(f"shop: table {table!r} not found in {where}")
         reflected_tables[table] = inspector.get_columns(table, schema=schema)
-    # A mistyped cursor_column would find no table to follow, and every table would quietly reload in full. The
-    # default is exempt: a database without `updated_at` anywhere (TPC-H) reloads in full by design.
-    following = [t for t in table_names if "cursor_column" not in options.get(t, {})]
+    return reflected_tables
+
+
+def _refuse_a_cursor_no_table_has(
+    cursor_column: str, options: dict[str, dict], reflected_tables: dict[str, list[dict]]
+) -> None:
+    """A mistyped cursor_column would find no table to follow, and every table would quietly reload in full. The
+    default is exempt: a database without `updated_at` anywhere (TPC-H) reloads in full by design."""
+    following = [t for t in reflected_tables if "cursor_column" not in options.get(t, {})]
     if (
         cursor_column
         and cursor_column != DEFAULT_CURSOR
@@ -160,110 +256,85 @@ def shop_source(
             f"column of none of the tables {', '.join(following)}; name a column they have, or set it to '' to "
             "reload every table in full"
         )
-    loaded_before = _tables_with_a_cursor()
-    raw_tables = {} if full_refresh else _raw_columns()
-    scanner = ScannerSession(engine.url) if backend == "duckdb" else None
-    for table in table_names:
-        table_option = options.get(table, {})
-        configured_key = table_option.get("primary_key") or []
-        if isinstance(configured_key, str):  # one column, written without a list
-            configured_key = [configured_key]
-        primary_key = list(configured_key) or (
-            inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+
+
+@dataclass(frozen=True)
+class _TablePlan:
+    """How one table is read and loaded, settled before any row is."""
+
+    primary_key: list[str]
+    cursor: str  # "" when the table reloads in full
+    incremental: dlt.sources.incremental | None
+    write_disposition: str
+    required: list[str]  # the key and the cursor: a row without them is a dead letter
+    not_null: set[str]
+    raw: dict[str, dict] | None  # the raw table's columns, None before its first load
+
+
+def _table_plan(
+    table: str,
+    reflected: list[dict],
+    table_option: dict,
+    *,
+    inspector: sa.Inspector,
+    schema: str | None,
+    where: str,
+    cursor_column: str,
+    default_lag: float,
+    text_timestamps: bool,
+    raw: dict[str, dict] | None,
+    first_load: bool,
+) -> _TablePlan:
+    configured_key = table_option.get("primary_key") or []
+    if isinstance(configured_key, str):  # one column, written without a list
+        configured_key = [configured_key]
+    primary_key = list(configured_key) or (
+        inspector.get_pk_constraint(table, schema=schema).get("constrained_columns") or []
+    )
+    if not primary_key:
+        raise SourceConfigError(
+            f"shop: table {table!r} has no primary key in {where}; "
+            f"configure sources.shop.table_options.{table}.primary_key"
         )
-        if not primary_key:
-            raise SourceConfigError(
-                f"shop: table {table!r} has no primary key in {where}; "
-                f"configure sources.shop.table_options.{table}.primary_key"
-            )
-        reflected = reflected_tables[table]
-        columns = {c["name"] for c in reflected}
-        missing = sorted(set(primary_key) - columns)
-        if missing:
-            raise SourceConfigError(f"shop: table {table!r} has no column(s) {', '.join(missing)} (primary key)")
-        cursor = table_option.get("cursor_column", cursor_column if cursor_column in columns else "")
-        if cursor and cursor not in columns:
-            raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
-        lag = default_lag
-        if "lag_seconds" in table_option:
-            lag = non_negative_number(
-                table_option["lag_seconds"],
-                f"shop: lag_seconds of table {table!r} (sources.shop.table_options.{table}.lag_seconds)",
-            )
-        cursor_type = next((c["type"] for c in reflected if c["name"] == cursor), None)
-        lag = incremental_lag(
-            lag,
-            is_date=isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime),
-            # a TEXT cursor compares text with text (and dlt cannot lag a string it does not parse)
-            text_timestamps=engine.dialect.name == "sqlite" and isinstance(cursor_type, sa.DateTime),
+    columns = {c["name"] for c in reflected}
+    missing = sorted(set(primary_key) - columns)
+    if missing:
+        raise SourceConfigError(f"shop: table {table!r} has no column(s) {', '.join(missing)} (primary key)")
+    cursor = table_option.get("cursor_column", cursor_column if cursor_column in columns else "")
+    if cursor and cursor not in columns:
+        raise SourceConfigError(f"shop: table {table!r} has no cursor column {cursor!r}")
+    lag = default_lag
+    if "lag_seconds" in table_option:
+        lag = non_negative_number(
+            table_option["lag_seconds"],
+            f"shop: lag_seconds of table {table!r} (sources.shop.table_options.{table}.lag_seconds)",
         )
-        required = [*primary_key, *([cursor] if cursor else [])]
-        raw = raw_tables.get(table) if raw_tables is not None else None
-        not_null = _not_null_columns(reflected, required, raw)
-        _refuse_a_dropped_not_null_column(table, reflected, raw)
-        # Rows without a cursor are quarantined by the step below rather than failing the table. `primary_key=()`
-        # turns off dlt's deduplication of the rows at the cursor's last value: it remembers them by primary key,
-        # so with `lag_seconds = 0` a row changed again without a new cursor value (a status fixed in the same
-        # second) was skipped for good. They are read again instead and the merge on the key replaces them (with a
-        # lag dlt already reads the window again and deduplicates nothing).
-        incremental = (
-            dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include", primary_key=())
-            if cursor
-            else None
-        )
-        first_load = loaded_before is not None and table not in loaded_before
-        write_disposition = "merge" if cursor and not first_load else "replace"
-        if backend == "duckdb":
-            resource = scanner_table(
-                scanner,
-                table,
-                schema=schema or inspector.default_schema_name,
-                primary_key=primary_key,
-                cursor=incremental,
-                write_disposition=write_disposition,
-                batch_rows=chunk_size,
-                columns=reflected,
-                raw_columns=raw,
-            )
-        else:
-            resource = sql_table(
-                credentials=engine,
-                table=table,
-                schema=schema,
-                backend=backend,
-                backend_kwargs=_backend_kwargs(engine, backend, chunk_size),
-                chunk_size=chunk_size,
-                reflection_level="full_with_precision",
-                table_adapter_callback=_nullable_except(not_null),
-                # SQLite alone keeps any value in any column; elsewhere the wrappers would only cost time
-                query_adapter_callback=_checking_values(table) if engine.dialect.name == "sqlite" else None,
-                incremental=incremental,
-                write_disposition=write_disposition,
-                primary_key=primary_key,
-            )
-        own_dead_letter_columns(resource)
-        # New columns evolve freely; a changed type stops the load instead of corrupting raw.
-        resource.apply_hints(schema_contract=SCHEMA_CONTRACT)
-        if backend == "connectorx":
-            resource.add_map(_decimal_caster(reflected))
-        # Right after the reader, before the incremental step: a row held back must not move the cursor. Not on
-        # the sqlalchemy backend's Python rows: there dlt 1.31's incremental step failed an internal assertion
-        # behind it, so that backend quarantines only null keys and cursors, at the end as before.
-        python_rows = backend == "sqlalchemy"
-        resource.add_yield_map(
-            _quarantine_invalid(
-                table,
-                required,
-                "" if python_rows else cursor,
-                where,
-                stamp,
-                tally,
-                not_null=not_null,
-                narrower=_narrower_integers(raw),
-            ),
-            insert_at=None if python_rows else 1,
-        )
-        yield resource.add_map(add_metadata)
+    cursor_type = next((c["type"] for c in reflected if c["name"] == cursor), None)
+    lag = incremental_lag(
+        lag,
+        is_date=isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime),
+        # a TEXT cursor compares text with text (and dlt cannot lag a string it does not parse)
+        text_timestamps=text_timestamps and isinstance(cursor_type, sa.DateTime),
+    )
+    required = [*primary_key, *([cursor] if cursor else [])]
+    _refuse_a_dropped_not_null_column(table, reflected, raw)
+    # Rows without a cursor are quarantined rather than failing the table. `primary_key=()` turns off dlt's
+    # deduplication of the rows at the cursor's last value: it remembers them by primary key, so with
+    # `lag_seconds = 0` a row changed again without a new cursor value (a status fixed in the same second) was
+    # skipped for good. They are read again instead and the merge on the key replaces them (with a lag dlt
+    # already reads the window again and deduplicates nothing).
+    incremental = (
+        dlt.sources.incremental(cursor, lag=lag, on_cursor_value_missing="include", primary_key=()) if cursor else None
+    )
+    return _TablePlan(
+        primary_key=primary_key,
+        cursor=cursor,
+        incremental=incremental,
+        write_disposition="merge" if cursor and not first_load else "replace",
+        required=required,
+        not_null=_not_null_columns(reflected, required, raw),
+        raw=raw,
+    )
 
 
 def _refuse_a_missing_sqlite_file(url: sa.URL) -> None:
@@ -340,7 +411,7 @@ def _not_null_columns(reflected: list[dict], required: list[str], raw: dict[str,
     as part of the type, both ways, so a cursor turned off (nullable) then on again (not null) stopped every later
     load; and a NOT NULL column added to the source is added to raw nullable (DuckDB adds no column with a
     constraint, and the package stayed stuck). The price: a column that was the key or cursor stays NOT NULL in raw,
-    and `_quarantine_invalid` stops the load, naming it, if it brings a null later."""
+    and `_QuarantineInvalid` stops the load, naming it, if it brings a null later."""
     if not raw:
         return set(required)
     not_null = set()
@@ -532,17 +603,7 @@ def _checking_values(table: str):
     return adapt
 
 
-def _quarantine_invalid(
-    table: str,
-    required: list[str],
-    cursor: str,
-    where: str,
-    extracted_at: datetime,
-    tally: Tally,
-    *,
-    not_null: set[str] | None = None,
-    narrower: Mapping[str, int] | None = None,
-):
+class _QuarantineInvalid:
     """A yield-map step over arrow batches and single rows (the sqlalchemy backend's): rows the reader marked
     invalid (a value that does not fit its column: the INVALID column), rows with a null key or cursor, or a cursor
     more than FUTURE_TOLERANCE after the run's start, go to the dead-letter table. Such a cursor would move the
@@ -550,118 +611,140 @@ def _quarantine_invalid(
     loads once its time has come (its dead letter is replaced, not repeated).
 
     It also stops the run, before anything is written, when a batch brings an integer column wider than raw holds
-    it (`narrower`): dlt's frozen types compare integer widths only one way, and a 64-bit value loaded into a
-    32-bit column failed the load midway, naming no table."""
-    latest = extracted_at + FUTURE_TOLERANCE
-    not_null = set(required) if not_null is None else not_null
-    formerly_required = sorted(not_null - set(required))
-    narrower = narrower or {}
+    it (`narrower`), or a null in a column raw holds NOT NULL: dlt's frozen types compare integer widths only one
+    way, and a 64-bit value loaded into a 32-bit column failed the load midway, naming no table."""
 
-    def reason(row: dict) -> str:
+    def __init__(
+        self,
+        table: str,
+        required: list[str],
+        cursor: str,
+        where: str,
+        extracted_at: datetime,
+        tally: Tally,
+        *,
+        not_null: set[str] | None = None,
+        narrower: Mapping[str, int] | None = None,
+    ) -> None:
+        self.table, self.required, self.cursor, self.where = table, required, cursor, where
+        self.extracted_at, self.tally = extracted_at, tally
+        self.latest = extracted_at + FUTURE_TOLERANCE
+        self.not_null = set(required) if not_null is None else not_null
+        self.formerly_required = sorted(self.not_null - set(required))
+        self.narrower = narrower or {}
+
+    def __call__(self, item: Any) -> Iterator:
+        if isinstance(item, pa.RecordBatch):
+            item = pa.Table.from_batches([item])
+        if isinstance(item, dict):  # a row of the sqlalchemy backend (dlt maps the rows of a list one by one)
+            yield from self._row(item)
+        elif isinstance(item, pa.Table):
+            yield from self._batch(item)
+        else:
+            yield item
+
+    def _row(self, row: dict) -> Iterator:
+        if (
+            row.get(INVALID)
+            or any(row.get(c) is None for c in self.required)
+            or (self.cursor and self._in_future(row.get(self.cursor)))
+        ):
+            yield from self._quarantined([row])
+        else:
+            row.pop(INVALID, None)
+            yield row
+
+    def _batch(self, item: pa.Table) -> Iterator:
+        if self.narrower:
+            self._check_widths(item)
+        self._check_formerly_required(item)
+        masks = [pc.is_null(item[column]) for column in self.required]
+        if INVALID in item.column_names:
+            masks.append(pc.is_valid(item[INVALID]))
+            _forget_the_invalid_column()
+        if self.cursor and (ahead := self._future_mask(item)) is not None:
+            masks.append(ahead)
+        mask = None
+        for each in masks:
+            mask = each if mask is None else pc.or_(mask, each)
+        if mask is None or not pc.any(mask).as_py():
+            yield _nullability(item, self.not_null)
+            return
+        yield from self._quarantined(item.filter(mask).to_pylist())
+        valid = item.filter(pc.invert(mask))
+        if valid.num_rows:
+            yield _nullability(valid, self.not_null)
+
+    def _reason(self, row: dict) -> str:
         if row.get(INVALID):
             return row[INVALID]
-        missing = next((c for c in required if row.get(c) is None), None)
+        missing = next((c for c in self.required if row.get(c) is None), None)
         if missing is not None:
-            return f"{table}.{missing}: required field is missing or null"
+            return f"{self.table}.{missing}: required field is missing or null"
         return (
-            f"{table}.{cursor}: {row[cursor]} is more than {FUTURE_TOLERANCE.days} day after the run started "
-            "(the incremental cursor would skip every change until then)"
+            f"{self.table}.{self.cursor}: {row[self.cursor]} is more than {FUTURE_TOLERANCE.days} day after the run "
+            "started (the incremental cursor would skip every change until then)"
         )
 
-    def quarantined(rows: list[dict]) -> Iterator:
+    def _quarantined(self, rows: list[dict]) -> Iterator:
         for row in rows:
-            tally.quarantined[table] += 1
-            key = ", ".join(f"{c}={row.get(c)!r}" for c in required)
-            why = reason(row)
+            self.tally.quarantined[self.table] += 1
+            key = ", ".join(f"{c}={row.get(c)!r}" for c in self.required)
+            why = self._reason(row)
             row.pop(INVALID, None)
             yield dead_letter(
-                table,
-                f"{where} table {table} row ({key})",
+                self.table,
+                f"{self.where} table {self.table} row ({key})",
                 why,
                 row,
                 source="shop",
-                extracted_at=extracted_at,
+                extracted_at=self.extracted_at,
             )
 
-    def in_future(value: object) -> bool:
+    def _in_future(self, value: object) -> bool:
         if isinstance(value, datetime):
-            return (value if value.tzinfo else value.replace(tzinfo=UTC)) > latest
-        return isinstance(value, date) and value > latest.date()
+            return (value if value.tzinfo else value.replace(tzinfo=UTC)) > self.latest
+        return isinstance(value, date) and value > self.latest.date()
 
-    def future_mask(item: pa.Table):
+    def _future_mask(self, item: pa.Table) -> pa.ChunkedArray | None:
         """Where the batch's cursor is later than allowed; None for a cursor that is no date or time."""
-        kind = item.schema.field(cursor).type
+        kind = item.schema.field(self.cursor).type
         if pa.types.is_timestamp(kind):
-            bound = latest if kind.tz else latest.astimezone(UTC).replace(tzinfo=None)
+            bound = self.latest if kind.tz else self.latest.astimezone(UTC).replace(tzinfo=None)
         elif pa.types.is_date(kind):
-            bound = latest.date()
+            bound = self.latest.date()
         else:
             return None
-        return pc.fill_null(pc.greater(item[cursor], pa.scalar(bound, type=kind)), False)
+        return pc.fill_null(pc.greater(item[self.cursor], pa.scalar(bound, type=kind)), False)
 
-    def check_widths(item: pa.Table) -> None:
+    def _check_widths(self, item: pa.Table) -> None:
         for field in item.schema:
             column = COLUMN_NAMING.normalize_identifier(field.name)  # raw's name for it (`Qty` loads as `qty`)
-            bits, kind = narrower.get(column), field.type
+            bits, kind = self.narrower.get(column), field.type
             if bits and pa.types.is_integer(kind) and kind.bit_width > bits:
                 raise DataValidationError(
                     "shop",
-                    table,
+                    self.table,
                     column,
                     "data_type",
                     "freeze",
                     None,
                     SCHEMA_CONTRACT,
                     None,
-                    f"Can't evolve column type of `{column}` in table `{table}` because `data_types` are frozen: "
-                    f"raw holds a {bits}-bit integer, the source now sends {kind.bit_width}-bit ones ({kind}). "
-                    f"Nothing was loaded; `harbor ingest shop --full-refresh` reloads the table with the new type",
+                    f"Can't evolve column type of `{column}` in table `{self.table}` because `data_types` are "
+                    f"frozen: raw holds a {bits}-bit integer, the source now sends {kind.bit_width}-bit ones "
+                    f"({kind}). Nothing was loaded; `harbor ingest shop --full-refresh` reloads the table with the "
+                    "new type",
                 )
 
-    def step(item):
-        if isinstance(item, pa.RecordBatch):
-            item = pa.Table.from_batches([item])
-        if isinstance(item, dict):  # a row of the sqlalchemy backend (dlt maps the rows of a list one by one)
-            if (
-                item.get(INVALID)
-                or any(item.get(c) is None for c in required)
-                or (cursor and in_future(item.get(cursor)))
-            ):
-                yield from quarantined([item])
-            else:
-                item.pop(INVALID, None)
-                yield item
-            return
-        if not isinstance(item, pa.Table):
-            yield item
-            return
-        if narrower:
-            check_widths(item)
-        for column in formerly_required:
+    def _check_formerly_required(self, item: pa.Table) -> None:
+        for column in self.formerly_required:
             if column in item.column_names and item[column].null_count:
                 raise RuntimeError(
-                    f"shop: table {table!r} column {column!r} now holds nulls, and raw holds it NOT NULL (a key or "
-                    f"cursor when raw was created); nothing was loaded; `harbor ingest shop --full-refresh` reloads "
-                    "the table with the column nullable"
+                    f"shop: table {self.table!r} column {column!r} now holds nulls, and raw holds it NOT NULL (a key "
+                    "or cursor when raw was created); nothing was loaded; `harbor ingest shop --full-refresh` "
+                    "reloads the table with the column nullable"
                 )
-        masks = [pc.is_null(item[column]) for column in required]
-        if INVALID in item.column_names:
-            masks.append(pc.is_valid(item[INVALID]))
-            _forget_the_invalid_column()
-        if cursor and (ahead := future_mask(item)) is not None:
-            masks.append(ahead)
-        mask = None
-        for each in masks:
-            mask = each if mask is None else pc.or_(mask, each)
-        if mask is None or not pc.any(mask).as_py():
-            yield _nullability(item, not_null)
-            return
-        yield from quarantined(item.filter(mask).to_pylist())
-        valid = item.filter(pc.invert(mask))
-        if valid.num_rows:
-            yield _nullability(valid, not_null)
-
-    return step
 
 
 def _forget_the_invalid_column() -> None:
