@@ -16,7 +16,7 @@ import os
 import shutil
 import time
 import tomllib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -338,22 +338,7 @@ def run_source(
     with held_pipeline(source_name, settings) as pipeline:
         started = time.monotonic()
         log.info("ingest %s started", source_name, extra={"source": source_name, "full_refresh": full_refresh})
-        if full_refresh:
-            resumed = []
-            if dropped := abort_pending(pipeline):
-                log.warning(
-                    "dropped load packages an earlier run left unloaded (the full refresh loads their rows again): %s",
-                    ", ".join(dropped),
-                    extra={"source": source_name, "dropped_load_ids": dropped},
-                )
-        else:
-            resumed = finish_pending(pipeline, source_name)
-        if resumed:
-            log.warning(
-                "finished load packages a previous, interrupted run left: %s",
-                ", ".join(resumed),
-                extra={"source": source_name, "resumed_load_ids": resumed},
-            )
+        resumed = _settle_pending_loads(pipeline, source_name, full_refresh=full_refresh)
         tally = Tally()
         try:
             pipeline = _forget_state_the_warehouse_lacks(pipeline, source_name)
@@ -376,17 +361,11 @@ def run_source(
             raise
         info.raise_on_failed_jobs()
         normalize = pipeline.last_trace.last_normalize_info
-        row_counts = dict(normalize.row_counts) if normalize else {}
-        tables: dict[str, TableCounts] = {}
-        for table in source.resources.selected:  # type: ignore[attr-defined]
-            loaded = row_counts.get(table, 0)
-            quarantined = tally.quarantined.get(table, 0)
-            extracted = tally.extracted.get(table, loaded + quarantined)
-            tables[table] = TableCounts(extracted=extracted, loaded=loaded, quarantined=quarantined)
-        for table, quarantined in tally.quarantined.items():
-            tables.setdefault(table, TableCounts(extracted=tally.extracted[table], quarantined=quarantined))
-        if DEAD_LETTERS in row_counts and not tally.quarantined:
-            tables[DEAD_LETTERS] = TableCounts(loaded=row_counts[DEAD_LETTERS])
+        tables = _table_counts(
+            source.resources.selected,  # type: ignore[attr-defined]
+            dict(normalize.row_counts) if normalize else {},
+            tally,
+        )
         step_seconds = dlt_step_seconds(pipeline)
     result = IngestResult(
         source=source_name,
@@ -397,16 +376,58 @@ def run_source(
         step_seconds=step_seconds,
         pipeline_name=pipeline.pipeline_name,
     )
-    for table, counts in tables.items():
+    _log_counts(result)
+    return result
+
+
+def _settle_pending_loads(pipeline: dlt.Pipeline, source_name: str, *, full_refresh: bool) -> list[str]:
+    """Load packages an interrupted run left: finished before this run (their rows are extracted already), or
+    dropped by a full refresh, which reads those rows again. Returns the load ids finished."""
+    if full_refresh:
+        if dropped := abort_pending(pipeline):
+            log.warning(
+                "dropped load packages an earlier run left unloaded (the full refresh loads their rows again): %s",
+                ", ".join(dropped),
+                extra={"source": source_name, "dropped_load_ids": dropped},
+            )
+        return []
+    resumed = finish_pending(pipeline, source_name)
+    if resumed:
+        log.warning(
+            "finished load packages a previous, interrupted run left: %s",
+            ", ".join(resumed),
+            extra={"source": source_name, "resumed_load_ids": resumed},
+        )
+    return resumed
+
+
+def _table_counts(selected: Iterable[str], row_counts: dict[str, int], tally: Tally) -> dict[str, TableCounts]:
+    """Rows extracted, loaded and quarantined per table: the source's tables, those that only quarantined rows,
+    and the dead-letter table when it loaded rows no table's tally counted."""
+    tables: dict[str, TableCounts] = {}
+    for table in selected:
+        loaded = row_counts.get(table, 0)
+        quarantined = tally.quarantined.get(table, 0)
+        extracted = tally.extracted.get(table, loaded + quarantined)
+        tables[table] = TableCounts(extracted=extracted, loaded=loaded, quarantined=quarantined)
+    for table, quarantined in tally.quarantined.items():
+        tables.setdefault(table, TableCounts(extracted=tally.extracted[table], quarantined=quarantined))
+    if DEAD_LETTERS in row_counts and not tally.quarantined:
+        tables[DEAD_LETTERS] = TableCounts(loaded=row_counts[DEAD_LETTERS])
+    return tables
+
+
+def _log_counts(result: IngestResult) -> None:
+    for table, counts in result.tables.items():
         log.info(
             "ingested %s.%s: extracted %d, loaded %d, quarantined %d",
-            source_name,
+            result.source,
             table,
             counts.extracted,
             counts.loaded,
             counts.quarantined,
             extra={
-                "source": source_name,
+                "source": result.source,
                 "table": table,
                 "extracted": counts.extracted,
                 "loaded": counts.loaded,
@@ -415,7 +436,6 @@ def run_source(
                 "seconds": round(result.seconds, 3),
             },
         )
-    return result
 
 
 def _unavailable_cause(error: BaseException) -> str | None:

@@ -238,10 +238,7 @@ def run_pr_check(
         raise CiError(f"production warehouse {settings.warehouse} not found: run `make demo`, then `make prod-state`")
 
     if lint:
-        present = [f for f in files if (settings.project_dir / f).exists()]  # a deleted file has nothing to lint
-        report.steps.append(_lint_sql(settings, sql_to_lint(present)))
-        report.steps.append(_lint_python(settings, python_to_lint(present)))
-        report.steps.append(_lint_yaml(settings, yaml_to_lint(present)))
+        report.steps.extend(_lint_steps(settings, files))
 
     if paths.work_dir.exists():
         shutil.rmtree(paths.work_dir)
@@ -272,6 +269,38 @@ def run_pr_check(
     rehearsal = rehearse_deploy(settings, paths, selection, env=env, log_dir=log_dir)
     report.steps.append(rehearsal)
 
+    report.steps.append(_build_step(settings, paths, selection, report, env=env, log_dir=log_dir))
+    built = {n.name for n in report.nodes if n.resource_type == "model" and n.status == "success"}
+    drift = column_drift(production_columns, table_columns(paths.pr_warehouse, planned.incremental), built)
+    if drift:
+        rehearsal.detail += "; " + "; ".join(drift)
+
+    if freshness:
+        report.steps.append(_freshness(settings, paths, env, report))
+    else:
+        report.steps.append(StepResult("dbt source freshness", True, "not asked for", skipped=True))
+    if pytest_args is not None:
+        report.steps.append(_pytest(settings, pytest_args))
+    else:
+        report.steps.append(StepResult("Python tests (pytest)", True, "not asked for", skipped=True))
+    write_summary(report, paths.summary)
+    return report
+
+
+def _lint_steps(settings: Settings, files: Sequence[str]) -> list[StepResult]:
+    present = [f for f in files if (settings.project_dir / f).exists()]  # a deleted file has nothing to lint
+    return [
+        _lint_sql(settings, sql_to_lint(present)),
+        _lint_python(settings, python_to_lint(present)),
+        _lint_yaml(settings, yaml_to_lint(present)),
+    ]
+
+
+def _build_step(
+    settings: Settings, paths: CiPaths, selection: str, report: PrReport, *, env: dict[str, str], log_dir: Path
+) -> StepResult:
+    """`dbt build` of the selection into the PR warehouse, deferring the rest to production; fills `report.nodes`
+    (and `report.dbt_error` when dbt stopped before building anything)."""
     started = time.monotonic()
     code = _dbt(
         settings,
@@ -296,22 +325,7 @@ def run_pr_check(
         )
         if failed:
             detail += f"; failed: {', '.join(failed)}"
-    report.steps.append(StepResult("dbt build (state:modified+)", code == 0, detail, time.monotonic() - started))
-    built = {n.name for n in report.nodes if n.resource_type == "model" and n.status == "success"}
-    drift = column_drift(production_columns, table_columns(paths.pr_warehouse, planned.incremental), built)
-    if drift:
-        rehearsal.detail += "; " + "; ".join(drift)
-
-    if freshness:
-        report.steps.append(_freshness(settings, paths, env, report))
-    else:
-        report.steps.append(StepResult("dbt source freshness", True, "not asked for", skipped=True))
-    if pytest_args is not None:
-        report.steps.append(_pytest(settings, pytest_args))
-    else:
-        report.steps.append(StepResult("Python tests (pytest)", True, "not asked for", skipped=True))
-    write_summary(report, paths.summary)
-    return report
+    return StepResult("dbt build (state:modified+)", code == 0, detail, time.monotonic() - started)
 
 
 def untraceable_macros(
