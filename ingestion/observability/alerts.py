@@ -23,7 +23,7 @@ COLORS = {"info": "#2eb67d", "warning": "#ecb22e", "critical": "#e01e5a"}
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str  # test | model | seed | snapshot | source_freshness | ingestion | dbt (a build that recorded nothing)
+    kind: str  # test | unit_test | model | seed | snapshot | ingestion | dbt (a build that recorded nothing)
     name: str
     status: str
     message: str | None = None
@@ -37,20 +37,29 @@ class Alert:
     problems: list[Problem] = field(default_factory=list)
     report_url: str | None = None
     tests_ran: bool = True  # False for a run of `dbt seed` or `dbt run`: "all tests passed" would say too much
+    models_built: bool = True  # False for a run of `dbt test`: "all models built" would say what did not happen
 
     @property
     def title(self) -> str:
         if not self.problems:
             if not self.tests_ran:
                 return "Harbor run succeeded: nothing failed, and no data tests ran"
+            if not self.models_built:
+                return "Harbor run succeeded: all tests passed"
             return "Harbor run succeeded: all models built, all tests passed"
-        failed = sum(p.status in ("error", "fail", "runtime error") for p in self.problems)
-        warned = len(self.problems) - failed
-        return f"Harbor run: {failed} failed, {warned} warning(s)"
+        skipped = sum(p.status == "skipped" for p in self.problems)
+        failed = sum(p.status in FAILED for p in self.problems) - skipped
+        warned = len(self.problems) - failed - skipped
+        return f"Harbor run: {failed} failed, " + (f"{skipped} not built, " if skipped else "") + f"{warned} warning(s)"
+
+
+# A model or snapshot skipped because something before it failed holds yesterday's data: as bad as a failure.
+FAILED = ("error", "fail", "runtime error", "skipped")
+NOT_BUILT = "not built: a node it depends on failed, so it keeps the data of its last build"
 
 
 def _severity(problems: list[Problem]) -> str:
-    if any(p.status in ("error", "fail", "runtime error") for p in problems):
+    if any(p.status in FAILED for p in problems):
         return "critical"
     return "warning" if problems else "info"
 
@@ -113,11 +122,17 @@ def alert_for_latest_run(
         for r in results
         if r["status"] in ("error", "fail", "warn", "runtime error")
     ]
+    problems += [
+        Problem(r["resource_type"], r["name"], "skipped", NOT_BUILT)
+        for r in results
+        if r["status"] == "skipped" and r["resource_type"] in ("model", "snapshot", "seed")
+    ]
     problems += _ingestion_problems(warehouse)
     if invocation_id is None and not problems:
         return None
     tests_ran = any(r["resource_type"] == "test" and r["status"] != "skipped" for r in results)
-    return Alert(_severity(problems), run_id, invocation_id, problems, report_url, tests_ran)
+    models_built = any(r["resource_type"] == "model" and r["status"] == "success" for r in results)
+    return Alert(_severity(problems), run_id, invocation_id, problems, report_url, tests_ran, models_built)
 
 
 def unrecorded_build_message(exit_code: int) -> str:

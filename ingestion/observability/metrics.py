@@ -44,6 +44,13 @@ def to_prometheus(metrics: list[Metric]) -> str:
     return "\n".join(lines) + "\n"
 
 
+_OF_LATEST_RUN_PER_SOURCE = (
+    f"(source_name, run_id) in (select runs.source_name, runs.run_id from {SCHEMA}.ingestion_runs as runs "
+    f"inner join (select source_name, max(created_at) as latest from {SCHEMA}.ingestion_runs group by source_name) "
+    "as latest on runs.source_name = latest.source_name and runs.created_at = latest.latest)"
+)
+
+
 def collect_metrics(warehouse: Warehouse) -> list[Metric]:
     latest = warehouse.query(
         f"select invocation_id, job_run_id, command, run_started_at, run_completed_at from {SCHEMA}.dbt_invocations "
@@ -51,14 +58,15 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
     )
     metrics: list[Metric] = []
     run_id = latest[0]["job_run_id"] if latest else None
+    # Each source's latest run, whichever run that was: with the newest run alone, a source that failed in one
+    # command and loaded nothing since vanished from the metrics as soon as another source ran.
     # One series per source table (and per source for durations), even when a run id covers several ingestions
     # of a source (an orchestrator's retry under one HARBOR_RUN_ID): Prometheus refuses a file with the same series
     # twice, so the rows of one series are added up.
     ingestion = warehouse.query(
         f"select run_id, source_name, table_name, sum(rows_extracted) as rows_extracted, "
         "sum(rows_loaded) as rows_loaded, sum(rows_quarantined) as rows_quarantined "
-        f"from {SCHEMA}.ingestion_runs where run_id = (select max(run_id) from {SCHEMA}.ingestion_runs "
-        f"where created_at = (select max(created_at) from {SCHEMA}.ingestion_runs)) "
+        f"from {SCHEMA}.ingestion_runs where {_OF_LATEST_RUN_PER_SOURCE} "
         "group by run_id, source_name, table_name order by source_name, table_name"
     )
     durations: dict[tuple[str, str], float] = {}
@@ -66,8 +74,7 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
     for r in warehouse.query(
         f"select run_id, source_name, created_at, max(duration_seconds) as duration_seconds, "
         "max(case when status = 'error' then 1 else 0 end) as failed "
-        f"from {SCHEMA}.ingestion_runs where run_id = (select max(run_id) from {SCHEMA}.ingestion_runs "
-        f"where created_at = (select max(created_at) from {SCHEMA}.ingestion_runs)) "
+        f"from {SCHEMA}.ingestion_runs where {_OF_LATEST_RUN_PER_SOURCE} "
         "group by run_id, source_name, created_at order by created_at"
     ):
         key = (r["source_name"], r["run_id"])
@@ -77,25 +84,25 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
     metrics += [
         Metric(
             "harbor_rows_extracted",
-            "Rows extracted per source table in the latest ingestion run.",
+            "Rows extracted per source table in its source's latest ingestion run.",
             "gauge",
             [(labels, r["rows_extracted"] or 0) for labels, r in per_table],
         ),
         Metric(
             "harbor_rows_loaded",
-            "Rows loaded per source table in the latest ingestion run.",
+            "Rows loaded per source table in its source's latest ingestion run.",
             "gauge",
             [(labels, r["rows_loaded"] or 0) for labels, r in per_table],
         ),
         Metric(
             "harbor_rows_quarantined",
-            "Rows set aside as invalid per source table in the latest ingestion run.",
+            "Rows set aside as invalid per source table in its source's latest ingestion run.",
             "gauge",
             [(labels, r["rows_quarantined"] or 0) for labels, r in per_table],
         ),
         Metric(
             "harbor_ingestion_duration_seconds",
-            "Duration of the latest ingestion run per source.",
+            "Duration of each source's latest ingestion run.",
             "gauge",
             [({"source": source, "run_id": rid}, seconds) for (source, rid), seconds in durations.items()],
         ),
@@ -133,7 +140,7 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
                 [
                     ({**labels, "node": r["name"], "resource_type": r["resource_type"]}, r["execution_time"] or 0)
                     for r in results
-                    if r["resource_type"] != "test"
+                    if r["resource_type"] not in ("test", "unit_test")
                 ],
             ),
             Metric(
@@ -166,10 +173,17 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
                 [(labels, sum(r["status"] in ("fail", "error") for r in tests))] if ran else [],
             ),
         ]
+    # Each source table's latest check, whichever invocation made it: `dbt source freshness --select source:shop`
+    # checks only the shop, and the other sources' failures must not vanish with it. Sources the project no longer
+    # has are left out.
     freshness = warehouse.query(
-        f"select f.unique_id, f.max_loaded_at_time_ago_in_s, f.status from {SCHEMA}.dbt_source_freshness_results f "
-        f"where f.invocation_id = (select invocation_id from {SCHEMA}.dbt_invocations where command = 'freshness' "
-        "order by run_started_at desc limit 1)"
+        "select unique_id, max_loaded_at_time_ago_in_s, status from ("
+        "select f.unique_id, f.max_loaded_at_time_ago_in_s, f.status, row_number() over ("
+        "partition by f.unique_id order by i.run_started_at desc) as newest "
+        f"from {SCHEMA}.dbt_source_freshness_results as f inner join {SCHEMA}.dbt_invocations as i "
+        "on f.invocation_id = i.invocation_id "
+        f"where i.command = 'freshness' and f.unique_id in (select unique_id from {SCHEMA}.dbt_sources)"
+        ") as checks where newest = 1 order by unique_id"
     )
     metrics.append(
         Metric(

@@ -283,6 +283,75 @@ def test_a_failed_ingestion_is_a_metric_of_its_own(copy_of_the_failed_run):
     assert 'harbor_ingestion_failed{run_id="run-late",source="fx"} 0' in lines
 
 
+def test_a_source_s_failure_stays_in_the_metrics_when_another_source_runs_after_it(copy_of_the_failed_run):
+    """The metrics read each source's latest run: with the newest run alone, a failed source vanished from them
+    (the dashboard's "failed ingestions" read 0) as soon as another source loaded."""
+    copy = copy_of_the_failed_run
+    failed = datetime.now(UTC)
+    record_ingestion_run(copy, IngestionRun("shop", failed, failed, status="error", error="down", run_id="run-a"))
+    later = failed + timedelta(minutes=1)
+    record_ingestion_run(copy, IngestionRun("events", later, later, [TableLoad("events", 3)], run_id="run-b"))
+    with connected(copy, read_only=True) as wh:
+        lines = to_prometheus(collect_metrics(wh)).splitlines()
+    assert 'harbor_ingestion_failed{run_id="run-a",source="shop"} 1' in lines
+    assert 'harbor_ingestion_failed{run_id="run-b",source="events"} 0' in lines
+    assert 'harbor_rows_loaded{run_id="run-b",source="events",table="events"} 3' in lines
+
+
+def test_a_source_s_freshness_failure_stays_when_a_later_check_selects_other_sources(tmp_path):
+    project = make_project(tmp_path / "project")
+    models = project.path / "models" / "_models.yml"
+    models.write_text(
+        models.read_text().replace(
+            "    tables:\n",
+            "    tables:\n      - name: payments\n        identifier: orders\n"
+            "        freshness:\n          error_after: {count: 1, period: hour}\n",
+        )
+    )
+    assert project.dbt("seed").returncode == 0
+    assert project.dbt("source", "freshness").returncode == 1  # payments: its newest row is from 2024
+    assert project.dbt("source", "freshness", "--select", "source:shop.orders").returncode == 0
+    with connected(project.path / "warehouse.duckdb", read_only=True) as wh:
+        lines = to_prometheus(collect_metrics(wh)).splitlines()
+    assert 'harbor_source_freshness_failed{source="obs_it.shop.payments"} 1' in lines
+    assert 'harbor_source_freshness_failed{source="obs_it.shop.orders"} 0' in lines
+
+
+UNIT_TEST = """\
+unit_tests:
+  - name: orders_clean_changes_nothing
+    model: orders_clean
+    given:
+      - input: ref('orders')
+        rows:
+          - {order_id: 1, amount: 1.0, updated_at: 2024-01-01 00:00:00}
+    expect:
+      rows:
+        - {order_id: 2, amount: 1.0, updated_at: 2024-01-01 00:00:00}
+"""
+
+
+def test_a_failing_unit_test_and_the_models_it_skips_make_a_critical_alert(tmp_path):
+    """dbt skips a model whose unit test fails, and its tests: the history had no unit tests, and the alert said
+    every model was built and every test passed."""
+    project = make_project(tmp_path / "project")
+    (project.path / "models" / "_unit_tests.yml").write_text(UNIT_TEST)
+    assert project.dbt("build").returncode == 1
+    with connected(project.path / "warehouse.duckdb", read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+    assert alert is not None and alert.severity == "critical"
+    problems = {(p.kind, p.name, p.status) for p in alert.problems}
+    assert problems == {("unit_test", "orders_clean_changes_nothing", "fail"), ("model", "orders_clean", "skipped")}
+    assert alert.title == "Harbor run: 1 failed, 1 not built, 0 warning(s)"
+
+    (project.path / "models" / "_unit_tests.yml").unlink()
+    assert project.dbt("build", "--exclude", "unique_orders_clean_order_id").returncode == 0
+    assert project.dbt("test", "--select", "not_null_orders_clean_order_id").returncode == 0
+    with connected(project.path / "warehouse.duckdb", read_only=True) as wh:
+        alert = alert_for_latest_run(wh)
+    assert alert is not None and alert.title == "Harbor run succeeded: all tests passed"  # no model ran
+
+
 def test_prometheus_text_and_grafana_dashboard(warehouse_with_a_failed_run):
     with connected(warehouse_with_a_failed_run, read_only=True) as wh:
         text = to_prometheus(collect_metrics(wh))

@@ -100,6 +100,37 @@ def test_the_hook_can_be_switched_off(tmp_path):
         ) == [{"n": 0}]
 
 
+def test_dates_in_vars_test_arguments_and_meta_are_recorded_as_text(tmp_path):
+    """YAML reads `2024-01-01` as a date, which dbt's `tojson` cannot write: the hook failed, and from then on
+    nothing was recorded."""
+    project = make_project(tmp_path / "project")
+    (project.path / "macros" / "test_checked_since.sql").write_text(
+        "{% test checked_since(model, column_name, since) %}select * from {{ model }} where false{% endtest %}\n"
+    )
+    models = project.path / "models" / "_models.yml"
+    models.write_text(
+        models.read_text()
+        .replace("    description: orders, once\n", "    description: orders, once\n    meta: {since: 2024-01-01}\n")
+        .replace(
+            "          - not_null\n",
+            "          - not_null\n          - checked_since:\n              arguments:\n"
+            "                since: [2024-01-02]\n",
+            1,
+        )
+    )
+    result = project.dbt("build", "--vars", "{as_of: 2024-01-03}")
+    assert "OK hook" in result.stdout, result.stdout
+
+    with connected(project.path / "warehouse.duckdb", read_only=True) as wh:
+        (invocation,) = wh.query("select invocation_vars from observability.dbt_invocations")
+        assert json.loads(invocation["invocation_vars"]) == {"as_of": "2024-01-03"}
+        (model,) = wh.query("select meta from observability.dbt_models")
+        assert json.loads(model["meta"]) == {"since": "2024-01-01"}
+        for table in ("dbt_tests", "elementary_test_results"):
+            (checked,) = wh.query(f"select test_params from observability.{table} where test_params like '%since%'")
+            assert json.loads(checked["test_params"])["since"] == ["2024-01-02"]
+
+
 @pytest.mark.parametrize("adapter", ["duckdb", "postgres"])
 def test_ingestion_runs_are_recorded_per_table(tmp_path, adapter, request, monkeypatch):
     monkeypatch.setenv("HARBOR_RUN_ID", "run-7")

@@ -70,7 +70,10 @@
             {%- elif value is string -%}
                 {%- do cells.append("'" ~ value | replace("'", "''") ~ "'") -%}
             {%- elif value is mapping or value is sequence -%}
-                {%- do cells.append("'" ~ tojson(value) | replace("'", "''") ~ "'") -%}
+                {#- Converted only when it holds a date (Python's repr names its type): few do, and a macro call
+                    per value is what makes a hook slow. -#}
+                {%- set jsonable = harbor_obs_jsonable(value) if 'datetime.' in (value | string) else value -%}
+                {%- do cells.append("'" ~ tojson(jsonable) | replace("'", "''") ~ "'") -%}
             {%- elif value.strftime is defined -%}
                 {%- do cells.append("cast('" ~ value.strftime('%Y-%m-%d %H:%M:%S.%f') ~ "' as timestamp)") -%}
             {%- else -%}
@@ -83,6 +86,27 @@
 {% endmacro %}
 
 
+{#- A mapping JSON can hold: YAML reads `2024-01-01` (in `--vars`, a test's arguments, a `meta`) as a date, which
+    dbt's `tojson` cannot write (a TypeError it does not catch: the hook failed, and nothing more was recorded).
+    Such values are written as text. -#}
+{% macro harbor_obs_jsonable(value) %}
+    {%- if value is none or value is boolean or value is number or value is string -%}
+        {{- return(value) -}}
+    {%- elif value is mapping -%}
+        {%- set converted = {} -%}
+        {%- for key, item in value.items() -%}
+            {%- do converted.update({key | string: harbor_obs_jsonable(item)}) -%}
+        {%- endfor -%}
+        {{- return(converted) -}}
+    {%- elif value is sequence -%}
+        {%- set converted = [] -%}
+        {%- for item in value -%}
+            {%- do converted.append(harbor_obs_jsonable(item)) -%}
+        {%- endfor -%}
+        {{- return(converted) -}}
+    {%- endif -%}
+    {{- return(value | string) -}}
+{% endmacro %}
 
 
 {% macro harbor_observability_run_id() %}
@@ -128,8 +152,12 @@
 
 {% macro harbor_observability_insert_run_results(schema, results, now) %}
     {%- set rows = [] -%}
-    {%- for result in results if result.node.resource_type in ('model', 'test', 'seed', 'snapshot', 'source') -%}
-        {%- set node = graph.nodes.get(result.node.unique_id) or graph.sources.get(result.node.unique_id) -%}
+    {%- set recorded = ('model', 'test', 'unit_test', 'seed', 'snapshot', 'source') -%}
+    {%- for result in results if result.node.resource_type in recorded -%}
+        {#- A unit test is in neither graph: its result's node says enough. Left out, a failing one (which skips
+            its model and everything after) left an alert saying every test passed. -#}
+        {%- set node = graph.nodes.get(result.node.unique_id) or graph.sources.get(result.node.unique_id)
+            or result.node -%}
         {%- set response = result.adapter_response or {} -%}
         {%- set timing = {} -%}
         {%- for step in result.timing -%}
