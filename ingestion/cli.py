@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import sqlalchemy as sa
@@ -22,7 +23,14 @@ from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import ConfigError, Settings, checked_log_level, described_setting_error, shown_location
-from ingestion.transform import TARGET_ENGINES, DbtFailed, dbt_executable, default_target, run_dbt
+from ingestion.transform import (
+    TARGET_ENGINES,
+    DbtFailed,
+    check_target_exists,
+    dbt_executable,
+    default_target,
+    run_dbt,
+)
 
 SOURCES = tuple(INGESTERS)
 MAX_REPORT_DAYS = 36_500
@@ -79,8 +87,17 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
+class _Parser(argparse.ArgumentParser):
+    """Options in full only (subcommands' parsers are of this class too): argparse took `--full` for
+    `--full-refresh`, so a typo ran a destructive reload."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("allow_abbrev", False)
+        super().__init__(*args, **kwargs)
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harbor", description=__doc__)
+    parser = _Parser(prog="harbor", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
 
     demo = commands.add_parser("demo", help="the demo shop source").add_subparsers(dest="demo_command", required=True)
@@ -226,10 +243,11 @@ def _demo_shop_exists(url: str) -> bool:
         engine.dispose()
 
 
-def _refuse_a_split_warehouse() -> None:
+def _refuse_a_split_warehouse(settings: Settings) -> None:
     """`demo run` loads the destination and builds the target: HARBOR_TARGET=pg without HARBOR_DESTINATION=postgres
     loaded the new day into DuckDB and built PostgreSQL from the day before's raw data, exit 0."""
     target, destination = default_target(), pipeline.destination_kind()
+    check_target_exists(settings, target)
     builds = TARGET_ENGINES.get(target)
     if builds is not None and builds != destination:
         raise ConfigError(
@@ -239,7 +257,8 @@ def _refuse_a_split_warehouse() -> None:
 
 
 def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
-    _refuse_a_split_warehouse()
+    _refuse_a_split_warehouse(settings)
+    _refuse_a_warehouse_it_cannot_load(settings)  # before the shop moves a day forward
     url = _shop_url(args, settings)
     if _demo_shop_exists(url):
         _demo_advance(argparse.Namespace(url=url, ticks=1), settings)
@@ -336,6 +355,19 @@ def _dbt_build(settings: Settings, target: str, *options: str) -> int:
         return run_dbt(settings, "build", *options, check=False)
 
 
+def _refuse_a_warehouse_it_cannot_load(settings: Settings) -> None:
+    """A warehouse every source would fail on is said once, before any runs: a DuckDB file another process
+    writes, a PostgreSQL database not created yet."""
+    try:
+        kind = pipeline.destination_kind()
+    except ConfigError:  # a wrong destination is each source's to report
+        return
+    if kind == "duckdb":
+        _refuse_a_warehouse_in_use(settings)
+    else:
+        pipeline.check_postgres_warehouse()
+
+
 def _refuse_a_warehouse_in_use(settings: Settings) -> None:
     """DuckDB lets one process at a time write a file: a run meeting another's lock failed in every source (ingest)
     or deep inside dbt (build, a page of traceback). Said once, up front, naming the process that holds it."""
@@ -398,9 +430,7 @@ def ingest_sources(
 ) -> int:
     """Ingest each source in turn (a failing one does not stop the others); print a closing summary."""
     json_logs = json_logs or runlog.json_logs_requested()
-    with contextlib.suppress(ConfigError):  # a wrong destination is each source's to report
-        if pipeline.destination_kind() == "duckdb":
-            _refuse_a_warehouse_in_use(settings)
+    _refuse_a_warehouse_it_cannot_load(settings)
     log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.PROGRESS["enabled"] = True
     results: list[IngestResult] = []
@@ -579,9 +609,14 @@ def _report_and_alert(
     # HTML page with no `.html` that no browser opened as one, and the metrics landed beside it.
     if path.is_dir() or (output or "").endswith(("/", os.sep)) or not (path.exists() or path.suffix):
         path = path / REPORT_FILE
+    if path.suffix.lower() not in (".html", ".htm"):  # `--output report.json` held an HTML page
+        raise ValueError(f"--output {output}: the report is one HTML file: name it `<name>.html`, or give a folder")
     location = warehouse or _history_location(settings)
     if "://" not in str(location) and not Path(location).exists():
-        raise FileNotFoundError(f"no warehouse at {location}: `harbor ingest` and `harbor build` make one")
+        raise FileNotFoundError(
+            f"no warehouse at {location}: `harbor ingest` (or `harbor demo run`) makes one, and `harbor build` "
+            "records the history the report reads"
+        )
     failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None
     report = prom = dashboard = None
     unavailable: ReportUnavailable | None = None

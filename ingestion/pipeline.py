@@ -222,6 +222,23 @@ def postgres_warehouse_url() -> str:
     return f"postgresql://{auth}@{host}:{port}/{database}"
 
 
+def check_postgres_warehouse() -> None:
+    """Refuses a PostgreSQL warehouse database that is not there, naming it and how to make one: every source
+    failed on it in turn, each with a page of SQLAlchemy's text, and the run exited as if a load had failed. A
+    server that cannot be reached is left to the sources, which retry and report it as an outage."""
+    import psycopg2
+
+    try:
+        psycopg2.connect(postgres_warehouse_url(), connect_timeout=10).close()
+    except psycopg2.OperationalError as error:
+        host, port, database = _postgres_warehouse_address()
+        if f'database "{database}" does not exist' in str(error):
+            raise ConfigError(
+                f"the PostgreSQL warehouse database {database!r} does not exist on {host}:{port}: create it "
+                f"(`createdb -h {host} -p {port} {database}`), or set HARBOR_PG_DATABASE to one that does"
+            ) from None
+
+
 def warehouse_destination(settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> Destination:
     """DuckDB (the file in settings, or an open connection to it) unless HARBOR_DESTINATION=postgres."""
     if destination_kind() == "postgres":

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+import yaml
+
 from ingestion.settings import ConfigError, Settings
 
 
@@ -36,6 +38,19 @@ def default_target(env: Mapping[str, str] = os.environ) -> str:
     if env.get("HARBOR_TARGET"):
         return env["HARBOR_TARGET"]
     return "pg" if destination == "postgres" else "dev"
+
+
+def check_target_exists(settings: Settings, target: str) -> None:
+    """Refuses a target the `harbor` profile does not define, naming the ones it does: dbt says so only when it
+    starts, after `demo run` has moved the sources a day forward and ingested them. A profiles file that cannot be
+    read here is left for dbt to complain about."""
+    profiles = Path(os.environ.get("DBT_PROFILES_DIR") or settings.project_dir) / "profiles.yml"
+    try:
+        outputs = (yaml.safe_load(profiles.read_text()) or {})["harbor"]["outputs"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError):
+        return
+    if isinstance(outputs, dict) and target not in outputs:
+        raise ConfigError(f"dbt target {target!r} (HARBOR_TARGET) is not in {profiles}: it has {', '.join(outputs)}")
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

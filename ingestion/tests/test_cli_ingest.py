@@ -258,6 +258,10 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
         main(["ingest", "--threads"])
     assert refused.value.code == EXIT_BAD_CONFIG
     assert "unrecognized arguments: --threads" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as refused:  # argparse took it for --full-refresh: a typo reloaded everything
+        main(["ingest", "--full"])
+    assert refused.value.code == EXIT_BAD_CONFIG
+    assert "unrecognized arguments: --full" in capsys.readouterr().err
 
 
 def test_a_failed_source_is_recorded_as_an_error_beside_the_others(harbor_env, monkeypatch):

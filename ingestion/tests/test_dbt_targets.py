@@ -73,6 +73,8 @@ def test_build_scores_the_artifacts_of_the_target_path_it_was_given(settings, tm
     [
         ({"HARBOR_TARGET": "pg"}, "HARBOR_TARGET=pg builds postgres but ingestion loads duckdb"),
         ({"HARBOR_TARGET": "dev", "HARBOR_DESTINATION": "postgres"}, "HARBOR_TARGET=dev builds duckdb but"),
+        # dbt said so only after the shop had moved a day forward and every source was ingested
+        ({"HARBOR_TARGET": "prod"}, "dbt target 'prod' (HARBOR_TARGET) is not in"),
     ],
 )
 def test_demo_run_refuses_to_load_one_warehouse_and_build_another(settings, monkeypatch, capsys, environment, said):
@@ -136,3 +138,20 @@ def test_a_second_build_of_one_postgres_warehouse_waits_for_the_first(settings, 
         time.sleep(1)
         assert second.poll() is None  # still waiting
     assert second.wait(timeout=120) == 0
+
+
+@pytest.mark.usefixtures("harbor_cli_env")
+@pytest.mark.parametrize("command", [["ingest"], ["demo", "run", "--no-docs"]])
+def test_a_postgres_warehouse_database_not_created_yet_is_said_once_before_anything_runs(
+    settings, monkeypatch, capsys, command
+):
+    """Every source failed on it in turn, each with SQLAlchemy's text, and the run exited 4 (a load failed)."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.delenv("HARBOR_TARGET", raising=False)
+    monkeypatch.setenv("HARBOR_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("HARBOR_PG_DATABASE", "harbor_not_created_yet")
+    assert cli.main(command) == 2
+    err = capsys.readouterr().err
+    assert err.count("harbor_not_created_yet") == 2, err  # one line: the name, and the command that makes it
+    assert "does not exist on 127.0.0.1:5432" in err and "createdb -h 127.0.0.1 -p 5432 harbor_not_created_yet" in err
+    assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())  # no demo shop made or moved

@@ -125,6 +125,10 @@ def test_harbor_report_into_a_folder_or_where_it_cannot_write(demo_run, capsys):
     assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(output)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("harbor: error: cannot write the report:") and "Traceback" not in err
+    not_html = tmp / "report.json"  # held an HTML page
+    assert main(["report", "--warehouse", str(settings.warehouse), "--output", str(not_html)]) == 2
+    assert "the report is one HTML file: name it `<name>.html`" in capsys.readouterr().err
+    assert not not_html.exists()
 
 
 def test_static_dbt_docs_render_in_chromium(demo_run):
