@@ -39,6 +39,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import dlt
@@ -72,6 +73,7 @@ BACKENDS = ("auto", "duckdb", "connectorx", "pyarrow", "sqlalchemy")
 TABLE_OPTION_KEYS = ("primary_key", "cursor_column", "lag_seconds")
 # The contract every shop table is loaded under: new tables and columns evolve, a changed type stops the load.
 SCHEMA_CONTRACT = {"tables": "evolve", "columns": "evolve", "data_type": "freeze"}
+SOURCE_DATABASE_STATE = "source_database"
 
 
 class SourceConfigError(ConfigError):
@@ -121,9 +123,8 @@ def shop_source(
     _refuse_a_cursor_no_table_has(cursor_column, options, reflected_tables)
     loaded_before = _tables_with_a_cursor()
     raw_tables = {} if full_refresh else _raw_columns()
-    scanner = ScannerSession(engine.url) if backend == "duckdb" else None
-    for table, reflected in reflected_tables.items():
-        plan = _table_plan(
+    plans = {
+        table: _table_plan(
             table,
             reflected,
             options.get(table, {}),
@@ -136,6 +137,17 @@ def shop_source(
             raw=raw_tables.get(table) if raw_tables is not None else None,
             first_load=loaded_before is not None and table not in loaded_before,
         )
+        for table, reflected in reflected_tables.items()
+    }
+    # After the settings are checked, before what raw holds is compared with the source: raw is another
+    # database's, and would only differ from this one.
+    source_database = _source_database(engine.url, schema)
+    if not full_refresh:
+        _refuse_another_source_database(source_database)
+    scanner = ScannerSession(engine.url) if backend == "duckdb" else None
+    for table, plan in plans.items():
+        reflected = reflected_tables[table]
+        _refuse_a_dropped_not_null_column(table, reflected, plan.raw)
         if scanner is not None:
             resource = scanner_table(
                 scanner,
@@ -186,7 +198,43 @@ def shop_source(
             ),
             insert_at=None if python_rows else 1,
         )
-        yield resource.add_map(add_metadata)
+        yield resource.add_map(add_metadata).add_map(_remembering(source_database))
+
+
+def _source_database(url: sa.URL, schema: str | None) -> str:
+    """Which database the shop is read from, as the warehouse remembers it: the engine and the database (a SQLite
+    file's full path), and the schema. Not the host: the same database reached by another address is the same."""
+    database = url.database or ""
+    if url.get_backend_name() == "sqlite" and database and database != ":memory:":
+        database = str(Path(database).resolve())
+    return f"{url.get_backend_name()} {database}" + (f" schema {schema}" if schema else "")
+
+
+def _refuse_another_source_database(source_database: str) -> None:
+    """The stored cursors are another database's: an incremental run read only its rows newer than them (often
+    none: every table loaded 0 rows, exit 0) and staging kept the other database's rows beside them."""
+    try:
+        remembered = dlt.current.source_state().get(SOURCE_DATABASE_STATE)
+    except DltException:  # no active pipeline: the source is being built outside a run
+        return
+    if remembered is not None and remembered != source_database:
+        raise SourceConfigError(
+            f"shop: the warehouse's shop tables were loaded from another database ({remembered}; now "
+            f"{source_database}, sources.shop.credentials): their incremental cursors are that database's, so an "
+            "incremental run would load only part of this one, or nothing. Run `harbor ingest shop --full-refresh`, "
+            "then `harbor build --full-refresh`; or give this source a warehouse of its own (HARBOR_WAREHOUSE)"
+        )
+
+
+def _remembering(source_database: str) -> Callable[[Any], Any]:
+    """A map step that records the source database in dlt's source state, committed with the load (state set
+    while the source is built, outside extraction, is not kept)."""
+
+    def remember(item: Any) -> Any:
+        dlt.current.source_state()[SOURCE_DATABASE_STATE] = source_database
+        return item
+
+    return remember
 
 
 def _chosen_backend(backend: str, engine: sa.Engine) -> str:
@@ -317,7 +365,6 @@ def _table_plan(
         text_timestamps=text_timestamps and isinstance(cursor_type, sa.DateTime),
     )
     required = [*primary_key, *([cursor] if cursor else [])]
-    _refuse_a_dropped_not_null_column(table, reflected, raw)
     # Rows without a cursor are quarantined rather than failing the table. `primary_key=()` turns off dlt's
     # deduplication of the rows at the cursor's last value: it remembers them by primary key, so with
     # `lag_seconds = 0` a row changed again without a new cursor value (a status fixed in the same second) was

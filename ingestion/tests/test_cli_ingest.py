@@ -106,12 +106,22 @@ def test_a_shop_moved_from_sqlite_to_postgresql_is_explained_and_a_full_refresh_
     monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", postgres_url)
     assert main(["demo", "create", "--scale", "0.2"]) == 0
     capsys.readouterr()
-    assert main(["ingest", "shop"]) == 4
+    # Refused before anything is read: the SQLite shop's cursors loaded nothing of a PostgreSQL shop whose rows
+    # were all older than them (exit 0), and stopped on the time zones of one with newer rows.
+    assert main(["ingest", "shop"]) == EXIT_BAD_CONFIG
     err = capsys.readouterr().err
-    assert "differ in time zone awareness" in err and "harbor ingest shop --full-refresh" in err
+    database = sa.engine.make_url(postgres_url).database
+    assert (
+        f"loaded from another database (sqlite {harbor_env.data_dir / 'shop.sqlite'}; now postgresql {database}" in err
+    )
+    assert "harbor ingest shop --full-refresh" in err
     assert main(["ingest", "shop", "--full-refresh"]) == 0
     # staging would keep the SQLite shop's keys beside the new ones: the dbt side needs a full rebuild too
     assert "raw data of shop replaced: rebuild with `harbor build --full-refresh`" in capsys.readouterr().out
+    assert main(["ingest", "shop"]) == 0  # the full refresh remembered the new database (read by DuckDB's scanner)
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", harbor_env.shop_url)  # and back: refused again
+    assert main(["ingest", "shop"]) == EXIT_BAD_CONFIG
+    assert f"now sqlite {harbor_env.data_dir / 'shop.sqlite'}" in capsys.readouterr().err
 
 
 def test_the_shop_url_can_come_from_dlt_s_secrets_toml(tmp_path):

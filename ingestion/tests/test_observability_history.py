@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import sqlalchemy as sa
 
 from ingestion.observability import IngestionRun, TableLoad, record_ingestion_run
 from ingestion.observability.report import build_report_data
 from ingestion.observability.warehouse import connected
 from ingestion.tests.obs_project import make_project
+from ingestion.transform import dbt_executable
 
 
 def _location(project, postgres_url):
@@ -88,6 +92,33 @@ def test_every_invocation_is_appended_with_results_samples_and_nodes(tmp_path, a
         r for r in report["test_results"]["model.obs_it.orders_clean"] if r["metadata"]["test_name"] == "unique"
     ]
     assert unique_result["test_results"]["results_sample"] == [{"unique_field": 2, "n_records": 2}]
+
+
+def test_two_invocations_writing_history_at_once_on_postgresql_leave_one_copy_of_the_nodes(tmp_path, postgres_url):
+    """Each rewrites the node tables (delete, then insert): the second's delete waited for the first's rows, did
+    not see its new ones, and both copies stayed (every test twice). Here the first writer is a transaction doing
+    what the hook does, under the hook's lock, while a real `dbt source freshness` starts."""
+    project = make_project(tmp_path / "project", postgres_url=postgres_url)
+    assert project.dbt("build").returncode == 1  # the history exists (a test fails on purpose)
+    engine = sa.create_engine(postgres_url)
+    with engine.connect() as writer:
+        writer.execute(sa.text("select pg_advisory_xact_lock(hashtext('harbor observability history'))"))
+        writer.execute(sa.text("create temporary table saved as select * from observability.dbt_tests"))
+        writer.execute(sa.text("delete from observability.dbt_tests"))
+        writer.execute(sa.text("insert into observability.dbt_tests select * from saved"))
+        other = subprocess.Popen(
+            [dbt_executable(), "source", "freshness", "--target", project.target],
+            cwd=project.path,
+            env=project.env,
+            stdout=subprocess.DEVNULL,
+        )
+        time.sleep(8)  # the other invocation reaches its hook and waits
+        writer.commit()
+        assert other.wait(timeout=120) == 0
+    with engine.connect() as reader:
+        counts = reader.execute(sa.text("select count(*), count(distinct unique_id) from observability.dbt_tests"))
+        assert tuple(counts.one()) == (3, 3)
+    engine.dispose()
 
 
 def test_the_hook_can_be_switched_off(tmp_path):

@@ -13,13 +13,29 @@
     {%- endif -%}
     {%- set schema = harbor_observability_schema() -%}
     {%- set now = modules.datetime.datetime.utcnow() -%}
-    {%- set statements = [harbor_observability_ddl(schema)] -%}
+    {%- set statements = [harbor_obs_one_writer_at_a_time(), harbor_observability_ddl(schema)] -%}
     {%- do statements.append(harbor_observability_insert_invocation(schema, results, now)) -%}
     {%- do statements.append(harbor_observability_insert_run_results(schema, results, now)) -%}
     {%- do statements.append(harbor_observability_insert_test_results(schema, results, now)) -%}
     {%- do statements.append(harbor_observability_insert_freshness(schema, results, now)) -%}
     {%- do statements.append(harbor_observability_replace_nodes(schema, now)) -%}
     {{- return(statements | reject('equalto', '') | join(';\n') ~ ';') -}}
+{% endmacro %}
+
+
+{#- The hook rewrites the project's node tables (delete, then insert): two invocations writing at once on
+    PostgreSQL, each deleting what it saw, left both copies (every test twice, coverage doubled in the report). The
+    second waits for the first's transaction instead. DuckDB lets one process write at a time anyway. -#}
+{% macro harbor_obs_one_writer_at_a_time() %}
+    {{- return(adapter.dispatch('harbor_obs_one_writer_at_a_time')()) -}}
+{% endmacro %}
+
+{% macro default__harbor_obs_one_writer_at_a_time() %}
+    {{- return('') -}}
+{% endmacro %}
+
+{% macro postgres__harbor_obs_one_writer_at_a_time() %}
+    {{- return("select pg_advisory_xact_lock(hashtext('harbor observability history'))") -}}
 {% endmacro %}
 
 
