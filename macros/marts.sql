@@ -74,6 +74,28 @@
         )
 {%- endmacro %}
 
+{#- The orders that rows of `rows` (a staged CTE with an `order_id`, keyed by `key_column`) changed since the last
+    build have left: the `order_id` the mart `mart` (`fct_order_items`, `fct_payments`) stored for them, where it
+    differs. That mart is built after `fct_orders` (it depends on it), so it still holds the rows as they were;
+    not read through ref(), which would build it first. Nothing before the mart is first built. -#}
+{% macro orders_left_by_changed_rows(rows, mart, key_column) -%}
+    {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('name', 'equalto', mart) | first -%}
+    {%- set built = adapter.get_relation(database=node.database, schema=node.schema, identifier=node.alias)
+        if execute else none -%}
+    {%- if built is none -%}
+        select order_id from {{ rows }} where 1 = 0
+    {%- else -%}
+        select built.order_id
+        from {{ rows }}
+        inner join {{ built }} as built
+            on {{ rows }}.{{ key_column }} = built.{{ key_column }}
+        where
+            {{ changed_since_last_build(rows ~ '._staged_at') }}
+            and built.order_id <> {{ rows }}.order_id
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The rows an incremental run hands to the `replace_keys` strategy: for every affected key (`key_column`
     of `affected`, distinct), the recomputed rows of `recomputed` with that key, or a tombstone when none is
     left (key set, every other column null, `_loaded_at` null): the strategy deletes the key and inserts

@@ -426,10 +426,12 @@ def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
     assert status(counts) == "fail"
 
 
-def test_an_order_paid_before_its_lines_arrive_shows_the_payment_and_a_moved_payment_fails_the_build(settings):
+def test_an_order_paid_before_its_lines_arrive_shows_the_payment_and_moved_lines_and_payments_recompute_both_orders(
+    settings,
+):
     """`fct_orders` took its amounts from the order's lines: an order paid before its lines arrived read 0 paid.
-    A payment moved to another order leaves the order it left with its old amount (an incremental build
-    recomputes the order a payment belongs to now): the reconciliation of amounts paid says so."""
+    A payment or line moved to another order left the order it left with its old amounts (an incremental build
+    recomputed only the order it belongs to now), and the reconciliation tests failed the build."""
     import sqlalchemy as sa
 
     from ingestion.quality import dbt_target_dir, load_outcomes
@@ -461,14 +463,18 @@ def test_an_order_paid_before_its_lines_arrive_shows_the_payment_and_a_moved_pay
     assert run_dbt(settings, "build", check=False) == 0
 
     def amount_paid(order: int) -> Decimal:
+        return amounts(order)[0]
+
+    def amounts(order: int) -> tuple[Decimal, Decimal, int]:
         with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
-            (paid,) = conn.execute("select amount_paid from marts.fct_orders where order_id = ?", [order]).fetchone()
-        return paid
+            return conn.execute(
+                "select amount_paid, order_total, item_count from marts.fct_orders where order_id = ?", [order]
+            ).fetchone()
 
     assert amount_paid(order_id) == Decimal("12.34")
 
-    # An old succeeded payment moves to another old order: neither order is re-read in the lag window.
-    payment = shop.payments.c
+    # An old succeeded payment and an old line move to another old order: no order is re-read in the lag window.
+    payment, line = shop.payments.c, shop.order_items.c
     with engine.begin() as conn:
         moved, left, amount = conn.execute(
             sa.select(payment.payment_id, payment.order_id, payment.amount)
@@ -476,23 +482,28 @@ def test_an_order_paid_before_its_lines_arrive_shows_the_payment_and_a_moved_pay
             .order_by(payment.payment_id)
             .limit(1)
         ).one()
-        joined = conn.execute(sa.select(sa.func.min(shop.orders.c.order_id)).where(shop.orders.c.order_id != left))
-        joined = joined.scalar_one()
-        left_before, joined_before = amount_paid(left), amount_paid(joined)
-        conn.execute(
-            shop.payments.update()
-            .where(payment.payment_id == moved)
-            .values(order_id=joined, updated_at=now + timedelta(minutes=1))
-        )
+        moved_line, line_left, quantity, unit_price = conn.execute(
+            sa.select(line.order_item_id, line.order_id, line.quantity, line.unit_price)
+            .where(line.order_id != left)
+            .order_by(line.order_item_id)
+            .limit(1)
+        ).one()
+        joined = conn.execute(
+            sa.select(sa.func.min(shop.orders.c.order_id)).where(shop.orders.c.order_id.not_in([left, line_left]))
+        ).scalar_one()
+        before = {order: amounts(order) for order in (left, line_left, joined)}
+        later = {"updated_at": now + timedelta(minutes=1)}
+        conn.execute(shop.payments.update().where(payment.payment_id == moved).values(order_id=joined, **later))
+        conn.execute(shop.order_items.update().where(line.order_item_id == moved_line).values(order_id=joined, **later))
     engine.dispose()
     ingest_shop(settings)
-    assert run_dbt(settings, "build", check=False) != 0
+    assert run_dbt(settings, "build", check=False) == 0  # the reconciliations pass
     outcomes = load_outcomes(dbt_target_dir(settings.project_dir))
-    assert {o.unique_id.split(".")[2] for o in outcomes if o.status == "fail"} == {
-        "assert_fct_orders_amount_paid_matches_payments"
-    }
-    assert amount_paid(joined) == joined_before + amount
-    assert amount_paid(left) == left_before  # not recomputed: what the reconciliation finds
+    assert not [o for o in outcomes if o.status in ("fail", "error", "warn")]
+    line_total = Decimal(quantity) * Decimal(unit_price)
+    assert amounts(joined) == (before[joined][0] + amount, before[joined][1] + line_total, before[joined][2] + 1)
+    assert amount_paid(left) == before[left][0] - amount
+    assert amounts(line_left)[1:] == (before[line_left][1] - line_total, before[line_left][2] - 1)
 
 
 def test_a_row_deleted_from_a_table_reloaded_in_full_leaves_staging_and_the_marts(settings, pg_env, monkeypatch):

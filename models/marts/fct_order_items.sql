@@ -7,6 +7,8 @@
     unique_key='order_item_id',
     on_schema_change='append_new_columns'
 ) }}
+-- After fct_orders, which reads this model's stored rows to find the orders a moved row left:
+-- depends_on: {{ ref('fct_orders') }}
 
 with
 

@@ -11,6 +11,8 @@
 -- depends_on: {{ ref('stg_shop__order_items') }}
 -- depends_on: {{ ref('stg_shop__payments') }}
 -- depends_on: {{ ref('stg_fx__exchange_rates') }}
+-- Reads the stored rows of `fct_order_items` and `fct_payments` (built after it) without ref(): see
+-- `orders_left_by_changed_rows()`.
 
 with
 
@@ -78,6 +80,15 @@ affected as (
 
     select order_id from payments
     where {{ changed_since_last_build() }}
+
+    union
+
+    -- The orders changed lines and payments left: their stored rows still name them.
+    {{ orders_left_by_changed_rows('order_items', 'fct_order_items', 'order_item_id') }}
+
+    union
+
+    {{ orders_left_by_changed_rows('payments', 'fct_payments', 'payment_id') }}
 
     union
 
