@@ -446,7 +446,9 @@ def ingest_sources(
         except pipeline.PendingLoadFailed as error:
             log.error(str(error), extra={"source": source}, exc_info=json_logs)
             failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
-        except Exception as error:
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException as error:  # a Rust panic in a reader (connectorx's PanicException) is no Exception
             misconfigured = [
                 e for e in pipeline.error_chain(error) if isinstance(e, ConfigError | ConfigurationException)
             ]

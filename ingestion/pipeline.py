@@ -31,7 +31,7 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 
 from ingestion.parquet_writer import use_plain_parquet
 from ingestion.settings import ConfigError, Settings
-from ingestion.sources.quarantine import DEAD_LETTERS, Tally
+from ingestion.sources.quarantine import COLUMN_NAMING, DEAD_LETTERS, Tally
 
 # Arrow backends skip dlt's `_dlt_load_id` unless asked; every raw row must carry it.
 os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
@@ -423,7 +423,8 @@ def _table_counts(selected: Iterable[str], row_counts: dict[str, int], tally: Ta
     and the dead-letter table when it loaded rows no table's tally counted."""
     tables: dict[str, TableCounts] = {}
     for table in selected:
-        loaded = row_counts.get(table, 0)
+        # dlt counts rows under raw's name for the table (`MixedCase` loads as `mixed_case`)
+        loaded = row_counts.get(table, row_counts.get(COLUMN_NAMING.normalize_table_identifier(table), 0))
         quarantined = tally.quarantined.get(table, 0)
         extracted = tally.extracted.get(table, loaded + quarantined)
         tables[table] = TableCounts(extracted=extracted, loaded=loaded, quarantined=quarantined)

@@ -135,6 +135,13 @@ def select_list(table: str, columns: list[dict], raw_columns: Mapping[str, dict]
                 f"case when {quoted} is not null and not {fits} then '{prefix}' || {quoted}::text || '{suffix}' end"
             )
             exact = False
+        elif isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float):
+            # numeric(p, s) may hold NaN, which the scanner reads as 0: null instead, and the row a dead letter.
+            target = f"numeric({kind.precision}, {kind.scale or 0})"
+            selected.append(f"(case when {quoted} <> 'NaN' then {quoted} end)::{target} as {quoted}")
+            prefix = sql_string(f"{table}.{name}: NaN is not a number the warehouse's DECIMAL({kind.precision}, ")
+            reasons.append(f"case when {quoted} = 'NaN' then '{prefix}{kind.scale or 0}) holds' end")
+            exact = False
         elif isinstance(kind, sa.Time) and kind.timezone:
             selected.append(f"{quoted}::text as {quoted}")
             exact = False

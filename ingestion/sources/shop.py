@@ -54,7 +54,7 @@ from dlt.sources.sql_database import sql_table
 from ingestion.demo.shop import SHOP_TABLES, engine_for, missing_sqlite_file
 from ingestion.settings import ConfigError, non_negative_number
 from ingestion.sources.http import RetryPolicy
-from ingestion.sources.metadata import metadata_adder
+from ingestion.sources.metadata import EXTRACTED_AT, SOURCE, metadata_adder
 from ingestion.sources.postgres_scan import INVALID, ScannerSession, scanner_table
 from ingestion.sources.quarantine import (
     COLUMN_NAMING,
@@ -284,7 +284,37 @@ def _reflected_tables(
         if not inspector.has_table(table, schema=schema):
             raise SourceConfigError(f"shop: table {table!r} not found in {where}")
         reflected_tables[table] = inspector.get_columns(table, schema=schema)
+        _refuse_names_raw_cannot_keep_apart(table, [c["name"] for c in reflected_tables[table]])
+    _refuse_names_raw_cannot_keep_apart(None, list(reflected_tables))
     return reflected_tables
+
+
+# Written by Harbor and dlt into every raw row: a source column of one of these names would be overwritten.
+RESERVED_COLUMNS = (EXTRACTED_AT, SOURCE, "_dlt_load_id")
+
+
+def _refuse_names_raw_cannot_keep_apart(table: str | None, names: list[str]) -> None:
+    """raw names tables and columns in snake case: two source names that become one (`Orders` and `orders`,
+    `OrderId` and `order_id`) loaded into one raw table or column, the second's rows replacing the first's by key;
+    a column named like a metadata column had its values overwritten. Both silently. `table` None: `names` are
+    the tables."""
+    normalize = COLUMN_NAMING.normalize_table_identifier if table is None else COLUMN_NAMING.normalize_identifier
+    seen: dict[str, str] = {}
+    for name in names:
+        raw_name = normalize(name)
+        if table is not None and raw_name in RESERVED_COLUMNS:
+            raise SourceConfigError(
+                f"shop: table {table!r} column {name!r} would load into raw column {raw_name!r}, which Harbor and "
+                "dlt write into every raw row: rename it in the source, or load a view that does"
+            )
+        if raw_name in seen:
+            what = "tables" if table is None else f"table {table!r} columns"
+            hint = "load one of them (sources.shop.table_names)" if table is None else "rename one in the source"
+            raise SourceConfigError(
+                f"shop: {what} {seen[raw_name]!r} and {name!r} would both load into raw "
+                f"{'table' if table is None else 'column'} {raw_name!r}: {hint}, or load a view that renames it"
+            )
+        seen[raw_name] = name
 
 
 def _refuse_a_cursor_no_table_has(
@@ -717,7 +747,7 @@ class _QuarantineInvalid:
         if mask is None or not pc.any(mask).as_py():
             yield _nullability(item, self.not_null)
             return
-        yield from self._quarantined(item.filter(mask).to_pylist())
+        yield from self._quarantined(_python_rows(item.filter(mask)))
         valid = item.filter(pc.invert(mask))
         if valid.num_rows:
             yield _nullability(valid, self.not_null)
@@ -792,6 +822,34 @@ class _QuarantineInvalid:
                     "or cursor when raw was created); nothing was loaded; `harbor ingest shop --full-refresh` "
                     "reloads the table with the column nullable"
                 )
+
+
+def _python_rows(item: pa.Table) -> list[dict]:
+    """The rows as Python values for the dead letters. A date or time Python cannot hold (PostgreSQL's `infinity`,
+    read by DuckDB's scanner as the largest timestamp) failed the conversion, and with it the whole source at every
+    run: such columns are then written as text."""
+    try:
+        return item.to_pylist()
+    except (ValueError, OverflowError, pa.ArrowException):
+        temporal = [
+            i for i, field in enumerate(item.schema) if pa.types.is_temporal(field.type) or pa.types.is_date(field.type)
+        ]
+        for i in temporal:
+            item = item.set_column(i, item.schema.field(i).name, _as_text(item.column(i)))
+        return item.to_pylist()
+
+
+def _as_text(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    """A temporal column as text, `infinity` for the largest value and `-infinity` for the smallest (DuckDB's
+    scanner reads PostgreSQL's infinities so); other values in ISO form."""
+    as_int = pc.cast(column, pa.int64()) if not pa.types.is_date(column.type) else pc.cast(column, pa.int32())
+    largest, smallest = (2**63 - 1, -(2**63 - 1)) if as_int.type == pa.int64() else (2**31 - 1, -(2**31 - 1))
+    text = pc.cast(column, pa.string(), safe=False)
+    return pc.if_else(
+        pc.greater_equal(as_int, largest),
+        "infinity",
+        pc.if_else(pc.less_equal(as_int, smallest), "-infinity", text),
+    )
 
 
 def _forget_the_invalid_column() -> None:

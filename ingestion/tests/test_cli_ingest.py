@@ -87,6 +87,31 @@ def test_progress_lines_show_only_for_steps_that_run_long():
     assert keep.filter(record("Load shop\nJobs: 3/11 (27.3%) | Time: 12.50s | Rate: 0.24/s"))
 
 
+def test_a_reader_that_panics_fails_its_source_and_the_others_still_run(harbor_env, capsys, monkeypatch):
+    """connectorx reports a Rust panic (an `interval` column) as a BaseException, not an Exception: it ended the
+    command with a traceback, exit 1, and the sources after it never ran."""
+    from ingestion import cli
+
+    class PanicException(BaseException):  # as pyo3 defines it
+        pass
+
+    ran = []
+
+    def panics(settings, **options):
+        ran.append("shop")
+        raise PanicException("not implemented: interval")
+
+    def fails(settings, **options):
+        ran.append("events")
+        raise RuntimeError("events went wrong")
+
+    monkeypatch.setitem(cli.INGESTERS, "shop", panics)
+    monkeypatch.setitem(cli.INGESTERS, "events", fails)
+    assert main(["ingest", "shop", "events"]) == 4
+    assert ran == ["shop", "events"]
+    assert "source 'shop' failed: not implemented: interval" in capsys.readouterr().err
+
+
 def test_json_logs_keep_every_stderr_line_json_when_a_source_fails(harbor_env, capsys, monkeypatch):
     monkeypatch.setenv("HARBOR_LOG_FORMAT", "json")
     monkeypatch.setenv("SOURCES__FX__BASE_URL", "http://127.0.0.1:9/v1/")  # nothing listens on port 9

@@ -4,6 +4,7 @@ configuration alone; schema drift (a new column loads, a type change stops the l
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import threading
 from datetime import timedelta
@@ -351,7 +352,7 @@ def test_the_scanner_reads_every_table_in_dlt_s_pool_and_leaves_no_loaded_files(
 
     def recording_scan(session, query, batch_rows):
         for batch in scan(session, query, batch_rows):
-            readers[query.split('"')[3]] = threading.current_thread().name
+            readers[re.search(r'from "[^"]+"\."([^"]+)"', query).group(1)] = threading.current_thread().name
             yield batch
 
     monkeypatch.setattr(postgres_scan, "_scan", recording_scan)
@@ -479,3 +480,44 @@ def test_a_sqlite_url_naming_no_file_is_a_wrong_setting_and_creates_nothing(sett
     assert main(["ingest", "shop"]) == 2
     assert f"no SQLite database at {mistyped}" in capsys.readouterr().err
     assert not mistyped.exists()
+
+
+@pytest.mark.parametrize(
+    ("ddl", "said"),
+    [
+        (
+            'create table "Orders" (id int primary key, updated_at timestamptz); '
+            "create table orders (id int primary key, updated_at timestamptz)",
+            "tables 'Orders' and 'orders' would both load into raw table 'orders'",
+        ),
+        (
+            'create table widgets (id int primary key, "OrderId" int, order_id int, updated_at timestamptz)',
+            "table 'widgets' columns 'OrderId' and 'order_id' would both load into raw column 'order_id'",
+        ),
+        (
+            "create table widgets (id int primary key, _extracted_at timestamptz, updated_at timestamptz)",
+            "table 'widgets' column '_extracted_at' would load into raw column '_extracted_at', which Harbor and dlt",
+        ),
+    ],
+)
+def test_source_names_raw_would_merge_or_overwrite_are_refused(postgres_url, ddl, said):
+    """Both tables' rows went into one raw table (the second's replacing the first's by key), two columns into
+    one, and a column named like a metadata column was overwritten: all silently."""
+    from ingestion.sources.shop import SourceConfigError, shop_source
+
+    engine = sa.create_engine(postgres_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(ddl))
+    engine.dispose()
+    with pytest.raises(SourceConfigError, match=re.escape(said)):
+        shop_source(credentials=postgres_url, table_names=["*"])
+
+
+def test_rows_of_a_table_raw_names_otherwise_are_counted():
+    """The closing summary read 0 loaded for `"MixedCase"`: dlt counts its rows under `mixed_case`."""
+    from ingestion.pipeline import _table_counts
+    from ingestion.sources.quarantine import Tally
+
+    counts = _table_counts(["MixedCase", "table with spaces"], {"mixed_case": 3, "table_with_spaces": 2}, Tally())
+    assert (counts["MixedCase"].loaded, counts["MixedCase"].extracted) == (3, 3)
+    assert counts["table with spaces"].loaded == 2

@@ -426,3 +426,41 @@ def test_what_is_not_an_integer_in_a_sqlite_integer_column_goes_to_the_dead_lett
     assert len(dead) == 1, dead
     table, reason, origin = dead[0]
     assert table == "order_items" and "order_items.quantity" in reason and "order_item_id=1" in origin, dead
+
+
+@pytest.mark.parametrize("value", ["infinity", "-infinity"])
+def test_a_dead_letter_holding_an_infinite_timestamp_is_written_and_the_valid_rows_load(
+    settings, postgres_url, monkeypatch, value
+):
+    """A NaN sends the row to the dead letters, and its `infinity` timestamp, which Python cannot hold, failed
+    that step, and so the whole source at every run ("date value out of range")."""
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url,
+        "create table widgets (widget_id int primary key, n numeric, seen_at timestamptz, updated_at timestamptz)",
+        f"insert into widgets values (1, 'NaN', '{value}', now() - interval '1 day'), "
+        "(2, 1.5, now(), now() - interval '1 day')",
+    )
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id from raw_shop.widgets") == [(2,)]
+    ((reason, row),) = raw(settings, "select reason, payload from raw_shop._dead_letters")
+    assert "widgets.n: NaN does not fit" in reason
+    assert json.loads(row)["seen_at"] == value
+
+
+def test_nan_in_a_numeric_with_a_precision_is_a_dead_letter_not_zero(settings, postgres_url, monkeypatch):
+    """PostgreSQL allows NaN in `numeric(10, 2)`; DuckDB's scanner read it as 0.00, loaded without a word."""
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url,
+        "create table widgets (widget_id int primary key, amount numeric(10, 2), updated_at timestamptz)",
+        "insert into widgets values (1, 'NaN', now() - interval '1 day'), (2, 12.34, now() - interval '1 day')",
+    )
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id, amount, typeof(amount) from raw_shop.widgets") == [
+        (2, Decimal("12.34"), "DECIMAL(10,2)")
+    ]
+    ((reason,),) = raw(settings, "select reason from raw_shop._dead_letters")
+    assert reason == "widgets.amount: NaN is not a number the warehouse's DECIMAL(10, 2) holds"
