@@ -21,6 +21,7 @@ import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 from dlt.sources import DltResource
+from sqlalchemy.dialects.postgresql import DOMAIN
 
 from ingestion.duckdb_extensions import load_postgres_scanner, sql_string
 from ingestion.sources.quarantine import COLUMN_NAMING
@@ -116,6 +117,10 @@ def select_list(table: str, columns: list[dict], raw_columns: Mapping[str, dict]
     selected, reasons, exact = [], [], True
     for column in columns:
         name, kind = column["name"], column["type"]
+        # A domain (`create domain price as numeric`) is read as the type it wraps: as such it missed the casts
+        # below, and a domain over `numeric` came back as a double.
+        while isinstance(kind, DOMAIN):
+            kind = kind.data_type
         quoted = _quoted(name)
         loaded_as = (raw_columns or {}).get(COLUMN_NAMING.normalize_identifier(name), {}).get("data_type")
         if loaded_as in ("double", "time"):

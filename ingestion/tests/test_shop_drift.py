@@ -464,3 +464,18 @@ def test_nan_in_a_numeric_with_a_precision_is_a_dead_letter_not_zero(settings, p
     ]
     ((reason,),) = raw(settings, "select reason from raw_shop._dead_letters")
     assert reason == "widgets.amount: NaN is not a number the warehouse's DECIMAL(10, 2) holds"
+
+
+def test_a_domain_over_numeric_stays_exact(settings, postgres_url, monkeypatch):
+    """SQLAlchemy reflects a domain as DOMAIN, not Numeric: it missed the exactness cast, and DuckDB's scanner read
+    the unconstrained numeric under it as a double (12345678901234567.89 became 1.2345678901234568e16)."""
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url,
+        "create domain price as numeric",
+        "create table widgets (widget_id int primary key, amount price, updated_at timestamptz)",
+        "insert into widgets values (1, 12345678901234567.89, now() - interval '1 day')",
+    )
+    ingest_shop(settings)
+    assert raw(settings, "select amount from raw_shop.widgets") == [(Decimal("12345678901234567.890000000"),)]
