@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,11 @@ _OF_LATEST_RUN_PER_SOURCE = (
     f"inner join (select source_name, max(created_at) as latest from {SCHEMA}.ingestion_runs group by source_name) "
     "as latest on runs.source_name = latest.source_name and runs.created_at = latest.latest)"
 )
+
+
+def _unix_seconds(moment: datetime) -> float:
+    """The history's timestamps are UTC, without a zone on DuckDB."""
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
 def collect_metrics(warehouse: Warehouse) -> list[Metric]:
@@ -132,6 +138,14 @@ def collect_metrics(warehouse: Warehouse) -> list[Metric]:
         metrics += [
             Metric(
                 "harbor_dbt_duration_seconds", "Wall time of the latest dbt invocation.", "gauge", [(labels, duration)]
+            ),
+            # The metrics are the newest recorded run's: a build that stopped before recording anything leaves
+            # them as they were, and only their age tells (alert on `time() - this`).
+            Metric(
+                "harbor_dbt_run_started_timestamp_seconds",
+                "When the latest recorded dbt invocation started, in Unix seconds.",
+                "gauge",
+                [(labels, _unix_seconds(invocation["run_started_at"]))],
             ),
             Metric(
                 "harbor_dbt_node_duration_seconds",

@@ -352,6 +352,15 @@ def test_a_failing_unit_test_and_the_models_it_skips_make_a_critical_alert(tmp_p
     assert alert is not None and alert.title == "Harbor run succeeded: all tests passed"  # no model ran
 
 
+def test_the_metrics_say_when_the_run_they_describe_started(warehouse_with_a_failed_run):
+    """A build that stops before recording anything leaves the metrics as they were: only their age tells."""
+    with connected(warehouse_with_a_failed_run, read_only=True) as wh:
+        lines = to_prometheus(collect_metrics(wh)).splitlines()
+        (started,) = wh.query("select max(run_started_at) as at from observability.dbt_invocations")
+    (line,) = [line for line in lines if line.startswith("harbor_dbt_run_started_timestamp_seconds{")]
+    assert float(line.rsplit(" ", 1)[1]) == pytest.approx(started["at"].replace(tzinfo=UTC).timestamp())
+
+
 def test_prometheus_text_and_grafana_dashboard(warehouse_with_a_failed_run):
     with connected(warehouse_with_a_failed_run, read_only=True) as wh:
         text = to_prometheus(collect_metrics(wh))
