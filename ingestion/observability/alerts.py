@@ -11,7 +11,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestion.observability.warehouse import SCHEMA, Warehouse
+from ingestion.observability.warehouse import LATEST_INGESTION_PER_SOURCE, SCHEMA, Warehouse
 
 log = logging.getLogger("harbor.alerts")
 
@@ -155,11 +155,8 @@ def _failed_sources(warehouse: Warehouse) -> list[dict[str, Any]]:
     if not _has_table(warehouse, "ingestion_runs"):
         return []
     return warehouse.query(
-        f"select runs.source_name, runs.table_name, runs.error, runs.run_id from {SCHEMA}.ingestion_runs as runs "
-        f"inner join (select source_name, max(created_at) as latest from {SCHEMA}.ingestion_runs "
-        "group by source_name) as latest "
-        "on runs.source_name = latest.source_name and runs.created_at = latest.latest "
-        "where runs.status = 'error' order by runs.source_name"
+        f"select source_name, table_name, error, run_id from {SCHEMA}.ingestion_runs "
+        f"where (source_name, created_at) in {LATEST_INGESTION_PER_SOURCE} and status = 'error' order by source_name"
     )
 
 

@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from ingestion.observability.warehouse import SCHEMA, Warehouse
+from ingestion.observability.warehouse import LATEST_INGESTION_PER_SOURCE, SCHEMA, Warehouse
 
 
 @dataclass(frozen=True)
@@ -46,9 +46,8 @@ def to_prometheus(metrics: list[Metric]) -> str:
 
 
 _OF_LATEST_RUN_PER_SOURCE = (
-    f"(source_name, run_id) in (select runs.source_name, runs.run_id from {SCHEMA}.ingestion_runs as runs "
-    f"inner join (select source_name, max(created_at) as latest from {SCHEMA}.ingestion_runs group by source_name) "
-    "as latest on runs.source_name = latest.source_name and runs.created_at = latest.latest)"
+    f"(source_name, run_id) in (select source_name, run_id from {SCHEMA}.ingestion_runs "
+    f"where (source_name, created_at) in {LATEST_INGESTION_PER_SOURCE})"
 )
 
 

@@ -16,6 +16,9 @@ from ingestion.settings import ConfigError, shown_location
 
 SCHEMA = "observability"
 _NAMED_PARAM = re.compile(r"(?<![:\w]):(\w+)")
+# The (source_name, created_at) of each source's latest ingestion attempt: what "the source's state now" means to
+# the alert and the metrics alike.
+LATEST_INGESTION_PER_SOURCE = f"(select source_name, max(created_at) from {SCHEMA}.ingestion_runs group by source_name)"
 
 
 class Warehouse(Protocol):
