@@ -24,12 +24,12 @@ from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import ConfigError, Settings, checked_log_level, described_setting_error, shown_location
 from ingestion.transform import (
-    TARGET_ENGINES,
     DbtFailed,
     check_target_exists,
     dbt_executable,
     default_target,
     run_dbt,
+    target_engine,
 )
 
 SOURCES = tuple(INGESTERS)
@@ -248,7 +248,7 @@ def _refuse_a_split_warehouse(settings: Settings) -> None:
     loaded the new day into DuckDB and built PostgreSQL from the day before's raw data, exit 0."""
     target, destination = default_target(), pipeline.destination_kind()
     check_target_exists(settings, target)
-    builds = TARGET_ENGINES.get(target)
+    builds = target_engine(settings, target)
     if builds is not None and builds != destination:
         raise ConfigError(
             f"HARBOR_TARGET={target} builds {builds} but ingestion loads {destination} (HARBOR_DESTINATION): "
@@ -350,7 +350,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
 
 def _dbt_build(settings: Settings, target: str, *options: str) -> int:
     """`dbt build`'s exit code; builds of one PostgreSQL warehouse take turns (`one_build_at_a_time`)."""
-    postgres = TARGET_ENGINES.get(target) == "postgres"
+    postgres = target_engine(settings, target) == "postgres"
     with pipeline.one_build_at_a_time() if postgres else contextlib.nullcontext():
         return run_dbt(settings, "build", *options, check=False)
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -25,10 +26,6 @@ def dbt_executable() -> str:
     return str(candidate) if candidate.exists() else "dbt"
 
 
-# The engine each of `profiles.yml`'s targets builds.
-TARGET_ENGINES = {"dev": "duckdb", "ci": "duckdb", "pr": "duckdb", "pg": "postgres"}
-
-
 def default_target(env: Mapping[str, str] = os.environ) -> str:
     """The dbt target when no --target is given: HARBOR_TARGET; without it `pg` when ingestion loads into
     PostgreSQL (HARBOR_DESTINATION=postgres), so that ingestion and dbt meet in one warehouse; else `dev`."""
@@ -40,17 +37,31 @@ def default_target(env: Mapping[str, str] = os.environ) -> str:
     return "pg" if destination == "postgres" else "dev"
 
 
-def check_target_exists(settings: Settings, target: str) -> None:
-    """Refuses a target the `harbor` profile does not define, naming the ones it does: dbt says so only when it
-    starts, after `demo run` has moved the sources a day forward and ingested them. A profiles file that cannot be
-    read here is left for dbt to complain about."""
+def _profile_outputs(settings: Settings) -> tuple[Path, dict[str, Any] | None]:
+    """The `harbor` profile's outputs by target name, and the file they come from; None when that file cannot be
+    read here (dbt says what is wrong with it when it starts)."""
     profiles = Path(os.environ.get("DBT_PROFILES_DIR") or settings.project_dir) / "profiles.yml"
     try:
         outputs = (yaml.safe_load(profiles.read_text()) or {})["harbor"]["outputs"]
     except (OSError, yaml.YAMLError, KeyError, TypeError):
-        return
-    if isinstance(outputs, dict) and target not in outputs:
+        return profiles, None
+    return profiles, outputs if isinstance(outputs, dict) else None
+
+
+def check_target_exists(settings: Settings, target: str) -> None:
+    """Refuses a target the `harbor` profile does not define, naming the ones it does: dbt says so only when it
+    starts, after `demo run` has moved the sources a day forward and ingested them."""
+    profiles, outputs = _profile_outputs(settings)
+    if outputs is not None and target not in outputs:
         raise ConfigError(f"dbt target {target!r} (HARBOR_TARGET) is not in {profiles}: it has {', '.join(outputs)}")
+
+
+def target_engine(settings: Settings, target: str) -> str | None:
+    """The adapter `profiles.yml` gives the target (`duckdb`, `postgres`); None when it cannot tell."""
+    _, outputs = _profile_outputs(settings)
+    output = (outputs or {}).get(target)
+    engine = output.get("type") if isinstance(output, dict) else None
+    return engine if isinstance(engine, str) else None
 
 
 def dbt_env(settings: Settings) -> dict[str, str]:

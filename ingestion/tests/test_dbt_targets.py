@@ -88,6 +88,19 @@ def test_demo_run_refuses_to_load_one_warehouse_and_build_another(settings, monk
     assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())  # nothing created or loaded
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
+def test_demo_run_reads_the_engine_of_a_target_from_the_profiles_it_uses(settings, tmp_path, monkeypatch, capsys):
+    """A team's own target was not in Harbor's hard-coded list of engines, so a split went unnoticed."""
+    (tmp_path / "profiles.yml").write_text(
+        "harbor:\n  target: shared\n  outputs:\n    shared:\n      type: postgres\n      host: 127.0.0.1\n"
+    )
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path))
+    monkeypatch.delenv("HARBOR_DESTINATION", raising=False)
+    monkeypatch.setenv("HARBOR_TARGET", "shared")
+    assert cli.main(["demo", "run", "--no-docs"]) == 2
+    assert "HARBOR_TARGET=shared builds postgres but ingestion loads duckdb" in capsys.readouterr().err
+
+
 def test_a_postgres_setting_set_but_empty_is_its_default_for_ingestion_and_dbt_alike(settings, monkeypatch):
     """An empty HARBOR_PG_DATABASE loaded raw into the server's default database while dbt built another."""
     from ingestion.pipeline import postgres_warehouse_url
