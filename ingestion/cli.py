@@ -640,7 +640,10 @@ def _report_and_alert(
     except (duckdb.Error, sa.exc.SQLAlchemyError) as error:
         raise unavailable or _unreadable(location, error) from error
     if report is not None:
-        print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s))")
+        # Elementary's report lists data tests only; a failing unit test is said here, as the alert says it.
+        failing_units = sum(p.kind == "unit_test" for p in alert.problems) if alert is not None else 0
+        units = f", {failing_units} failing unit test(s), not in the report: see the alert" if failing_units else ""
+        print(f"report:    {report.path} ({report.seconds:.1f}s, {len(report.failed_tests)} failing test(s){units})")
     if prom is not None:
         print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if failed_build is not None and alert is not None and alert.invocation_id is None:

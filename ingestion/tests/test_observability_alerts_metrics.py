@@ -331,7 +331,7 @@ unit_tests:
 """
 
 
-def test_a_failing_unit_test_and_the_models_it_skips_make_a_critical_alert(tmp_path):
+def test_a_failing_unit_test_and_the_models_it_skips_make_a_critical_alert(tmp_path, capsys):
     """dbt skips a model whose unit test fails, and its tests: the history had no unit tests, and the alert said
     every model was built and every test passed."""
     project = make_project(tmp_path / "project")
@@ -343,6 +343,10 @@ def test_a_failing_unit_test_and_the_models_it_skips_make_a_critical_alert(tmp_p
     problems = {(p.kind, p.name, p.status) for p in alert.problems}
     assert problems == {("unit_test", "orders_clean_changes_nothing", "fail"), ("model", "orders_clean", "skipped")}
     assert alert.title == "Harbor run: 1 failed, 1 not built, 0 warning(s)"
+    # Elementary's report lists data tests only: `harbor report` said "0 failing test(s)" and no more.
+    report = tmp_path / "report.html"
+    assert cli.main(["report", "--warehouse", str(project.path / "warehouse.duckdb"), "--output", str(report)]) == 0
+    assert "0 failing test(s), 1 failing unit test(s), not in the report: see the alert" in capsys.readouterr().out
 
     (project.path / "models" / "_unit_tests.yml").unlink()
     assert project.dbt("build", "--exclude", "unique_orders_clean_order_id").returncode == 0
