@@ -53,13 +53,9 @@ format: setup  ## ruff and sqlfluff, fixing what they can
 	$(BIN)/dbt deps --quiet
 	HARBOR_TARGET=ci HARBOR_WAREHOUSE=$(CURDIR)/target/lint.duckdb $(BIN)/sqlfluff fix models analyses tests snapshots
 
-## dbt docs as one self-contained file: target/static_index.html
-# With the default target dbt would create a missing warehouse file, empty, and document no data.
+## dbt docs as one self-contained file: target/static_index.html (`harbor docs` checks the warehouse first)
 docs: setup  ## dbt docs as one file: target/static_index.html
-	@test -n "$$HARBOR_TARGET$$HARBOR_DESTINATION" || test -f "$${HARBOR_WAREHOUSE:-warehouse/harbor.duckdb}" || \
-		{ echo "make docs: no warehouse at $${HARBOR_WAREHOUSE:-warehouse/harbor.duckdb}: make demo (or make ingest) makes one" >&2; exit 2; }
-	$(BIN)/dbt deps --quiet
-	$(BIN)/dbt docs generate --static
+	$(BIN)/harbor docs
 
 clean:  ## delete the warehouse, demo data, dbt's output, reports and the saved production state
 	rm -rf target logs dbt_packages warehouse data reports state

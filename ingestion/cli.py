@@ -51,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # `harbor build` hands everything after it to dbt, options included (`--select`, `--threads`, `--vars`):
     # argparse leaves what it does not know to `parse_known_args`; any other command refuses it.
     args, dbt_args = parser.parse_known_args(argv)
-    if args.command == "build":
+    if args.command in ("build", "docs"):
         args.dbt_args = dbt_args
     elif dbt_args:
         parser.error(f"unrecognized arguments: {' '.join(dbt_args)}")
@@ -152,6 +152,13 @@ def _parser() -> argparse.ArgumentParser:
         usage="harbor build [dbt build options, e.g. --select fct_orders+ --threads 2]",
     )
     build.set_defaults(handler=_build)
+
+    docs = commands.add_parser(
+        "docs",
+        help="dbt docs as one file, target/static_index.html (extra args go to `dbt docs generate`)",
+        usage="harbor docs [dbt docs generate options, e.g. --target pg]",
+    )
+    docs.set_defaults(handler=_docs)
 
     report = commands.add_parser("report", help="the observability report: one HTML file (Elementary's UI)")
     # A string, not a Path: Path drops the trailing slash that says `new-folder/` is a folder.
@@ -333,19 +340,39 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     empty file and report every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project)."""
     options = args.dbt_args
     target = _dbt_option(options, "--target", "-t") or default_target()
-    if target in ("dev", "ci"):
-        if not settings.warehouse.exists():
-            raise FileNotFoundError(
-                f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "
-                "HARBOR_WAREHOUSE names another"
-            )
-        _refuse_a_warehouse_in_use(settings)
+    _refuse_a_duckdb_warehouse_dbt_cannot_use(settings, target)
     started = time.time()
     code = _dbt_build(settings, target, *options)
     _print_quality(settings, since=started, target_path=_dbt_option(options, "--target-path"))
     if code != 0:
         raise DbtFailed(["build", *options], code)
     return 0
+
+
+def _docs(args: argparse.Namespace, settings: Settings) -> int:
+    """`dbt docs generate --static`: the catalog reads the warehouse, so it must be there and free, as for a build
+    (a locked one was a page of traceback from inside dbt)."""
+    options = args.dbt_args
+    _refuse_a_duckdb_warehouse_dbt_cannot_use(settings, _dbt_option(options, "--target", "-t") or default_target())
+    run_dbt(settings, "docs", "generate", "--static", *options)
+    target_path = _dbt_option(options, "--target-path")
+    target = settings.project_dir / target_path if target_path else dbt_target_dir(settings.project_dir)
+    print(f"docs:      {target / 'static_index.html'} (one file: open it in a browser)")
+    return 0
+
+
+def _refuse_a_duckdb_warehouse_dbt_cannot_use(settings: Settings, target: str) -> None:
+    """On the DuckDB targets of `harbor ingest`'s warehouse, dbt would create a missing file, empty, and report
+    every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project), or fail deep inside on a file
+    another process writes."""
+    if target not in ("dev", "ci"):
+        return
+    if not settings.warehouse.exists():
+        raise FileNotFoundError(
+            f"no warehouse at {settings.warehouse}: `harbor ingest` (or `harbor demo run`) makes one; "
+            "HARBOR_WAREHOUSE names another"
+        )
+    _refuse_a_warehouse_in_use(settings)
 
 
 def _dbt_build(settings: Settings, target: str, *options: str) -> int:

@@ -545,11 +545,11 @@ def test_a_failure_is_named_by_its_cause_not_by_the_stop_of_a_generator():
     assert root_cause(wrapped) == "date value out of range"
 
 
-def test_a_warehouse_another_process_writes_is_said_once_up_front_by_ingest_and_build(
+def test_a_warehouse_another_process_writes_is_said_once_up_front_by_ingest_build_and_docs(
     harbor_env, settings, capsys, monkeypatch
 ):
     """DuckDB lets one process write a file: ingest failed in every source with the lock error three times over
-    (exit 4, "a load failed") and build in a page of dbt's traceback."""
+    (exit 4, "a load failed") and build and `make docs` in a page of dbt's traceback."""
     assert main(["ingest", "fx"]) == 0
     holder = subprocess.Popen(
         [
@@ -564,7 +564,7 @@ def test_a_warehouse_another_process_writes_is_said_once_up_front_by_ingest_and_
     try:
         assert holder.stdout.readline().strip() == "open"
         capsys.readouterr()
-        for command in (["ingest"], ["build", "--select", "stg_fx__exchange_rates"]):
+        for command in (["ingest"], ["build", "--select", "stg_fx__exchange_rates"], ["docs"]):
             assert main(command) == 2, command
             err = capsys.readouterr().err
             assert err.count("in use by another process") == 1 and f"(PID {holder.pid})" in err, err
