@@ -16,7 +16,9 @@ final as (
         {{ dbt.dateadd('day', "case when group_id = 'a' then -5 else -10 end", 'event_at_local') }}
             as event_at_local,
         cast({{ dbt.dateadd('day', "case when group_id = 'a' then -5 else -10 end", 'event_date') }}
-            as date) as event_date
+            as date) as event_date,
+        cast({{ dbt.dateadd('day', "case when group_id = 'a' then -5 else -10 end", 'event_at') }}
+            as {{ dbt.type_string() }}) as event_at_text
     from recent
 
 )

@@ -20,7 +20,8 @@ future as (
         {{ dbt.dateadd('day', 30, 'event_at') }} as event_at,
         {{ dbt.dateadd('day', 30, 'event_at_tz') }} as event_at_tz,
         {{ dbt.dateadd('day', 30, 'event_at_local') }} as event_at_local,
-        cast({{ dbt.dateadd('day', 30, 'event_date') }} as date) as event_date
+        cast({{ dbt.dateadd('day', 30, 'event_date') }} as date) as event_date,
+        cast({{ dbt.dateadd('day', 30, 'event_at') }} as {{ dbt.type_string() }}) as event_at_text
     from recent
     where group_id = 'a'
 

@@ -77,8 +77,8 @@
     falls back to ordering by the value itself, which makes every column "increasing" (ties aside) and every column
     with two distinct values fail "decreasing", so the test would say nothing about the rows' order. Without it the
     test errors when it runs (not at parse time, which would stop every other test too). `step`, as in
-    metaplane's dbt-expectations (upstream's maintained fork): each value also moves by exactly `step` from the previous one (up when increasing, down
-    when decreasing).
+    metaplane's dbt-expectations (upstream's maintained fork): each value also moves by exactly `step` from the
+    previous one (up when increasing, down when decreasing); a `step` of 0 is no step, as there.
 -#}
 {% macro expectation_monotonic(model, column_name, sort_column, strictly, row_condition, group_by, direction,
         step=none) -%}
@@ -120,7 +120,7 @@ ordered as (
 select * from ordered
 where not (
     value_field {{ operator }} previous_value_field
-    {%- if step is not none %}
+    {%- if step %}
     and {{ 'value_field - previous_value_field' if direction == '>' else 'previous_value_field - value_field' }}
         = {{ step }}
     {%- endif %}

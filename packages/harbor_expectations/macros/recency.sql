@@ -5,6 +5,7 @@
     - date: compared with the date of the current time in `timezone` minus the interval: yesterday's date is
       "within one day" at any hour of today (a date cast to midnight would fail from the first minute after
       midnight), but "within one hour" only during the first hour of today.
+    - anything else (text, an expression): cast to timestamp, as upstream casts every value, then as a timestamp.
     As upstream, values in the future are left out: one wrongly future-dated row must not make stale data pass.
     Without any row in scope the test fails, grouped or not: with group_by, one row with null groups reports it.
 -#}
@@ -20,21 +21,18 @@
         timezone) }}
 {% endtest %}
 
+{#- date, timestamptz, timestamp, or `other`: not a column of the relation (an expression), or not a date or time. -#}
 {% macro expectation_temporal_kind(model, column_name) -%}
     {%- set column = harbor_expectations.expectation_find_column(model, column_name) -%}
-    {%- if column is none -%}
-        {%- if execute -%}
-            {{ exceptions.raise_compiler_error("harbor_expectations: no column " ~ column_name ~ " in " ~ model) }}
-        {%- endif -%}
-        {{ return('timestamp') }}
-    {%- endif -%}
-    {%- set dtype = column.dtype | lower -%}
+    {%- set dtype = column.dtype | lower if column is not none else '' -%}
     {%- if dtype == 'date' -%}
         {{ return('date') }}
     {%- elif 'with time zone' in dtype or dtype == 'timestamptz' -%}
         {{ return('timestamptz') }}
-    {%- else -%}
+    {%- elif 'timestamp' in dtype or 'datetime' in dtype -%}
         {{ return('timestamp') }}
+    {%- else -%}
+        {{ return('other') }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -42,6 +40,9 @@
         timezone='UTC') -%}
     {%- set groups = harbor_expectations.expectation_list(group_by) -%}
     {%- set kind = harbor_expectations.expectation_temporal_kind(model, column_name) -%}
+    {%- if kind == 'other' -%}
+        {%- set column_name = 'cast(' ~ column_name ~ ' as ' ~ dbt.type_timestamp() ~ ')' -%}
+    {%- endif -%}
     {%- set utc = harbor_expectations.expectation_sql_literal('UTC') -%}
     {%- set zone = harbor_expectations.expectation_sql_literal(timezone) -%}
     {%- if kind == 'date' -%}

@@ -56,9 +56,11 @@
     One aggregate per group on each side, joined on the group columns by position (a null key matches a null key).
     As in dbt-expectations: a value that is null, or a group present on one side only, counts as 0; the compare
     side filters on `row_condition` unless it has a `compare_row_condition`; a difference fails when it is over
-    `tolerance` and, given `tolerance_percent`, also over that fraction of the model side's value. Unlike it, the
-    fraction is of the value's size (upstream's negative values never fail) and a model value of 0 fails against
-    any other value (upstream divides by zero, gets null, and passes it).
+    `tolerance_percent` of the model side's value when that is given (and not 0), else when it is over `tolerance`
+    (dbt-expectations 0.6 on: before, a difference had to be over both). Unlike it, the fraction is of the value's
+    size (upstream's negative values never fail) and a model value of 0 fails against any other value (upstream
+    divides by zero, gets null, and passes it). A group may be an expression: the groups are returned under the
+    names they were given where those are plain column names, else as group_key_<n>.
 -#}
 {% macro expectation_compare_tables(model, expression, compare_model, compare_expression, group_by=none,
         compare_group_by=none, row_condition=none, compare_row_condition=none, tolerance=0.0,
@@ -127,7 +129,7 @@ joined as (
 
     select
         {% for column in groups -%}
-        group_key_{{ loop.index }} as {{ column }},
+        group_key_{{ loop.index }}{{ (' as ' ~ column) if modules.re.match('^"?[A-Za-z_][A-Za-z0-9_$]*"?$', column | trim) }},
         {% endfor -%}
         coalesce(max(model_value), 0) as expression_value,
         coalesce(max(compare_value), 0) as compare_expression_value
@@ -150,9 +152,10 @@ joined as (
 
 select * from joined
 where
+    {%- if tolerance_percent %}
+    abs(expression_value - compare_expression_value) > {{ tolerance_percent }} * abs(expression_value)
+    {%- else %}
     abs(expression_value - compare_expression_value) > {{ tolerance or 0 }}
-    {%- if tolerance_percent is not none %}
-    and abs(expression_value - compare_expression_value) > {{ tolerance_percent }} * abs(expression_value)
     {%- endif %}
 {%- endmacro %}
 
