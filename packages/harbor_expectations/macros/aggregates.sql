@@ -115,7 +115,8 @@ column_values as (
 
 problems as (
 
-    {% for value in harbor_expectations.expectation_list(value_set) -%}
+    {#- A value listed twice is missing once, as upstream compares the set's distinct values. #}
+    {% for value in harbor_expectations.expectation_list(value_set) | unique -%}
     select
         cast({{ harbor_expectations.expectation_value_sql(value, quote_values) }} as {{ text }}) as value_field,
         'missing' as problem
