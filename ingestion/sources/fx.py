@@ -13,6 +13,7 @@ is none (`not-a-url`) or that the API answers 404 for is a wrong `base_url` or `
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -26,7 +27,7 @@ from dlt.sources.rest_api import rest_api_source
 
 from ingestion.settings import ConfigError, non_negative_number
 from ingestion.sources.http import RetryingSession
-from ingestion.sources.quarantine import Field, RecordSpec, Tally, validating_map
+from ingestion.sources.quarantine import Field, RecordSpec, Tally, future_tolerance, validating_map
 
 TABLE = "exchange_rates"
 CURSOR_STATE = "updated_at_cursor"  # in the resource's dlt state: the newest valid `updated_at` loaded, ISO
@@ -105,7 +106,7 @@ def fx_source(
     resource = rest_api_source(config, name="fx").resources[TABLE]
     resource.add_yield_map(
         validating_map(
-            RATE_SPEC,
+            dataclasses.replace(RATE_SPEC, future_tolerance=future_tolerance(timedelta(seconds=lag))),
             source="fx",
             extracted_at=extracted_at or datetime.now(UTC),
             tally=tally if tally is not None else Tally(),

@@ -174,21 +174,35 @@ class Field:
     allowed: tuple | None = None
 
 
-# How far past the run's start a cursor value may be. Further is a malformed value, not clock skew: kept, the
-# incremental cursor would jump to it and skip every real change until that moment.
+# How far past the run's start a cursor value may be at most. Further is a malformed value, not clock skew: kept,
+# the incremental cursor would jump to it and skip every real change until that moment.
 FUTURE_TOLERANCE = timedelta(days=1)
+
+
+def future_tolerance(lag: timedelta) -> timedelta:
+    """How far past the run's start a cursor may be in a table read again from `cursor - lag`: no more than the
+    lag, or the next run starts after now and skips the changes made in between (a row stamped 5 hours ahead
+    under a 1-hour lag lost every change of the next 4 hours); and no more than FUTURE_TOLERANCE."""
+    return min(FUTURE_TOLERANCE, lag)
+
+
+def shown_tolerance(tolerance: timedelta) -> str:
+    if tolerance == FUTURE_TOLERANCE:
+        return "1 day"
+    return f"{tolerance.total_seconds():g} s (the lag, lag_seconds)"
 
 
 @dataclass(frozen=True)
 class RecordSpec:
     """What a valid record of one table is. Fields not named here pass through (new columns are welcome), unless
     they hold a value no warehouse column can (`_unloadable`). `cursor` names the incremental cursor field, if
-    any: a record whose cursor is more than FUTURE_TOLERANCE after the run's start is quarantined, and of two
+    any: a record whose cursor is more than `future_tolerance` after the run's start is quarantined, and of two
     versions of a record in one load the one with the later cursor wins."""
 
     table: str
     fields: Mapping[str, Field]
     cursor: str | None = None
+    future_tolerance: timedelta = FUTURE_TOLERANCE
 
     def validate(self, record: Any) -> dict:
         """The record with declared fields parsed to their types; raises InvalidRecord naming the field."""
@@ -240,12 +254,12 @@ class RecordSpec:
         return columns
 
     def check_cursor(self, clean: dict, extracted_at: datetime) -> None:
-        """InvalidRecord when the record's cursor is further in the future than FUTURE_TOLERANCE."""
+        """InvalidRecord when the record's cursor is further in the future than `future_tolerance`."""
         value = clean.get(self.cursor) if self.cursor else None
-        if isinstance(value, datetime) and value > extracted_at + FUTURE_TOLERANCE:
+        if isinstance(value, datetime) and value > extracted_at + self.future_tolerance:
             raise InvalidRecord(
-                f"{self.table}.{self.cursor}: {value.isoformat()} is more than {FUTURE_TOLERANCE.days} day after the "
-                "run started (the incremental cursor would skip every change until then)"
+                f"{self.table}.{self.cursor}: {value.isoformat()} is more than {shown_tolerance(self.future_tolerance)} "
+                "after the run started (the incremental cursor would skip every change until then)"
             )
 
 

@@ -37,7 +37,7 @@ import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -61,7 +61,9 @@ from ingestion.sources.quarantine import (
     FUTURE_TOLERANCE,
     Tally,
     dead_letter,
+    future_tolerance,
     own_dead_letter_columns,
+    shown_tolerance,
 )
 
 log = logging.getLogger("harbor.ingestion.shop")
@@ -145,6 +147,7 @@ def shop_source(
     if not full_refresh:
         _refuse_another_source_database(source_database)
     scanner = ScannerSession(engine.url) if backend == "duckdb" else None
+    source_now = _source_clock(engine, stamp)
     for table, plan in plans.items():
         reflected = reflected_tables[table]
         _refuse_a_dropped_not_null_column(table, reflected, plan.raw)
@@ -195,10 +198,22 @@ def shop_source(
                 tally,
                 not_null=plan.not_null,
                 narrower=_narrower_integers(plan.raw),
+                source_now=source_now,
+                future_tolerance=plan.future_tolerance,
             ),
             insert_at=None if python_rows else 1,
         )
         yield resource.add_map(add_metadata).add_map(_remembering(source_database))
+
+
+def _source_clock(engine: sa.Engine, stamp: datetime) -> datetime:
+    """Now on the source's clock, which stamps its rows, for the check of cursors in the future: a PostgreSQL
+    server whose clock runs ahead of this machine's would otherwise have its newest rows held back. Elsewhere
+    (SQLite is a local file) this machine's clock, `stamp`."""
+    if engine.dialect.name != "postgresql":
+        return stamp
+    with engine.connect() as conn:
+        return conn.execute(sa.text("select now()")).scalar_one().astimezone(UTC)
 
 
 def _source_database(url: sa.URL, schema: str | None) -> str:
@@ -347,6 +362,7 @@ class _TablePlan:
     required: list[str]  # the key and the cursor: a row without them is a dead letter
     not_null: set[str]
     raw: dict[str, dict] | None  # the raw table's columns, None before its first load
+    future_tolerance: timedelta = FUTURE_TOLERANCE  # how far ahead of the source's clock a cursor may be
 
 
 def _table_plan(
@@ -388,9 +404,10 @@ def _table_plan(
             f"shop: lag_seconds of table {table!r} (sources.shop.table_options.{table}.lag_seconds)",
         )
     cursor_type = next((c["type"] for c in reflected if c["name"] == cursor), None)
+    is_date = isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime)
     lag = incremental_lag(
         lag,
-        is_date=isinstance(cursor_type, sa.Date) and not isinstance(cursor_type, sa.DateTime),
+        is_date=is_date,
         # a TEXT cursor compares text with text (and dlt cannot lag a string it does not parse)
         text_timestamps=text_timestamps and isinstance(cursor_type, sa.DateTime),
     )
@@ -411,6 +428,7 @@ def _table_plan(
         required=required,
         not_null=_not_null_columns(reflected, required, raw),
         raw=raw,
+        future_tolerance=future_tolerance(timedelta(days=lag) if is_date else timedelta(seconds=lag)),
     )
 
 
@@ -683,7 +701,7 @@ def _checking_values(table: str):
 class _QuarantineInvalid:
     """A yield-map step over arrow batches and single rows (the sqlalchemy backend's): rows the reader marked
     invalid (a value that does not fit its column: the INVALID column), rows with a null key or cursor, or a cursor
-    more than FUTURE_TOLERANCE after the run's start, go to the dead-letter table. Such a cursor would move the
+    more than `future_tolerance` (the lag, at most a day) after the run's start, go to the dead-letter table. Such a cursor would move the
     table's incremental cursor past every change until then; held back, the row is read again by each run and
     loads once its time has come (its dead letter is replaced, not repeated).
 
@@ -702,10 +720,13 @@ class _QuarantineInvalid:
         *,
         not_null: set[str] | None = None,
         narrower: Mapping[str, int] | None = None,
+        source_now: datetime | None = None,
+        future_tolerance: timedelta = FUTURE_TOLERANCE,
     ) -> None:
         self.table, self.required, self.cursor, self.where = table, required, cursor, where
         self.extracted_at, self.tally = extracted_at, tally
-        self.latest = extracted_at + FUTURE_TOLERANCE
+        self.future_tolerance = future_tolerance
+        self.latest = (source_now or extracted_at) + future_tolerance
         self.not_null = set(required) if not_null is None else not_null
         self.formerly_required = sorted(self.not_null - set(required))
         self.narrower = narrower or {}
@@ -759,8 +780,8 @@ class _QuarantineInvalid:
         if missing is not None:
             return f"{self.table}.{missing}: required field is missing or null"
         return (
-            f"{self.table}.{self.cursor}: {row[self.cursor]} is more than {FUTURE_TOLERANCE.days} day after the run "
-            "started (the incremental cursor would skip every change until then)"
+            f"{self.table}.{self.cursor}: {row[self.cursor]} is more than {shown_tolerance(self.future_tolerance)} "
+            "after the run started, on the source's clock (the incremental cursor would skip every change until then)"
         )
 
     def _quarantined(self, rows: list[dict]) -> Iterator:

@@ -130,6 +130,19 @@ def test_a_future_cursor_is_held_back_and_the_later_of_two_versions_wins(setting
     assert len(dead) == 1 and "more than 1 day after the run started" in dead[0][0]
 
 
+def test_a_rate_ahead_by_more_than_a_lag_under_a_day_is_held_back(settings):
+    """With `lag_seconds` under a day, a rate stamped hours ahead moved the cursor past the run's start, and the
+    revisions of those hours were skipped for good."""
+    ahead = (datetime.now(UTC) + timedelta(hours=5)).isoformat()
+    extra = [{"currency_code": "ZZZ", "rate_date": "2024-01-01", "usd_per_unit": "1.5", "updated_at": ahead}]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        counts = ingest_fx(settings, base_url=api.base_url, lag_seconds=3600).tables["exchange_rates"]
+    assert counts.quarantined == 1
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        (reason,) = conn.execute("select reason from raw_fx._dead_letters").fetchone()
+    assert "is more than 3600 s (the lag, lag_seconds) after the run started" in reason
+
+
 def test_a_bad_record_first_on_a_page_is_a_dead_letter_once_a_cursor_exists(settings):
     """dlt's lagged cursor step asserted on a run's first item holding no cursor, a dead letter: every run after
     the first failed with a bare AssertionError while the API served the bad record first."""

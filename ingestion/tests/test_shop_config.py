@@ -246,6 +246,37 @@ def test_a_cursor_far_in_the_future_is_held_back_and_later_changes_still_load(
     assert len(dead) == 1 and "widgets.updated_at: 2099-01-01" in dead[0][0]
 
 
+@pytest.mark.parametrize("backend", ["duckdb", "pyarrow"])
+def test_a_cursor_ahead_of_the_source_clock_by_more_than_the_lag_is_held_back(
+    settings, postgres_url, monkeypatch, backend
+):
+    """A row stamped 5 hours ahead under the 1-hour lag loaded and moved the cursor there: the next run started 4
+    hours ahead of now, and every change of those 4 hours was skipped for good, exit 0."""
+    monkeypatch.setenv("SOURCES__SHOP__BACKEND", backend)
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_NAMES", '["widgets"]')
+    engine = sa.create_engine(postgres_url)
+
+    def source(statement: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(sa.text(statement))
+
+    source("create table widgets (widget_id integer primary key, name text, updated_at timestamptz not null)")
+    source("insert into widgets values (1, 'a', now() - interval '1 day'), (2, 'b', now() - interval '1 day')")
+    settings = Settings(settings.project_dir, settings.warehouse, settings.data_dir, postgres_url)
+    assert ingest_shop(settings).tables["widgets"].loaded == 2
+    source("insert into widgets values (3, 'skewed', now() + interval '5 hours')")
+    assert ingest_shop(settings).tables["widgets"].quarantined == 1
+    source("insert into widgets values (4, 'new', now())")
+    source("update widgets set name = 'a changed', updated_at = now() where widget_id = 1")
+    ingest_shop(settings)
+    engine.dispose()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        names = dict(conn.execute("select widget_id, name from raw_shop.widgets").fetchall())
+        (reason,) = conn.execute("select reason from raw_shop._dead_letters").fetchone()
+    assert names == {1: "a changed", 2: "b", 4: "new"}
+    assert "is more than 3600 s (the lag, lag_seconds) after the run started, on the source's clock" in reason
+
+
 @pytest.mark.parametrize("backend", ["duckdb", "pyarrow", "connectorx"])
 def test_every_backend_keeps_types_exact(settings, postgres_url, monkeypatch, backend):
     monkeypatch.setenv("SOURCES__SHOP__BACKEND", backend)
