@@ -10,7 +10,7 @@ load. The scanner comes from the `duckdb-extension-postgres` wheel on PyPI: noth
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,6 @@ from dlt.sources import DltResource
 from sqlalchemy.dialects.postgresql import DOMAIN
 
 from ingestion.duckdb_extensions import load_postgres_scanner, sql_string
-from ingestion.sources.quarantine import COLUMN_NAMING
 
 # A column the scanner (and the shop source's SQLAlchemy readers) add to a batch: why the row cannot load as it is
 # (a value no warehouse column of its type holds exactly), null for a good row. The shop source sends the rows
@@ -86,19 +85,17 @@ def scanner_table(
     write_disposition: str,
     batch_rows: int,
     columns: list[dict] | None = None,
-    raw_columns: dict[str, dict] | None = None,
 ) -> DltResource:
     """A dlt resource yielding `schema.table` as Arrow tables of `batch_rows` rows, read through `session`.
 
     With a cursor, only rows at or after dlt's start value (already moved back by the lag) are read, and the
     filter runs inside PostgreSQL so unchanged rows never cross the wire; rows whose cursor is null are read
     too, for the shop source to quarantine. Tables are read in parallel: DuckDB releases the GIL while it scans.
-    `columns` (SQLAlchemy's reflection of the table) says which columns need a cast to stay exact, `raw_columns`
-    (dlt's columns of the raw table, when it exists) which of them raw already holds otherwise (`select_list`).
+    `columns` (SQLAlchemy's reflection of the table) says which columns need a cast to stay exact (`select_list`).
     """
     reader = _read_changed if cursor is not None else _read_all
     resource = dlt.resource(reader, name=table, write_disposition=write_disposition, primary_key=primary_key)
-    arguments: dict[str, Any] = {"select": select_list(table, columns or [], raw_columns or {})}
+    arguments: dict[str, Any] = {"select": select_list(table, columns or [])}
     if cursor is not None:
         arguments["cursor"] = cursor
     # Parallelized once bound: dlt's `parallelized=True` wraps the unbound function, and binding the arguments
@@ -106,14 +103,16 @@ def scanner_table(
     return resource(session, schema, table, batch_rows, **arguments).parallelize()
 
 
-def select_list(table: str, columns: list[dict], raw_columns: Mapping[str, dict] | None = None) -> str:
+def select_list(table: str, columns: list[dict]) -> str:
     """What to select from `table`: `*` unless a column would not stay exact through the scanner, which reads
     `numeric` without a precision, or wider than 38 digits, as DOUBLE (12345678901234567.89 came back as
     ...567.68), and `time with time zone` as a time without its offset. Then every column by name, such a numeric
     cast in PostgreSQL to DECIMAL(38, its scale or 9) when it fits exactly, else null with the reason in INVALID
-    (the row goes to the dead letters); a timetz as its text ('09:30:00+02'). A column a raw table loaded before
-    these casts holds as DOUBLE or TIME stays read that way: a new type would stop every load under the frozen
-    contract (`harbor ingest shop --full-refresh` reloads it exact)."""
+    (the row goes to the dead letters); a timetz as its text ('09:30:00+02'). A column raw holds as DOUBLE or TIME
+    (a `double precision` or `time` column changed to one of these, or a raw table loaded before the casts) is
+    cast all the same: read as before, its new values lost digits and offsets without a word; the new type stops
+    the load under the frozen contract, naming table and column (`harbor ingest shop --full-refresh` reloads it
+    exact)."""
     selected, reasons, exact = [], [], True
     for column in columns:
         name, kind = column["name"], column["type"]
@@ -122,10 +121,7 @@ def select_list(table: str, columns: list[dict], raw_columns: Mapping[str, dict]
         while isinstance(kind, DOMAIN):
             kind = kind.data_type
         quoted = _quoted(name)
-        loaded_as = (raw_columns or {}).get(COLUMN_NAMING.normalize_identifier(name), {}).get("data_type")
-        if loaded_as in ("double", "time"):
-            selected.append(quoted)
-        elif isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and _needs_a_cast(kind):
+        if isinstance(kind, sa.Numeric) and not isinstance(kind, sa.Float) and _needs_a_cast(kind):
             declared = DEFAULT_DECIMAL_SCALE if kind.precision is None else (kind.scale or 0)
             scale = max(0, min(declared, MAX_DECIMAL_PRECISION))
             target = f"numeric({MAX_DECIMAL_PRECISION}, {scale})"

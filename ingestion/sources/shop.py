@@ -161,7 +161,6 @@ def shop_source(
                 write_disposition=plan.write_disposition,
                 batch_rows=chunk_size,
                 columns=reflected,
-                raw_columns=plan.raw,
             )
         else:
             resource = sql_table(

@@ -15,7 +15,6 @@ from ingestion.cli import main
 from ingestion.demo import shop
 from ingestion.pipeline import ingest_fx, ingest_shop
 from ingestion.settings import Settings
-from ingestion.sources.postgres_scan import select_list
 
 
 def run_sql(url: str, *statements: str) -> None:
@@ -132,17 +131,34 @@ def test_a_rate_revised_at_the_cursor_s_last_value_is_loaded_with_lag_0(settings
 # 2. numerics without a precision, time with a time zone ----------------------------------------------------
 
 
-def test_a_column_raw_already_holds_as_double_or_time_is_read_as_before():
-    """Raw tables loaded before the scanner cast numerics hold them as DOUBLE: a new type would stop every load."""
-    columns = [
-        {"name": "amount", "type": sa.Numeric()},
-        {"name": "at", "type": sa.Time(timezone=True)},
-        {"name": "fee", "type": sa.Numeric()},
-    ]
-    loaded = {"amount": {"data_type": "double"}, "at": {"data_type": "time"}, "fee": {"data_type": "decimal"}}
-    selected = select_list("payments", columns, loaded)
-    assert selected.startswith('"amount", "at", (case when') and 'as "fee"' in selected
-    assert select_list("payments", columns[:2], loaded) == "*"
+@pytest.mark.parametrize(
+    ("column", "before", "after", "value"),
+    [
+        ("amount", "double precision", "numeric", "12345678901234567.89"),
+        ("opens", "time", "timetz", "'09:30:00+02'"),
+    ],
+)
+def test_a_column_changed_to_a_type_the_scanner_casts_stops_the_load_naming_it(
+    settings, postgres_url, monkeypatch, column, before, after, value
+):
+    """Raw holds a `double precision` column as DOUBLE and a `time` as TIME: changed to `numeric` or `timetz`, the
+    column was read as raw held it, and 12345678901234567.89 loaded as 1.2345678901234568e16, 09:30+02 as 09:30,
+    exit 0. A changed type stops the load instead, as any other does."""
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url, f"create table widgets (widget_id integer primary key, {column} {before}, updated_at timestamptz)"
+    )
+    run_sql(postgres_url, "insert into widgets values (1, null, now() - interval '1 day')")
+    ingest_shop(settings)
+    run_sql(
+        postgres_url,
+        f"alter table widgets alter column {column} type {after}",
+        f"insert into widgets values (2, {value}, now())",
+    )
+    with pytest.raises(Exception, match=rf"(?s)Can't evolve column type of `{column}` in table `widgets`"):
+        ingest_shop(settings)
+    assert raw(settings, "select widget_id from raw_shop.widgets") == [(1,)]
 
 
 def test_the_scanner_keeps_numerics_without_a_precision_exact_and_quarantines_what_does_not_fit(
