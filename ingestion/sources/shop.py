@@ -148,6 +148,7 @@ def shop_source(
         _refuse_another_source_database(source_database)
     scanner = ScannerSession(engine.url) if backend == "duckdb" else None
     source_now = _source_clock(engine, stamp)
+    postgres_warehouse = _loads_into_postgres()
     for table, plan in plans.items():
         reflected = reflected_tables[table]
         _refuse_a_dropped_not_null_column(table, reflected, plan.raw)
@@ -199,10 +200,19 @@ def shop_source(
                 narrower=_narrower_integers(plan.raw),
                 source_now=source_now,
                 future_tolerance=plan.future_tolerance,
+                postgres_warehouse=postgres_warehouse,
             ),
             insert_at=None if python_rows else 1,
         )
         yield resource.add_map(add_metadata).add_map(_remembering(source_database))
+
+
+def _loads_into_postgres() -> bool:
+    """Whether the pipeline running this source loads a PostgreSQL warehouse (False outside a run)."""
+    try:
+        return dlt.current.pipeline().destination.destination_name == "postgres"
+    except (DltException, AttributeError):
+        return False
 
 
 def _source_clock(engine: sa.Engine, stamp: datetime) -> datetime:
@@ -721,11 +731,13 @@ class _QuarantineInvalid:
         narrower: Mapping[str, int] | None = None,
         source_now: datetime | None = None,
         future_tolerance: timedelta = FUTURE_TOLERANCE,
+        postgres_warehouse: bool = False,
     ) -> None:
         self.table, self.required, self.cursor, self.where = table, required, cursor, where
         self.extracted_at, self.tally = extracted_at, tally
         self.future_tolerance = future_tolerance
         self.latest = (source_now or extracted_at) + future_tolerance
+        self.postgres_warehouse = postgres_warehouse
         self.not_null = set(required) if not_null is None else not_null
         self.formerly_required = sorted(self.not_null - set(required))
         self.narrower = narrower or {}
@@ -755,6 +767,9 @@ class _QuarantineInvalid:
         if self.narrower:
             self._check_widths(item)
         self._check_formerly_required(item)
+        item = _marking_invalid_text(item, self.table)
+        if self.postgres_warehouse:
+            item = _marking_what_postgres_cannot_load(item, self.table)
         masks = [pc.is_null(item[column]) for column in self.required]
         if INVALID in item.column_names:
             masks.append(pc.is_valid(item[INVALID]))
@@ -842,6 +857,74 @@ class _QuarantineInvalid:
                     "or cursor when raw was created); nothing was loaded; `harbor ingest shop --full-refresh` "
                     "reloads the table with the column nullable"
                 )
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind)
+
+
+def _marking_invalid_text(item: pa.Table, table: str) -> pa.Table:
+    """Rows holding text that is not UTF-8 marked INVALID, the bytes shown escaped (`\\xff`). A PostgreSQL database
+    in SQL_ASCII keeps any bytes, and DuckDB's scanner passes them on: the load failed on them, naming a parquet
+    file, and the package stayed pending, so every later run of the source failed until a full refresh. Arrow's
+    own check, in C++, finds nothing in the usual batch; only a batch with such text is read in Python."""
+    broken = []
+    for index, field in enumerate(item.schema):
+        if _is_text(field.type):
+            try:
+                item.column(index).validate(full=True)
+            except pa.ArrowInvalid:
+                broken.append(index)
+    if not broken:
+        return item
+    reasons: list[str | None] = item[INVALID].to_pylist() if INVALID in item.column_names else [None] * item.num_rows
+    for index in broken:
+        field = item.schema.field(index)
+        shown = []
+        for row, value in enumerate(item.column(index).cast(pa.large_binary()).to_pylist()):
+            text = None if value is None else value.decode("utf-8", "backslashreplace")
+            if value is not None and text.encode("utf-8") != value:
+                why = f"{table}.{field.name}: text that is not UTF-8 ({text!r}: the source database's encoding lets any bytes in)"
+                reasons[row] = f"{reasons[row]}; {why}" if reasons[row] else why
+            shown.append(text)
+        item = item.set_column(index, field, pa.array(shown, type=field.type))
+    return _with_reasons(item, reasons)
+
+
+# PostgreSQL holds these, DuckDB too, but a PostgreSQL warehouse's load fails on them (dlt writes them as text
+# PostgreSQL does not read back), and the package stayed pending: every later run of the source failed.
+_POSTGRES_UNLOADABLE = "infinity, -infinity or a year before 1, which a PostgreSQL warehouse's load cannot take"
+
+
+def _marking_what_postgres_cannot_load(item: pa.Table, table: str) -> pa.Table:
+    """Rows holding a date or timestamp that is infinite or before year 1 marked INVALID (loading PostgreSQL)."""
+    reasons = [pc.cast(item[INVALID], pa.string())] if INVALID in item.column_names else []
+    found = False
+    for index, field in enumerate(item.schema):
+        if pa.types.is_date32(field.type):
+            first = pa.scalar(date(1, 1, 1), type=field.type)
+            ints, largest = pc.cast(item.column(index), pa.int32()), 2**31 - 1
+        elif pa.types.is_timestamp(field.type) and field.type.unit != "ns":  # nanoseconds reach neither
+            first = pa.scalar(datetime(1, 1, 1, tzinfo=UTC if field.type.tz else None), type=field.type)
+            ints, largest = pc.cast(item.column(index), pa.int64()), 2**63 - 1
+        else:
+            continue
+        outside = pc.or_(pc.less(item.column(index), first), pc.greater_equal(ints, largest))
+        if pc.any(outside).as_py():
+            found = True
+            why = pa.scalar(f"{table}.{field.name}: {_POSTGRES_UNLOADABLE}")
+            reasons.append(pc.if_else(outside, why, pa.scalar(None, pa.string())))
+    if not found:
+        return item
+    # The first reason of a row: pyarrow 26's binary_join_element_wise drops the rows whose values are all null.
+    return _with_reasons(item, pc.coalesce(*reasons))
+
+
+def _with_reasons(item: pa.Table, reasons: list[str | None] | pa.ChunkedArray) -> pa.Table:
+    column = reasons if isinstance(reasons, pa.ChunkedArray) else pa.array(reasons, type=pa.string())
+    if INVALID in item.column_names:
+        return item.set_column(item.column_names.index(INVALID), INVALID, column)
+    return item.append_column(INVALID, column)
 
 
 def _python_rows(item: pa.Table) -> list[dict]:

@@ -4,6 +4,7 @@ must load (or stop before writing), wrong settings, date cursors and bad values 
 from __future__ import annotations
 
 import json
+import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -15,6 +16,7 @@ from ingestion.cli import main
 from ingestion.demo import shop
 from ingestion.pipeline import ingest_fx, ingest_shop
 from ingestion.settings import Settings
+from ingestion.tests.conftest import POSTGRES_ADMIN_URL, fresh_postgres_database
 
 
 def run_sql(url: str, *statements: str) -> None:
@@ -495,3 +497,74 @@ def test_a_domain_over_numeric_stays_exact(settings, postgres_url, monkeypatch):
     )
     ingest_shop(settings)
     assert raw(settings, "select amount from raw_shop.widgets") == [(Decimal("12345678901234567.890000000"),)]
+
+
+# 7. values a warehouse cannot load: dead letters, not a package every later run fails on --------------------------
+
+
+@pytest.fixture
+def sql_ascii_url():
+    """A PostgreSQL database in SQL_ASCII, which keeps whatever bytes it is given as text."""
+    name = f"harbor_test_ascii_{uuid.uuid4().hex[:8]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(
+            sa.text(f"create database {name} encoding 'SQL_ASCII' template template0 lc_collate 'C' lc_ctype 'C'")
+        )
+    try:
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f"drop database if exists {name} with (force)"))
+        admin.dispose()
+
+
+def test_text_that_is_not_utf8_is_a_dead_letter_and_loads_once_fixed(settings, sql_ascii_url, monkeypatch):
+    """The load failed on it naming a parquet file, and the package stayed pending: every later run of the shop
+    failed, the row fixed in the source or not, until a full refresh. (The pyarrow backend's driver stops the
+    extract on it, before anything is written.)"""
+    settings = on(settings, sql_ascii_url)
+    widgets(monkeypatch)
+    run_sql(
+        sql_ascii_url,
+        "create table widgets (widget_id int primary key, name text, updated_at timestamptz not null)",
+        "insert into widgets values (1, 'ok', now() - interval '1 day'), "
+        "(2, convert_from('\\x626164ff'::bytea, 'SQL_ASCII'), now() - interval '1 day')",
+    )
+    counts = ingest_shop(settings).tables["widgets"]
+    assert (counts.loaded, counts.quarantined) == (1, 1)
+    ((reason,),) = raw(settings, "select reason from raw_shop._dead_letters")
+    assert reason.startswith("widgets.name: text that is not UTF-8 ('bad\\\\xff'")
+    run_sql(sql_ascii_url, "update widgets set name = 'fixed', updated_at = now() where widget_id = 2")
+    ingest_shop(settings)
+    assert raw(settings, "select widget_id, name from raw_shop.widgets order by 1") == [(1, "ok"), (2, "fixed")]
+
+
+def test_infinite_and_bc_dates_are_dead_letters_in_a_postgres_warehouse(settings, pg_env, monkeypatch):
+    """DuckDB holds them, PostgreSQL too, but a PostgreSQL warehouse's load failed on them, naming no table, and
+    the package stayed pending: every later run of the shop failed until a full refresh."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    widgets(monkeypatch)
+    with fresh_postgres_database() as source_url:
+        run_sql(
+            source_url,
+            "create table widgets (widget_id int primary key, born date, seen timestamptz, "
+            "updated_at timestamptz not null)",
+            "insert into widgets values "
+            "(1, '2024-01-01', '2024-01-01 10:00+00', now() - interval '1 day'), "
+            "(2, 'infinity', null, now() - interval '1 day'), "
+            "(3, null, '-infinity', now() - interval '1 day'), "
+            "(4, '4713-01-01 BC', '0044-03-15 12:00+00 BC', now() - interval '1 day')",
+        )
+        counts = ingest_shop(on(settings, source_url)).tables["widgets"]
+        assert (counts.loaded, counts.quarantined) == (1, 3)
+        run_sql(source_url, "update widgets set born = '2024-02-02', updated_at = now() where widget_id = 2")
+        assert ingest_shop(on(settings, source_url)).tables["widgets"].quarantined == 2  # read again: in the lag
+    engine = sa.create_engine(pg_env)
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text("select widget_id, born from raw_shop.widgets order by 1")).all()
+        reasons = conn.execute(sa.text("select distinct reason from raw_shop._dead_letters order by 1")).scalars().all()
+    engine.dispose()
+    assert loaded == [(1, date(2024, 1, 1)), (2, date(2024, 2, 2))]
+    cannot = "infinity, -infinity or a year before 1, which a PostgreSQL warehouse's load cannot take"
+    assert reasons == [f"widgets.born: {cannot}", f"widgets.seen: {cannot}"]
