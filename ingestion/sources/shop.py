@@ -152,6 +152,7 @@ def shop_source(
     for table, plan in plans.items():
         reflected = reflected_tables[table]
         _refuse_a_dropped_not_null_column(table, reflected, plan.raw)
+        _warn_about_changed_columns(table, reflected, plan.raw, merged=plan.write_disposition == "merge")
         if scanner is not None:
             resource = scanner_table(
                 scanner,
@@ -539,6 +540,37 @@ def _refuse_a_dropped_not_null_column(table: str, reflected: list[dict], raw: di
         raise RuntimeError(
             f"shop: table {table!r} no longer has column(s) {', '.join(gone)}, which raw holds NOT NULL (a key or "
             f"cursor when raw was created); `harbor ingest shop --full-refresh` reloads the table without them"
+        )
+
+
+def _warn_about_changed_columns(
+    table: str, reflected: list[dict], raw: dict[str, dict] | None, *, merged: bool
+) -> None:
+    """Columns raw holds that the source lost, and, in a table merged by its cursor, columns new to raw: both load,
+    but staging and the marts read nulls in them, silently, for the rows changed from now on (a lost or renamed
+    column) or for the rows loaded before (a new one, even added with a default: the rows it filled did not
+    change). A lost column is said at every run until a full refresh of the table, a new one by the run that adds
+    it."""
+    if raw is None:
+        return
+    present = {COLUMN_NAMING.normalize_identifier(c["name"]) for c in reflected}
+    gone = sorted(name for name in raw if name not in present and not name.startswith("_"))
+    if gone:
+        log.warning(
+            "shop: table %r no longer has column(s) %s: raw keeps them, null in every row loaded from now on (a "
+            "renamed column loads under its new name); `harbor ingest shop --full-refresh` drops them",
+            table,
+            ", ".join(gone),
+            extra={"source": "shop", "table": table, "columns": gone},
+        )
+    new = sorted(name for name in present if name not in raw)
+    if new and merged:
+        log.warning(
+            "shop: table %r has new column(s) %s: rows loaded before hold null in them until they change (a "
+            "default the source filled in is not read back); `harbor ingest shop --full-refresh` reloads them all",
+            table,
+            ", ".join(new),
+            extra={"source": "shop", "table": table, "columns": new},
         )
 
 

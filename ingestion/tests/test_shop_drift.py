@@ -568,3 +568,28 @@ def test_infinite_and_bc_dates_are_dead_letters_in_a_postgres_warehouse(settings
     assert loaded == [(1, date(2024, 1, 1)), (2, date(2024, 2, 2))]
     cannot = "infinity, -infinity or a year before 1, which a PostgreSQL warehouse's load cannot take"
     assert reasons == [f"widgets.born: {cannot}", f"widgets.seen: {cannot}"]
+
+
+def test_a_lost_or_new_column_is_said_as_it_leaves_nulls_behind(settings, postgres_url, monkeypatch, caplog):
+    """A renamed column nulled staging's for every changed row, and a column added with a default stayed null in
+    the rows loaded before, both without a word."""
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url,
+        "create table widgets (widget_id int primary key, currency text, updated_at timestamptz not null)",
+        "insert into widgets values (1, 'EUR', now() - interval '1 day')",
+    )
+    ingest_shop(settings)
+    run_sql(
+        postgres_url,
+        "alter table widgets rename column currency to currency_code",
+        "alter table widgets add column tier text not null default 'bronze'",
+    )
+    caplog.clear()
+    ingest_shop(settings)
+    said = [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "shop: table 'widgets'" in r.getMessage()
+    ]
+    assert any("no longer has column(s) currency: raw keeps them, null in every row loaded" in m for m in said), said
+    assert any("has new column(s) currency_code, tier: rows loaded before hold null" in m for m in said), said
