@@ -152,6 +152,8 @@ def shop_source(
     for table, plan in plans.items():
         reflected = reflected_tables[table]
         _refuse_a_dropped_not_null_column(table, reflected, plan.raw)
+        if not full_refresh and engine.dialect.name != "sqlite":  # SQLite's cursors are text
+            _refuse_a_cursor_of_another_zone(table, plan.cursor, reflected)
         _warn_about_changed_columns(table, reflected, plan.raw, merged=plan.write_disposition == "merge")
         if scanner is not None:
             resource = scanner_table(
@@ -540,6 +542,26 @@ def _refuse_a_dropped_not_null_column(table: str, reflected: list[dict], raw: di
         raise RuntimeError(
             f"shop: table {table!r} no longer has column(s) {', '.join(gone)}, which raw holds NOT NULL (a key or "
             f"cursor when raw was created); `harbor ingest shop --full-refresh` reloads the table without them"
+        )
+
+
+def _refuse_a_cursor_of_another_zone(table: str, cursor: str, reflected: list[dict]) -> None:
+    """A cursor column changed between `timestamp` and `timestamptz`: dlt's stored cursor cannot be compared with
+    its values, and the run failed naming neither table nor column."""
+    kind = next((c["type"] for c in reflected if c["name"] == cursor), None)
+    if not cursor or not isinstance(kind, sa.DateTime):
+        return
+    try:
+        resources = dlt.current.source_state().get("resources", {})
+    except DltException:  # no active pipeline: the source is being built outside a run
+        return
+    last = resources.get(table, {}).get("incremental", {}).get(cursor, {}).get("last_value")
+    if isinstance(last, datetime) and (last.tzinfo is not None) != bool(kind.timezone):
+        now, before = ("with", "without") if kind.timezone else ("without", "with")
+        raise SourceConfigError(
+            f"shop: table {table!r} cursor column {cursor!r} is now a timestamp {now} time zone, and the cursor "
+            f"stored from the loads before is {before} one: they cannot be compared. "
+            "`harbor ingest shop --full-refresh` reloads the source"
         )
 
 

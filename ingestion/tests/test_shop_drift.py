@@ -593,3 +593,21 @@ def test_a_lost_or_new_column_is_said_as_it_leaves_nulls_behind(settings, postgr
     ]
     assert any("no longer has column(s) currency: raw keeps them, null in every row loaded" in m for m in said), said
     assert any("has new column(s) currency_code, tier: rows loaded before hold null" in m for m in said), said
+
+
+def test_a_cursor_changed_between_timestamp_and_timestamptz_stops_naming_it(settings, postgres_url, monkeypatch):
+    """dlt's stored cursor and the new values could not be compared: the run failed naming neither table nor
+    column, and guessed that the source's database had changed."""
+    settings = on(settings, postgres_url)
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url,
+        "create table widgets (widget_id int primary key, updated_at timestamptz not null)",
+        "insert into widgets values (1, now() - interval '1 day')",
+    )
+    ingest_shop(settings)
+    run_sql(postgres_url, "alter table widgets alter column updated_at type timestamp")
+    with pytest.raises(
+        Exception, match="table 'widgets' cursor column 'updated_at' is now a timestamp without time zone"
+    ):
+        ingest_shop(settings)
