@@ -763,10 +763,11 @@ def _checking_values(table: str):
 
 class _QuarantineInvalid:
     """A yield-map step over arrow batches and single rows (the sqlalchemy backend's): rows the reader marked
-    invalid (a value that does not fit its column: the INVALID column), rows with a null key or cursor, or a cursor
-    more than `future_tolerance` (the lag, at most a day) after the run's start, go to the dead-letter table. Such a cursor would move the
-    table's incremental cursor past every change until then; held back, the row is read again by each run and
-    loads once its time has come (its dead letter is replaced, not repeated).
+    invalid (a value that does not fit its column: the INVALID column), rows with text that is not UTF-8 or (loading
+    PostgreSQL) a date it cannot take, rows with a null key or cursor, or a cursor more than `future_tolerance` (the
+    lag, at most a day) after the run's start, go to the dead-letter table. Such a cursor would move the table's
+    incremental cursor past every change until then; held back, the row is read again by each run and loads once
+    its time has come (its dead letter is replaced, not repeated).
 
     It also stops the run, before anything is written, when a batch brings an integer column wider than raw holds
     it (`narrower`), or a null in a column raw holds NOT NULL: dlt's frozen types compare integer widths only one

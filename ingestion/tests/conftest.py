@@ -52,12 +52,12 @@ def harbor_cli_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @contextmanager
-def fresh_postgres_database() -> Iterator[str]:
-    """A new PostgreSQL database on the local server, dropped afterwards."""
+def fresh_postgres_database(options: str = "") -> Iterator[str]:
+    """A new PostgreSQL database on the local server, dropped afterwards; `options` end its `create database`."""
     name = f"harbor_test_{uuid.uuid4().hex[:10]}"
     admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
-        conn.execute(sa.text(f'create database "{name}"'))
+        conn.execute(sa.text(f'create database "{name}" {options}'))
     try:
         yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:

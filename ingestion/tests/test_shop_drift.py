@@ -4,7 +4,6 @@ must load (or stop before writing), wrong settings, date cursors and bad values 
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -16,7 +15,7 @@ from ingestion.cli import main
 from ingestion.demo import shop
 from ingestion.pipeline import ingest_fx, ingest_shop
 from ingestion.settings import Settings
-from ingestion.tests.conftest import POSTGRES_ADMIN_URL, fresh_postgres_database
+from ingestion.tests.conftest import fresh_postgres_database
 
 
 def run_sql(url: str, *statements: str) -> None:
@@ -505,18 +504,8 @@ def test_a_domain_over_numeric_stays_exact(settings, postgres_url, monkeypatch):
 @pytest.fixture
 def sql_ascii_url():
     """A PostgreSQL database in SQL_ASCII, which keeps whatever bytes it is given as text."""
-    name = f"harbor_test_ascii_{uuid.uuid4().hex[:8]}"
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            sa.text(f"create database {name} encoding 'SQL_ASCII' template template0 lc_collate 'C' lc_ctype 'C'")
-        )
-    try:
-        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f"drop database if exists {name} with (force)"))
-        admin.dispose()
+    with fresh_postgres_database("encoding 'SQL_ASCII' template template0 lc_collate 'C' lc_ctype 'C'") as url:
+        yield url
 
 
 def test_text_that_is_not_utf8_is_a_dead_letter_and_loads_once_fixed(settings, sql_ascii_url, monkeypatch):
