@@ -248,11 +248,16 @@ def run_pr_check(
     selection = "state:modified+"
     untraced = untraceable_macros(settings, paths, files, env=env, log_dir=log_dir)
     if untraced:
-        # A materialization, an incremental strategy or a hook: no node depends on it in the manifest, so
+        # A materialization, an incremental strategy or a hook's macro: no node depends on it in the manifest, so
         # state:modified would select nothing, and the PR would pass with its change never run.
         selection = "fqn:*"
         report.steps.append(
-            StepResult("whole project built", True, f"changed macros no node names: {', '.join(untraced)}")
+            StepResult(
+                "whole project built",
+                True,
+                f"changed macros no model, seed, snapshot or test depends on (hooks run with every build): "
+                f"{', '.join(untraced)}",
+            )
         )
     planned = planned_tables(settings, paths, selection, env=env, log_dir=log_dir)
     mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse, copied=planned.tables)
@@ -331,8 +336,9 @@ def _build_step(
 def untraceable_macros(
     settings: Settings, paths: CiPaths, files: Sequence[str], *, env: dict[str, str], log_dir: Path
 ) -> list[str]:
-    """The project's macros in changed files that no node reaches through its macro dependencies (a
-    materialization, an incremental strategy, a hook's macro): dbt's state:modified cannot see what they change."""
+    """The project's macros in changed files that no model, seed, snapshot or test reaches through its macro
+    dependencies (a materialization, an incremental strategy, a macro only the on-run-start or on-run-end hooks
+    call): dbt's state:modified cannot see what they change."""
     changed = {f for f in files if f.endswith(".sql") and f.startswith(("macros/", "packages/"))}
     if not changed:
         return []
@@ -341,7 +347,10 @@ def untraceable_macros(
     manifest = json.loads((paths.work_dir / "manifest.json").read_text())
     macros = manifest["macros"]
     reached: set[str] = set()
-    pending = [m for node in manifest["nodes"].values() for m in node.get("depends_on", {}).get("macros", [])]
+    # The hooks are nodes too (`operation.*`), but state:modified never selects them: a macro they alone reach
+    # would count as reached, select nothing, and pass while breaking every production build.
+    selectable = [node for node in manifest["nodes"].values() if node["resource_type"] != "operation"]
+    pending = [m for node in selectable for m in node.get("depends_on", {}).get("macros", [])]
     while pending:
         macro = pending.pop()
         if macro not in reached and macro in macros:
@@ -634,7 +643,9 @@ def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: 
         report.freshness = {r["unique_id"].removeprefix("source.harbor."): r["status"] for r in results}
     # Stale production data is not the change's fault: only a freshness check that cannot run fails the PR.
     broken = [k for k, v in report.freshness.items() if v == "runtime error"]
-    ok = not broken and (code == 0 or bool(report.freshness))
+    # The hooks run with freshness too, and sources.json leaves them out: a failed one is found in the log.
+    hooks = failed_hooks(log, log_offset)
+    ok = not broken and not hooks and (code == 0 or bool(report.freshness))
     stale = sum(v in ("warn", "error") for v in report.freshness.values())
     if not report.freshness and code != 0:
         detail = f"could not run: {first_dbt_error(log, log_offset) or f'dbt exited with {code}'}"
@@ -642,17 +653,34 @@ def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: 
         detail = f"{len(report.freshness)} source table(s), {stale} stale (reported, not failing)"
     if broken:
         detail += f"; cannot check: {', '.join(broken)}"
+    if hooks:
+        detail += f"; a hook failed: {hooks[0][:300]}"
     return StepResult("dbt source freshness", ok, detail, time.monotonic() - started)
 
 
 def first_dbt_error(log: Path, offset: int = 0) -> str | None:
     """The first error dbt logged (after `offset` bytes of its log file, in text or JSON lines), on one line, e.g.
     "Compilation Error Model 'model.harbor.x' depends on a node named 'y' which was not found"."""
+    return next(iter(dbt_errors(log, offset)), None)
+
+
+# How dbt reports a failed on-run-start / on-run-end hook, e.g. "harbor.on-run-end.0 failed, error: Catalog Error...".
+HOOK_FAILURE = re.compile(r"^\S+\.on-run-(start|end)\.\d+ failed, error:")
+
+
+def failed_hooks(log: Path, offset: int = 0) -> list[str]:
+    """The errors of the project hooks that failed, as dbt logged them after `offset` bytes of its log."""
+    return [error for error in dbt_errors(log, offset) if HOOK_FAILURE.match(error)]
+
+
+def dbt_errors(log: Path, offset: int = 0) -> list[str]:
+    """Every error dbt logged after `offset` bytes of its log file (text or JSON lines), each on one line."""
     if not log.exists():
-        return None
+        return []
     with log.open(errors="replace") as file:
         file.seek(offset)
         lines = file.read().splitlines()
+    errors = []
     for i, line in enumerate(lines):
         if line.startswith("{"):  # DBT_LOG_FORMAT=json: one event per line, the message whole
             try:
@@ -671,8 +699,9 @@ def first_dbt_error(log: Path, offset: int = 0) -> str | None:
         else:
             continue
         text = " ".join(part.strip() for part in message if part.strip() not in ("", "Encountered an error:"))
-        return re.sub(r"\x1b\[[0-9;]*m", "", text)[:500] or None
-    return None
+        if text := re.sub(r"\x1b\[[0-9;]*m", "", text)[:500]:
+            errors.append(text)
+    return errors
 
 
 def _pytest(settings: Settings, args: Sequence[str]) -> StepResult:

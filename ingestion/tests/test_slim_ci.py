@@ -200,6 +200,49 @@ def test_a_changed_macro_no_node_names_builds_the_whole_project(pr):
     assert report.built_models == sorted(n["name"] for n in production.values() if n["resource_type"] == "model")
 
 
+def test_a_broken_on_run_start_hook_macro_fails_the_check(pr):
+    """A macro only the on-run-start hook calls counted as reached (the hooks are `operation` nodes): nothing was
+    built, the check passed, and every production build then stopped at the hook."""
+    settings, paths = pr
+    macro = settings.project_dir / "macros" / "stamps.sql"
+    macro.write_text(
+        macro.read_text().replace(
+            "{%- if zone[1] != 0 or zone[2] != 0 -%}", "{%- if zone[1] != 0 or zone[2] != 0 or true -%}"
+        )
+    )
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert not report.ok
+    steps = {s.name: s for s in report.steps}
+    assert "harbor_check_session_zone" in steps["whole project built"].detail
+    build = next(s for name, s in steps.items() if name.startswith("dbt build"))
+    assert not build.ok
+
+
+def test_a_broken_on_run_end_hook_macro_fails_the_build_and_the_freshness_check(pr):
+    """The on-run-end hook fails after every node passed: dbt exits 1, and freshness, having results, passed."""
+    settings, paths = pr
+    macro = settings.project_dir / "macros" / "observability" / "history.sql"
+    macro.write_text(
+        macro.read_text().replace(
+            "{%- do statements.append(harbor_observability_replace_nodes(schema, now)) -%}",
+            "{%- do statements.append(harbor_observability_replace_nodes(schema, now)) -%}\n"
+            "    {%- do statements.append('select * from no_such_history_table') -%}",
+        )
+    )
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, pytest_args=None)
+
+    assert not report.ok
+    steps = {s.name: s for s in report.steps}
+    assert "harbor_observability_on_run_end" in steps["whole project built"].detail
+    build = next(s for name, s in steps.items() if name.startswith("dbt build"))
+    assert not build.ok
+    freshness = steps["dbt source freshness"]
+    assert not freshness.ok and "no_such_history_table" in freshness.detail
+
+
 def test_renaming_a_contracted_mart_column_fails_the_check(pr):
     """Consumers of a mart break when a column is renamed: dbt only warned, and the summary said passed."""
     settings, paths = pr
