@@ -45,6 +45,7 @@ from ingestion.transform import dbt_env, dbt_executable, ensure_packages
 ARTIFACTS = ("manifest.json", "run_results.json")
 # Where dbt looks for SQL files of its own (dbt_project.yml); macros are excluded by .sqlfluffignore.
 DBT_SQL_DIRS = ("models", "analyses", "tests", "snapshots", "seeds")
+PROJECT_FILE = "dbt_project.yml"
 PROD_TARGET = "dev"
 PR_TARGET = "pr"
 PROD_ALIAS = "harbor_prod"  # profiles.yml, target pr
@@ -246,19 +247,10 @@ def run_pr_check(
     env = {"HARBOR_PR_WAREHOUSE": str(paths.pr_warehouse)}
     log_dir = paths.work_dir / "logs"
     selection = "state:modified+"
-    untraced = untraceable_macros(settings, paths, files, env=env, log_dir=log_dir)
-    if untraced:
-        # A materialization, an incremental strategy or a hook's macro: no node depends on it in the manifest, so
-        # state:modified would select nothing, and the PR would pass with its change never run.
+    reasons = whole_project_reasons(settings, paths, files, env=env, log_dir=log_dir)
+    if reasons:
         selection = "fqn:*"
-        report.steps.append(
-            StepResult(
-                "whole project built",
-                True,
-                f"changed macros no model, seed, snapshot or test depends on (hooks run with every build): "
-                f"{', '.join(untraced)}",
-            )
-        )
+        report.steps.append(StepResult("whole project built", True, "; ".join(reasons)))
     planned = planned_tables(settings, paths, selection, env=env, log_dir=log_dir)
     mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse, copied=planned.tables)
     report.steps.append(
@@ -331,6 +323,24 @@ def _build_step(
         if failed:
             detail += f"; failed: {', '.join(failed)}"
     return StepResult("dbt build (state:modified+)", code == 0, detail, time.monotonic() - started)
+
+
+def whole_project_reasons(
+    settings: Settings, paths: CiPaths, files: Sequence[str], *, env: dict[str, str], log_dir: Path
+) -> list[str]:
+    """Why the change must build the whole project, if it must: changes dbt's state:modified cannot trace to the
+    nodes they touch, so it would select nothing and the PR would pass with its change never run."""
+    reasons = []
+    if PROJECT_FILE in files:
+        # dbt compares each node's own config only: a var, a hook or a folder-wide config reaches nodes unseen.
+        reasons.append(f"{PROJECT_FILE} changed (dbt's state:modified does not compare its vars and hooks)")
+    untraced = untraceable_macros(settings, paths, files, env=env, log_dir=log_dir)
+    if untraced:
+        reasons.append(
+            "changed macros no model, seed, snapshot or test depends on (hooks run with every build): "
+            + ", ".join(untraced)
+        )
+    return reasons
 
 
 def untraceable_macros(

@@ -243,6 +243,27 @@ def test_a_broken_on_run_end_hook_macro_fails_the_build_and_the_freshness_check(
     assert not freshness.ok and "no_such_history_table" in freshness.detail
 
 
+def test_a_changed_var_in_dbt_project_yml_builds_the_whole_project(pr):
+    """dbt's state:modified does not compare vars: a var no model could use passed with nothing built, and
+    production's fct_sessions then failed."""
+    settings, paths = pr
+    project = settings.project_dir / "dbt_project.yml"
+    project.write_text(
+        project.read_text().replace(
+            "  staging_lookback_hours: 1\n", "  staging_lookback_hours: 1\n  session_inactivity_minutes: thirty\n"
+        )
+    )
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert not report.ok
+    steps = {s.name: s for s in report.steps}
+    assert steps["whole project built"].detail.startswith("dbt_project.yml changed")
+    assert "fct_sessions" in next(s for name, s in steps.items() if name.startswith("dbt build")).detail
+    assert any(n.name.startswith("fct_sessions") and n.status in slim_ci.FAILED_STATUSES for n in report.nodes)
+    assert "| whole project built | pass | dbt_project.yml changed" in paths.summary.read_text()
+
+
 def test_renaming_a_contracted_mart_column_fails_the_check(pr):
     """Consumers of a mart break when a column is renamed: dbt only warned, and the summary said passed."""
     settings, paths = pr
