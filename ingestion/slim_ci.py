@@ -46,6 +46,11 @@ ARTIFACTS = ("manifest.json", "run_results.json")
 # Where dbt looks for SQL files of its own (dbt_project.yml); macros are excluded by .sqlfluffignore.
 DBT_SQL_DIRS = ("models", "analyses", "tests", "snapshots", "seeds")
 PROJECT_FILE = "dbt_project.yml"
+# What a production build reads from the checkout: uncommitted changes there are not production's code.
+DBT_PROJECT_PATHS = (
+    *("models", "macros", "seeds", "snapshots", "tests", "analyses", "packages"),
+    *(PROJECT_FILE, "profiles.yml", "packages.yml"),
+)
 PROD_TARGET = "dev"
 PR_TARGET = "pr"
 PROD_ALIAS = "harbor_prod"  # profiles.yml, target pr
@@ -136,6 +141,7 @@ def save_prod_state(settings: Settings, state_dir: Path, *, target: str = PROD_T
                 return save_prod_state(at_ref, state_dir, target=target)
             finally:
                 _git(settings.project_dir, "worktree", "remove", "--force", str(checkout), check=False)
+    refuse_uncommitted_project_changes(settings.project_dir)
     if target == PROD_TARGET and not settings.warehouse.exists():
         # With HARBOR_DESTINATION=postgres, `make demo` loads PostgreSQL and never makes this file.
         elsewhere = (
@@ -173,8 +179,64 @@ def save_prod_state(settings: Settings, state_dir: Path, *, target: str = PROD_T
     return state_dir
 
 
+def refuse_uncommitted_project_changes(project_dir: Path) -> None:
+    """Production is a commit: built with uncommitted dbt changes, its state would hold code main never had."""
+    status = _git(project_dir, "status", "--porcelain", "--untracked-files=all", "--", *DBT_PROJECT_PATHS, check=False)
+    dirty = [line[3:] for line in status.splitlines() if line]
+    if dirty:
+        shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
+        raise CiError(
+            f"uncommitted changes to the dbt project ({shown}): production is built from a commit; commit or stash "
+            "them, or run `make prod-state REF=<base>`"
+        )
+
+
+def saved_state_commit(state_dir: Path) -> str | None:
+    """The commit production's state was built from (prod.json, written by `save_prod_state`)."""
+    try:
+        return json.loads((state_dir / "prod.json").read_text()).get("commit") or None
+    except (OSError, json.JSONDecodeError):
+        return None
+
+
+def refuse_state_of_another_commit(state_dir: Path, base: str, base_commit: str) -> None:
+    """State built from another commit than the base makes main's own later changes look like the PR's."""
+    saved = saved_state_commit(state_dir)
+    if saved != base_commit:
+        built = f"commit {saved[:12]}" if saved else "an unknown commit"
+        raise CiError(
+            f"the production state in {state_dir} is of {built}, not of {base} ({base_commit[:12]}): run "
+            f"`make prod-state` on {base} (or `make prod-state REF={base}`)"
+        )
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # What changed
+
+
+def compared_commit(project_dir: Path, base: str) -> str:
+    """The commit of `base` the checkout is compared with: its tip, which the checkout must contain.
+
+    A branch behind `base` would show base's newer changes as undone by the PR. CI's merge commit is the
+    exception: its first parent is where the PR merges into `base`, which may have moved on since.
+    """
+    tip = _git(project_dir, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).strip()
+    if not tip:
+        raise CiError(f"base ref {base!r} not found; fetch it (CI: fetch-depth 0) or pass --base")
+    merge_base = _git(project_dir, "merge-base", tip, "HEAD").strip()
+    if merge_base == tip:
+        return tip
+    parents = _git(project_dir, "rev-list", "--parents", "-n", "1", "HEAD").split()[1:]
+    if len(parents) > 1 and _is_ancestor(project_dir, parents[0], tip):
+        return parents[0]
+    raise CiError(f"your branch is behind {base} ({tip[:12]}): merge or rebase it first")
+
+
+def _is_ancestor(project_dir: Path, commit: str, of: str) -> bool:
+    completed = subprocess.run(
+        ["git", "merge-base", "--is-ancestor", commit, of], cwd=project_dir, capture_output=True, check=False
+    )
+    return completed.returncode == 0
 
 
 def changed_files(project_dir: Path, base: str) -> list[str]:
@@ -230,11 +292,13 @@ def run_pr_check(
     pytest_args: Sequence[str] | None = (),
 ) -> PrReport:
     """All checks of a pull request; never stops at the first failure so the summary tells everything."""
-    files = changed_files(settings.project_dir, base)
+    base_commit = compared_commit(settings.project_dir, base)
+    files = changed_files(settings.project_dir, base_commit)
     report = PrReport(base=base, changed_files=files)
     manifest_path = paths.state_dir / "manifest.json"
     if not manifest_path.exists():
         raise CiError(f"no production state in {paths.state_dir}: run `make prod-state` first")
+    refuse_state_of_another_commit(paths.state_dir, base, base_commit)
     if not settings.warehouse.exists():
         raise CiError(f"production warehouse {settings.warehouse} not found: run `make demo`, then `make prod-state`")
 

@@ -347,6 +347,80 @@ def test_missing_production_state_is_an_error_not_a_failed_check(scratch, tmp_pa
         slim_ci.run_pr_check(settings, missing, base="main", lint=False, pytest_args=None)
 
 
+def test_production_state_of_another_commit_than_the_base_is_refused(scratch, tmp_path):
+    """prod.json's commit was never read: state older than the base made main's own later changes the PR's."""
+    settings, paths = scratch
+    state = tmp_path / "state"
+    shutil.copytree(paths.state_dir, state)
+    saved = json.loads((state / "prod.json").read_text())
+    (state / "prod.json").write_text(json.dumps({**saved, "commit": "f" * 40}))
+    base_commit = _git_output(settings.project_dir, "rev-parse", "main")
+    elsewhere = slim_ci.CiPaths(state, paths.work_dir, paths.pr_warehouse, paths.summary)
+
+    with pytest.raises(slim_ci.CiError) as refused:
+        slim_ci.run_pr_check(settings, elsewhere, base="main", lint=False, freshness=False, pytest_args=None)
+
+    message = str(refused.value)
+    assert f"commit {'f' * 12}" in message and f"main ({base_commit[:12]})" in message
+    assert "run `make prod-state` on main (or `make prod-state REF=main`)" in message
+
+
+def test_prod_state_refuses_uncommitted_changes_to_the_dbt_project(pr, tmp_path):
+    """`make prod-state` on a dirty tree saved the uncommitted code as production's."""
+    settings, _ = pr
+    model = settings.project_dir / PAYMENTS_MODEL
+    model.write_text(model.read_text() + "\n-- not committed\n")
+    (settings.project_dir / "models" / "marts" / "new_mart.sql").write_text("select 1 as id\n")
+    elsewhere = Settings(settings.project_dir, tmp_path / "none.duckdb", settings.data_dir, settings.shop_url)
+
+    with pytest.raises(slim_ci.CiError, match="uncommitted changes to the dbt project") as refused:
+        slim_ci.save_prod_state(elsewhere, tmp_path / "state")
+
+    assert PAYMENTS_MODEL in str(refused.value) and "models/marts/new_mart.sql" in str(refused.value)
+    assert not (tmp_path / "state").exists()
+
+
+@pytest.fixture
+def branches(scratch: tuple[Settings, slim_ci.CiPaths]) -> Iterator[Path]:
+    """Branches made in the scratch repository for one test, deleted after it, `feature` checked out again."""
+    repo = scratch[0].project_dir
+    before = set(_git_output(repo, "branch", "--format=%(refname:short)").split())
+    yield repo
+    _git(repo, "checkout", "-q", "-f", "feature")
+    for branch in set(_git_output(repo, "branch", "--format=%(refname:short)").split()) - before:
+        _git(repo, "branch", "-q", "-D", branch)
+
+
+def _commit_on_new_branch(repo: Path, branch: str, start: str, path: str, text: str) -> None:
+    _git(repo, "checkout", "-q", "-b", branch, start)
+    (repo / path).write_text(text)
+    _git(repo, "commit", "-q", "-am", f"{branch}: {path}")
+
+
+def test_a_branch_behind_its_base_is_refused(scratch, branches):
+    """Behind the base, the base's newer changes were built and failed as if the PR had made them."""
+    settings, paths = scratch
+    _commit_on_new_branch(branches, "main-ahead", "main", "README.md", "# Harbor\n\nmain moved on.\n")
+    _git(branches, "checkout", "-q", "feature")
+
+    with pytest.raises(slim_ci.CiError, match=r"your branch is behind main-ahead \(\w{12}\): merge or rebase it first"):
+        slim_ci.run_pr_check(settings, paths, base="main-ahead", lint=False, freshness=False, pytest_args=None)
+
+
+def test_ci_s_merge_commit_is_compared_with_the_base_it_merges_into(scratch, branches):
+    """CI checks out a merge of the PR into the base; the base may have moved on since: not "behind"."""
+    settings, paths = scratch
+    _commit_on_new_branch(branches, "pr-head", "main", "README.md", "# Harbor\n\nThe PR's change.\n")
+    _commit_on_new_branch(branches, "main-ahead", "main", "README.md", "# Harbor\n\nmain moved on.\n")
+    _git(branches, "checkout", "-q", "--detach", "main")
+    _git(branches, "merge", "-q", "--no-ff", "-m", "Merge pr-head into main", "pr-head")
+
+    report = slim_ci.run_pr_check(settings, paths, base="main-ahead", lint=False, freshness=False, pytest_args=None)
+
+    assert report.ok, slim_ci.render_summary(report)
+    assert report.changed_files == ["README.md"]
+
+
 def test_prod_state_without_a_duckdb_warehouse_says_the_check_compares_with_duckdb(tmp_path, monkeypatch):
     """With HARBOR_DESTINATION=postgres the error sent users to `make demo`, which loads PostgreSQL, in a loop."""
     settings = Settings(PROJECT_DIR, tmp_path / "none.duckdb", tmp_path / "data", "sqlite:///unused")
@@ -356,12 +430,17 @@ def test_prod_state_without_a_duckdb_warehouse_says_the_check_compares_with_duck
 
 
 def _git(repo: Path, *args: str) -> None:
-    subprocess.run(
+    _git_output(repo, *args)
+
+
+def _git_output(repo: Path, *args: str) -> str:
+    return subprocess.run(
         ["git", "-c", "user.email=ci@harbor.test", "-c", "user.name=harbor-ci", *args],
         cwd=repo,
         check=True,
         capture_output=True,
-    )
+        text=True,
+    ).stdout.strip()
 
 
 def test_a_production_warehouse_being_written_is_a_clear_error_not_a_traceback(tmp_path):
