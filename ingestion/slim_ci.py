@@ -623,6 +623,13 @@ def write_summary(report: PrReport, path: Path) -> Path:
     return path
 
 
+def write_refusal(path: Path, reason: str) -> Path:
+    """The summary of a check that could not run: the PR comment must not keep an earlier verdict."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"## Harbor PR check: could not run\n\n{reason}\n")
+    return path
+
+
 def render_summary(report: PrReport) -> str:
     verdict = "passed" if report.ok else "FAILED"
     lines = [
@@ -849,14 +856,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     settings = Settings.from_env()
+    if args.command == "prod-state":
+        return _prod_state_command(settings, args)
+    return _pr_command(settings, args)
+
+
+def _prod_state_command(settings: Settings, args: argparse.Namespace) -> int:
+    state_dir = args.state_dir.resolve() if args.state_dir else CiPaths.for_settings(settings).state_dir
     try:
-        if args.command == "prod-state":
-            paths = CiPaths.for_settings(settings)
-            state_dir = args.state_dir.resolve() if args.state_dir else paths.state_dir
-            save_prod_state(settings, state_dir, ref=args.ref)
-            print(f"production state saved in {state_dir}")
-            return 0
-        paths = CiPaths.for_settings(settings, args.pr_id)
+        save_prod_state(settings, state_dir, ref=args.ref)
+    except CiError as error:
+        print(f"ci: error: {error}", file=sys.stderr)
+        return 2
+    print(f"production state saved in {state_dir}")
+    return 0
+
+
+def _pr_command(settings: Settings, args: argparse.Namespace) -> int:
+    paths = CiPaths.for_settings(settings, args.pr_id)
+    # A summary left by an earlier run must not stand for this one, even if this one crashes.
+    paths.summary.unlink(missing_ok=True)
+    try:
         report = run_pr_check(
             settings,
             paths,
@@ -866,6 +886,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     except CiError as error:
         print(f"ci: error: {error}", file=sys.stderr)
+        write_refusal(paths.summary, str(error))
         return 2
     print(render_summary(report))
     print(f"summary written to {paths.summary}")

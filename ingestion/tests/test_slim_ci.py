@@ -421,6 +421,25 @@ def test_ci_s_merge_commit_is_compared_with_the_base_it_merges_into(scratch, bra
     assert report.changed_files == ["README.md"]
 
 
+def test_a_check_that_cannot_run_rewrites_an_earlier_summary(scratch, tmp_path, monkeypatch):
+    """A refused run left the last run's "passed" summary, which CI then posted as this run's verdict."""
+    settings, _ = scratch
+    monkeypatch.setenv("HARBOR_PROJECT_DIR", str(settings.project_dir))
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
+    monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
+    monkeypatch.setenv("HARBOR_PROD_STATE", str(tmp_path / "no-state"))
+    summary = slim_ci.CiPaths.for_settings(Settings.from_env()).summary
+    summary.parent.mkdir(parents=True, exist_ok=True)
+    summary.write_text("## Harbor PR check: passed\n")
+
+    code = slim_ci.main(["pr", "--base", "main", "--no-pytest", "--no-freshness"])
+
+    assert code == 2
+    lines = summary.read_text().splitlines()
+    assert lines[0] == "## Harbor PR check: could not run"
+    assert "no production state in" in lines[2] and "run `make prod-state` first" in lines[2]
+
+
 def test_prod_state_without_a_duckdb_warehouse_says_the_check_compares_with_duckdb(tmp_path, monkeypatch):
     """With HARBOR_DESTINATION=postgres the error sent users to `make demo`, which loads PostgreSQL, in a loop."""
     settings = Settings(PROJECT_DIR, tmp_path / "none.duckdb", tmp_path / "data", "sqlite:///unused")
