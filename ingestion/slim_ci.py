@@ -54,6 +54,9 @@ DBT_PROJECT_PATHS = (
 PROD_TARGET = "dev"
 PR_TARGET = "pr"
 PROD_ALIAS = "harbor_prod"  # profiles.yml, target pr
+# The schema_changes tests' baseline (macros/observability/anomalies.sql): copied into the PR file, so the PR's
+# tests compare with production's columns and write their new baseline into the copy.
+SCHEMA_CHANGES_BASELINE = (HISTORY_SCHEMA, "schema_columns_snapshot")
 FAILED_STATUSES = {"error", "fail", "runtime error"}
 # A contracted mart's column renamed or removed, or the mart deleted, breaks its consumers: an error.
 WARN_ERROR_OPTIONS = ("--warn-error-options", json.dumps({"error": ["UnversionedBreakingChange"]}))
@@ -584,7 +587,9 @@ def prepare_pr_warehouse(
     `copied` (the snapshots, seeds and incremental models the PR builds: `planned_tables`); returns how many.
 
     Production's run history (the `observability` schema) is not mirrored: the PR build appends its own history
-    to tables of its own, which the on-run-end hook creates, and production's stays untouched.
+    to tables of its own, which the on-run-end hook creates, and production's stays untouched. Only the
+    schema_changes tests' baseline is copied (`SCHEMA_CHANGES_BASELINE`): without it they had nothing to compare
+    with and never fired.
     """
     if pr_warehouse.resolve() == prod_warehouse.resolve():
         raise CiError("the PR warehouse must not be the production warehouse")
@@ -601,10 +606,11 @@ def prepare_pr_warehouse(
             "union all select schema_name, view_name from duckdb_views() where database_name = $db and not internal",
             {"db": PROD_ALIAS},
         ).fetchall()
-        relations = [(schema, name) for schema, name in relations if schema != HISTORY_SCHEMA]
+        relations = [r for r in relations if r[0] != HISTORY_SCHEMA or r == SCHEMA_CHANGES_BASELINE]
+        tables = copied | {SCHEMA_CHANGES_BASELINE}  # the PR's tests write into it: a view is production's
         for schema, name in relations:
             conn.execute(f"create schema if not exists {_ident(schema)}")
-            kind = "table" if (schema, name) in copied else "view"
+            kind = "table" if (schema, name) in tables else "view"
             conn.execute(
                 f"create or replace {kind} {_ident(schema)}.{_ident(name)} as "
                 f"select * from {PROD_ALIAS}.{_ident(schema)}.{_ident(name)}"

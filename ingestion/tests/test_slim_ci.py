@@ -264,6 +264,37 @@ def test_a_changed_var_in_dbt_project_yml_builds_the_whole_project(pr):
     assert "| whole project built | pass | dbt_project.yml changed" in paths.summary.read_text()
 
 
+def test_a_mart_s_new_column_fires_its_schema_changes_test_against_production_s_baseline(pr):
+    """The PR file had no `observability` schema: the column-drift test found no baseline and never fired."""
+    settings, paths = pr
+    model = settings.project_dir / "models" / "marts" / "fct_orders.sql"
+    model.write_text(
+        model.read_text().replace(
+            "        {{ run_timestamp() }} as _loaded_at\n\n    from scoped_orders",
+            "        1 as review_flag,\n        {{ run_timestamp() }} as _loaded_at\n\n    from scoped_orders",
+        )
+    )
+    properties = settings.project_dir / "models" / "marts" / "_marts__models.yml"
+    properties.write_text(
+        properties.read_text().replace(
+            "        data_tests: [unique, not_null]\n",
+            "        data_tests: [unique, not_null]\n      - name: review_flag\n        data_type: integer\n",
+            1,  # fct_orders' first column
+        )
+    )
+    baseline = "select count(*) from observability.schema_columns_snapshot"
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        (production_rows,) = conn.execute(baseline).fetchone()
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    drift = {n.name: n.status for n in report.nodes if n.name.startswith("schema_changes_fct_orders")}
+    assert list(drift.values()) == ["warn"], slim_ci.render_summary(report)
+    assert f"- `{next(iter(drift))}`: **warn**" in paths.summary.read_text()
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        assert conn.execute(baseline).fetchone() == (production_rows,)  # the PR wrote into its copy only
+
+
 def test_renaming_a_contracted_mart_column_fails_the_check(pr):
     """Consumers of a mart break when a column is renamed: dbt only warned, and the summary said passed."""
     settings, paths = pr
@@ -514,13 +545,15 @@ def test_the_pr_file_copies_production_s_rows_where_asked_and_views_the_rest(tmp
         conn.execute("create table staging.stg_a as select range as id from range(3)")
         conn.execute("create table snapshots.snp_a as select range as id from range(5)")
         conn.execute("create table observability.dbt_invocations as select 1 as id")
+        conn.execute("create table observability.schema_columns_snapshot as select 'harbor.marts.a' as t")
     copied = frozenset({("staging", "stg_a")})
 
-    assert slim_ci.prepare_pr_warehouse(pr_file, prod, copied=copied) == 2  # production's history is not mirrored
+    # Production's history is not mirrored, but for the schema_changes tests' baseline.
+    assert slim_ci.prepare_pr_warehouse(pr_file, prod, copied=copied) == 3
     with duckdb.connect(str(pr_file)) as conn:
         kinds = dict(conn.execute("select table_name, table_type from information_schema.tables").fetchall())
         copy = conn.execute("select id from staging.stg_a order by id").fetchall()
-    assert kinds == {"stg_a": "BASE TABLE", "snp_a": "VIEW"}
+    assert kinds == {"stg_a": "BASE TABLE", "snp_a": "VIEW", "schema_columns_snapshot": "BASE TABLE"}
     assert copy == [(0,), (1,), (2,)]
     with duckdb.connect(str(pr_file)) as conn:  # the view reads production, attached as the pr target does
         conn.execute(f"attach '{prod}' as {slim_ci.PROD_ALIAS} (read_only)")
