@@ -46,6 +46,8 @@ ARTIFACTS = ("manifest.json", "run_results.json")
 # Where dbt looks for SQL files of its own (dbt_project.yml); macros are excluded by .sqlfluffignore.
 DBT_SQL_DIRS = ("models", "analyses", "tests", "snapshots", "seeds")
 PROJECT_FILE = "dbt_project.yml"
+CHANGED_AND_DOWNSTREAM = "state:modified+"
+WHOLE_PROJECT = "fqn:*"
 # What a production build reads from the checkout: uncommitted changes there are not production's code.
 DBT_PROJECT_PATHS = (
     *("models", "macros", "seeds", "snapshots", "tests", "analyses", "packages"),
@@ -313,10 +315,10 @@ def run_pr_check(
     paths.work_dir.mkdir(parents=True)
     env = {"HARBOR_PR_WAREHOUSE": str(paths.pr_warehouse)}
     log_dir = paths.work_dir / "logs"
-    selection = "state:modified+"
+    selection = CHANGED_AND_DOWNSTREAM
     reasons = whole_project_reasons(settings, paths, files, env=env, log_dir=log_dir)
     if reasons:
-        selection = "fqn:*"
+        selection = WHOLE_PROJECT
         report.steps.append(StepResult("whole project built", True, "; ".join(reasons)))
     planned = planned_tables(settings, paths, selection, env=env, log_dir=log_dir)
     mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse, copied=planned.tables)
@@ -389,7 +391,8 @@ def _build_step(
         )
         if failed:
             detail += f"; failed: {', '.join(failed)}"
-    return StepResult("dbt build (state:modified+)", code == 0, detail, time.monotonic() - started)
+    label = "dbt build (whole project)" if selection == WHOLE_PROJECT else f"dbt build ({selection})"
+    return StepResult(label, code == 0, detail, time.monotonic() - started)
 
 
 def whole_project_reasons(

@@ -196,6 +196,7 @@ def test_a_changed_macro_no_node_names_builds_the_whole_project(pr):
     assert report.ok, slim_ci.render_summary(report)
     whole = next(s for s in report.steps if s.name == "whole project built")
     assert "materialization_test_default" in whole.detail
+    assert "dbt build (whole project)" in [s.name for s in report.steps]  # not "state:modified+": it was not
     production = json.loads((paths.state_dir / "manifest.json").read_text())["nodes"]
     assert report.built_models == sorted(n["name"] for n in production.values() if n["resource_type"] == "model")
 
