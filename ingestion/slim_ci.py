@@ -59,6 +59,7 @@ PROD_ALIAS = "harbor_prod"  # profiles.yml, target pr
 # The schema_changes tests' baseline (macros/observability/anomalies.sql): copied into the PR file, so the PR's
 # tests compare with production's columns and write their new baseline into the copy.
 SCHEMA_CHANGES_BASELINE = (HISTORY_SCHEMA, "schema_columns_snapshot")
+TEST_TYPES = ("test", "unit_test")
 FAILED_STATUSES = {"error", "fail", "runtime error"}
 # A contracted mart's column renamed or removed, or the mart deleted, breaks its consumers: an error.
 WARN_ERROR_OPTIONS = ("--warn-error-options", json.dumps({"error": ["UnversionedBreakingChange"]}))
@@ -121,6 +122,11 @@ class PrReport:
     @property
     def built_models(self) -> list[str]:
         return sorted(n.name for n in self.nodes if n.resource_type == "model" and n.status == "success")
+
+    @property
+    def tests(self) -> list[NodeResult]:
+        """Data tests and unit tests: a unit test is a test of a model, not a node the build makes."""
+        return [n for n in self.nodes if n.resource_type in TEST_TYPES]
 
     @property
     def selected_models(self) -> list[str]:
@@ -386,9 +392,7 @@ def _build_step(
         detail = f"stopped before building anything: {report.dbt_error}"
     else:
         failed = [n.name for n in report.nodes if n.status in FAILED_STATUSES]
-        detail = (
-            f"{len(report.built_models)} model(s) built, {sum(n.resource_type == 'test' for n in report.nodes)} test(s)"
-        )
+        detail = f"{len(report.built_models)} model(s) built, {len(report.tests)} test(s)"
         if failed:
             detail += f"; failed: {', '.join(failed)}"
     label = "dbt build (whole project)" if selection == WHOLE_PROJECT else f"dbt build ({selection})"
@@ -653,8 +657,8 @@ def render_summary(report: PrReport) -> str:
         detail = (step.detail or "").replace("|", "\\|")  # a `|` in dbt's message would split the row
         lines.append(f"| {step.name} | {result} | {detail} | {step.seconds:.1f}s |")
     # Hooks and exposures run or no-op with every build: listed, they made "Built: 12" of a build of nothing.
-    models = [n for n in report.nodes if n.resource_type not in ("test", "operation", "exposure")]
-    tests = [n for n in report.nodes if n.resource_type == "test"]
+    models = [n for n in report.nodes if n.resource_type not in (*TEST_TYPES, "operation", "exposure")]
+    tests = report.tests
     lines.append("")
     if report.dbt_error:
         lines.append(f"dbt stopped before building anything: {report.dbt_error}")

@@ -536,6 +536,20 @@ def test_the_summary_lists_built_nodes_without_hooks_and_skipped_tests_apart_fro
     assert "**skipped**" not in summary
 
 
+def test_the_summary_counts_unit_tests_as_tests_not_as_built_nodes():
+    """A unit test was listed as a built node, and a failed one was missing from the test count."""
+    node = slim_ci.NodeResult
+    report = slim_ci.PrReport(base="main", changed_files=["models/marts/fct_sessions.sql"])
+    report.nodes = [
+        node("unit_test.harbor.fct_sessions.splits", "unit_test", "fct_sessions.splits", "fail", "got 2 rows"),
+        node("model.harbor.fct_sessions", "model", "fct_sessions", "skipped"),
+        node("test.harbor.unique_fct_sessions_session_id", "test", "unique_fct_sessions_session_id", "pass"),
+    ]
+    summary = slim_ci.render_summary(report)
+    assert "1 node(s)" in summary and "(unit_test)" not in summary
+    assert "Tests: 1 of 2 passed." in summary and "- `fct_sessions.splits`: **fail** (got 2 rows)" in summary
+
+
 def test_the_pr_file_copies_production_s_rows_where_asked_and_views_the_rest(tmp_path):
     """What the rehearsal and the snapshots build on must be production's rows: a copy that came out empty
     passed every other check of this file (an incremental model then rehearsed on nothing)."""
