@@ -699,25 +699,74 @@ def _lint_sql(settings: Settings, files: list[str]) -> StepResult:
         "HARBOR_TARGET": "ci",
         "HARBOR_WAREHOUSE": str(settings.project_dir / "target" / "lint.duckdb"),
     }
-    code = _run([_tool("sqlfluff"), "lint", *files], settings, env=env)
-    return StepResult("sqlfluff lint (changed SQL)", code == 0, ", ".join(files), time.monotonic() - started)
+    code, output = _run_captured([_tool("sqlfluff"), "lint", *files], settings, env=env)
+    detail = ", ".join(files) if code == 0 else violations_detail(sqlfluff_violations(output))
+    return StepResult("sqlfluff lint (changed SQL)", code == 0, detail, time.monotonic() - started)
 
 
 def _lint_python(settings: Settings, files: list[str]) -> StepResult:
     if not files:
         return StepResult("ruff (changed Python)", True, "no Python file changed", skipped=True)
     started = time.monotonic()
-    check = _run([_tool("ruff"), "check", *files], settings)
-    fmt = _run([_tool("ruff"), "format", "--check", *files], settings)
-    return StepResult("ruff (changed Python)", check == 0 and fmt == 0, ", ".join(files), time.monotonic() - started)
+    check, check_output = _run_captured([_tool("ruff"), "check", "--output-format", "concise", *files], settings)
+    fmt, fmt_output = _run_captured([_tool("ruff"), "format", "--check", *files], settings)
+    ok = check == 0 and fmt == 0
+    detail = ", ".join(files) if ok else violations_detail(ruff_violations(check_output + fmt_output))
+    return StepResult("ruff (changed Python)", ok, detail, time.monotonic() - started)
 
 
 def _lint_yaml(settings: Settings, files: list[str]) -> StepResult:
     if not files:
         return StepResult("yamllint (changed YAML)", True, "no YAML file changed", skipped=True)
     started = time.monotonic()
-    code = _run([_tool("yamllint"), "--strict", *files], settings)
-    return StepResult("yamllint (changed YAML)", code == 0, ", ".join(files), time.monotonic() - started)
+    code, output = _run_captured([_tool("yamllint"), "--strict", "--format", "parsable", *files], settings)
+    detail = ", ".join(files) if code == 0 else violations_detail(yamllint_violations(output))
+    return StepResult("yamllint (changed YAML)", code == 0, detail, time.monotonic() - started)
+
+
+# The first few violations go into the PR comment, each as "path:line:column CODE message"; the job's log has all.
+SHOWN_VIOLATIONS = 5
+
+
+def violations_detail(violations: list[str]) -> str:
+    if not violations:
+        return "failed (see the job's log)"
+    more = len(violations) - SHOWN_VIOLATIONS
+    return "; ".join(violations[:SHOWN_VIOLATIONS]) + (f"; and {more} more" if more > 0 else "")
+
+
+def sqlfluff_violations(output: str) -> list[str]:
+    """From sqlfluff's report: `== [path] FAIL`, then `L:  n | P:  n | CODE | message` (wrapped on `|` lines)."""
+    violations: list[str] = []
+    path = ""
+    for line in output.splitlines():
+        if header := re.match(r"^== \[(.+)\] FAIL", line):
+            path = header[1]
+        elif found := re.match(r"^L:\s*(\d+) \| P:\s*(\d+) \| (\w+) \| (.*)$", line):
+            violations.append(f"{path}:{found[1]}:{found[2]} {found[3]} {found[4].strip()}")
+        elif (wrapped := re.match(r"^\s+\| (.*)$", line)) and violations:
+            violations[-1] += f" {wrapped[1].strip()}"
+    return [re.sub(r" \[[a-z_.]+\]$", "", v) for v in violations]  # the rule's name repeats its code
+
+
+def ruff_violations(output: str) -> list[str]:
+    """From `ruff check --output-format concise` (`path:line:col: CODE [*] message`) and `ruff format --check`."""
+    violations = []
+    for line in output.splitlines():
+        if found := re.match(r"^(\S+:\d+:\d+): ([A-Z]+\d+) (?:\[\*\] )?(.*)$", line):
+            violations.append(f"{found[1]} {found[2]} {found[3]}")
+        elif reformat := re.match(r"^Would reformat: (.+)$", line):
+            violations.append(f"{reformat[1]}: not formatted (`.venv/bin/ruff format` fixes it)")
+    return violations
+
+
+def yamllint_violations(output: str) -> list[str]:
+    """From `yamllint --format parsable`: `path:line:col: [level] message (rule)`."""
+    violations = []
+    for line in output.splitlines():
+        if found := re.match(r"^(\S+:\d+:\d+): \[\w+\] (.*?)(?: \(([\w-]+)\))?$", line):
+            violations.append(f"{found[1]} {found[3] or ''} {found[2]}".replace("  ", " "))
+    return violations
 
 
 def _freshness(settings: Settings, paths: CiPaths, env: dict[str, str], report: PrReport) -> StepResult:
@@ -825,6 +874,17 @@ def _dbt(settings: Settings, args: list[str], *, env: dict[str, str] | None = No
 def _run(command: list[str], settings: Settings, *, env: dict[str, str] | None = None) -> int:
     print(f"+ {' '.join(command)}", flush=True)
     return subprocess.run(command, cwd=settings.project_dir, env=_command_env(settings, env), check=False).returncode
+
+
+def _run_captured(command: list[str], settings: Settings, *, env: dict[str, str] | None = None) -> tuple[int, str]:
+    """`_run`, keeping the standard output (echoed, so the job's log still has it) for the summary to quote."""
+    print(f"+ {' '.join(command)}", flush=True)
+    completed = subprocess.run(
+        command, cwd=settings.project_dir, env=_command_env(settings, env), capture_output=True, text=True, check=False
+    )
+    print(completed.stdout, end="", flush=True)
+    print(completed.stderr, end="", file=sys.stderr, flush=True)
+    return completed.returncode, completed.stdout
 
 
 def _command_env(settings: Settings, env: dict[str, str] | None = None) -> dict[str, str]:

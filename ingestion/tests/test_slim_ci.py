@@ -328,6 +328,29 @@ def test_a_python_or_docs_change_builds_no_model(pr):
     assert "nothing was built" in paths.summary.read_text()
 
 
+def test_a_failing_lint_names_the_first_violations_with_their_rule_codes(pr):
+    """A failing lint step listed the file names only: what was wrong was in the job's log alone."""
+    settings, paths = pr
+    analysis = settings.project_dir / "analyses" / "order_status_funnel.sql"
+    analysis.write_text(analysis.read_text().replace("orders as (", "orders  as (", 1))
+    (settings.project_dir / "ingestion" / "lint_probe.py").write_text("import os\n")
+    hooks = settings.project_dir / ".pre-commit-config.yaml"
+    hooks.write_text(hooks.read_text() + "extra:  1\n")
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", freshness=False, pytest_args=None)
+
+    steps = {s.name: s for s in report.steps}
+    sql, python, yaml = (
+        steps[f"{n} (changed {k})"] for n, k in (("sqlfluff lint", "SQL"), ("ruff", "Python"), ("yamllint", "YAML"))
+    )
+    assert not (sql.ok or python.ok or yaml.ok)
+    assert "analyses/order_status_funnel.sql:4:7 LT01 Expected only single space" in sql.detail
+    assert "ingestion/lint_probe.py:1:8 F401 `os` imported but unused" in python.detail
+    assert ".pre-commit-config.yaml:" in yaml.detail and " colons too many spaces after colon" in yaml.detail
+    summary = paths.summary.read_text()
+    assert "LT01" in summary and "F401" in summary and "colons" in summary
+
+
 def test_a_project_that_does_not_compile_says_why_in_the_summary(pr):
     """dbt stops at parse time and writes no run results: the summary said "No dbt node changed: nothing was
     built", and the error was only in the console log."""
