@@ -62,7 +62,8 @@ clean:  ## delete the warehouse, demo data, dbt's output, reports and the saved 
 
 ## Pull-request CI (README "Contributing / pull requests"): production state, then the slim PR check.
 .PHONY: prod-state ci-pr ingest
-# REF=<git ref> builds production as of that commit (the PR workflow's fallback when no state is cached).
+# REF=<git ref> builds production as of that commit (the PR workflow's, when no state of the base is cached);
+# without REF, uncommitted changes to the dbt project are refused: production is built from a commit.
 prod-state: setup  ## build production and keep its dbt state (REF=<git ref> for another commit)
 	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(REF))
 

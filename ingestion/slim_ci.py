@@ -3,13 +3,16 @@
 Two commands, each a `make` target and a step of the GitHub workflows:
 
 - `prod-state` (`make prod-state`) builds the production target and keeps dbt's `manifest.json` and
-  `run_results.json` in the production state folder (`state/prod/`, ignored by git).
+  `run_results.json` in the production state folder (`state/prod/`, ignored by git), with `prod.json` naming the
+  commit built; it refuses uncommitted changes to the dbt project.
 - `pr` (`make ci-pr`) runs the checks of a pull request against that state: ruff, sqlfluff and yamllint on the
   changed files only, a rehearsal of the deploy (`dbt run --select state:modified+`, the changed incremental
   models running incrementally on copies of production's tables, as the deploy will), then
   `dbt build --select state:modified+ --full-refresh --defer --state state/prod` (the changed logic on every row,
-  and its tests) into a DuckDB file of the PR's own (the whole project when a changed macro is no node's
-  dependency), `dbt source freshness`, the Python tests, and a markdown summary for the PR comment.
+  and its tests) into a DuckDB file of the PR's own (the whole project when `dbt_project.yml` changed or a changed
+  macro is no model's, seed's, snapshot's or test's dependency), `dbt source freshness`, the Python tests, and a
+  markdown summary for the PR comment. It refuses to run (exit 2, the summary saying why) on a branch behind its
+  base or against production state of another commit than the base's.
 
 The PR file carries production's file name, so its catalog name and every relation name match production's:
 dbt compares sources by their rendered database, and a PR file named otherwise would mark every source (and
