@@ -576,7 +576,9 @@ def ingest_fx(settings: Settings, *, full_refresh: bool = False, **config) -> In
     return run_source(
         "fx",
         settings,
-        lambda extracted_at, tally: fx_source(base_url=base_url, extracted_at=extracted_at, tally=tally, **config),
+        lambda extracted_at, tally: fx_source(
+            base_url=base_url, extracted_at=extracted_at, tally=tally, full_refresh=full_refresh, **config
+        ),
         full_refresh=full_refresh,
     )
 

@@ -54,6 +54,7 @@ def fx_source(
     lag_seconds: float = 2 * 86400,
     extracted_at: datetime | None = None,
     tally: Tally | None = None,
+    full_refresh: bool = False,
 ) -> Iterator[DltResource]:
     if not isinstance(page_size, int) or page_size < 1:
         raise ConfigError(f"fx: page_size must be a whole number, 1 or more, not {page_size!r}")
@@ -64,7 +65,9 @@ def fx_source(
     _check_endpoint_url(base_url, endpoint_path)
     lag = non_negative_number(lag_seconds, "fx: lag_seconds (seconds)")
     first = _initial_value(initial_value)
-    stored = _stored_cursor()
+    # A full refresh drops the state only after the source is built: read here, the cursor made it reload only the
+    # lag window's rates into an emptied raw table.
+    stored = None if full_refresh else _stored_cursor()
     # Each run asks again for what changed in the window before the cursor: the API pages by number, and a rate
     # revised while a run pages moves to the end, shifting a rate the run then never sees below the cursor
     # (README "fx"). The first run starts at `initial_value`; later ones at the cursor whatever it says.

@@ -159,6 +159,18 @@ def test_a_bad_record_first_on_a_page_is_a_dead_letter_once_a_cursor_exists(sett
     assert dead == 1
 
 
+def test_a_full_refresh_reloads_every_rate(settings, api):
+    """The stored cursor was read before the full refresh dropped the state: the run asked for the lag window's
+    rates alone and left raw with 11 of 273, and a full refresh of the build priced orders with null rates."""
+    ingest_fx(settings, base_url=api.base_url)
+    api.tick = 2
+    ingest_fx(settings, base_url=api.base_url)
+    api.log.clear()
+    ingest_fx(settings, base_url=api.base_url, full_refresh=True)
+    assert api.log and all("updated_since=1970-01-01" in path for path, _ in api.log), api.log
+    assert warehouse_rates(settings) == source_rates(3, 2)
+
+
 def test_initial_value_starts_the_first_run_only(settings, monkeypatch):
     """With dlt's incremental, one run with another `initial_value` moved the stored cursor there for good, and
     the rates revised before it were never asked for again."""
