@@ -64,8 +64,9 @@ clean:  ## delete the warehouse, demo data, dbt's output, reports and the saved 
 .PHONY: prod-state ci-pr ingest
 # REF=<git ref> builds production as of that commit (the PR workflow's, when no state of the base is cached);
 # without REF, uncommitted changes to the dbt project are refused: production is built from a commit.
+# UNLESS_SAVED=1 keeps a saved state that is already of that commit (the PR workflow's restored cache).
 prod-state: setup  ## build production and keep its dbt state (REF=<git ref> for another commit)
-	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(REF))
+	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(REF)) $(if $(UNLESS_SAVED),--unless-saved)
 
 # BASE=<git ref> compares with another base than origin/main (or main); CI_PR_ARGS=--no-pytest skips pytest.
 ci-pr: setup  ## the slim pull-request check against production (BASE=<git ref>)

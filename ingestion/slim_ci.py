@@ -246,6 +246,10 @@ def compared_commit(project_dir: Path, base: str) -> str:
     raise CiError(f"your branch is behind {base} ({tip[:12]}): merge or rebase it first")
 
 
+def _commit_of(project_dir: Path, ref: str) -> str | None:
+    return _git(project_dir, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}", check=False).strip() or None
+
+
 def _is_ancestor(project_dir: Path, commit: str, of: str) -> bool:
     completed = subprocess.run(
         ["git", "merge-base", "--is-ancestor", commit, of], cwd=project_dir, capture_output=True, check=False
@@ -924,6 +928,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     prod = commands.add_parser("prod-state", help="build production and keep its dbt artifacts")
     prod.add_argument("--state-dir", type=Path, help="default: state/prod (or HARBOR_PROD_STATE)")
     prod.add_argument("--ref", help="build the project as of this git ref (e.g. the PR's base) instead of HEAD")
+    prod.add_argument(
+        "--unless-saved",
+        action="store_true",
+        help="do nothing when the saved state is already of that commit (CI restores state from a cache)",
+    )
     pr = commands.add_parser("pr", help="the pull-request check against the saved production state")
     pr.add_argument("--base", help="git ref the PR is compared with (default: HARBOR_BASE_REF, origin/main, main)")
     pr.add_argument("--pr-id", help="names the PR's DuckDB file (default: HARBOR_PR_ID or the branch)")
@@ -940,6 +949,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _prod_state_command(settings: Settings, args: argparse.Namespace) -> int:
     state_dir = args.state_dir.resolve() if args.state_dir else CiPaths.for_settings(settings).state_dir
     try:
+        if args.unless_saved and saved_state_commit(state_dir) == _commit_of(settings.project_dir, args.ref or "HEAD"):
+            print(f"production state in {state_dir} is already of {args.ref or 'HEAD'}: kept")
+            return 0
         save_prod_state(settings, state_dir, ref=args.ref)
     except CiError as error:
         print(f"ci: error: {error}", file=sys.stderr)

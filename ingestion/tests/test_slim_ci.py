@@ -596,3 +596,18 @@ def test_the_pr_file_copies_production_s_rows_where_asked_and_views_the_rest(tmp
     with duckdb.connect(str(pr_file)) as conn:  # the view reads production, attached as the pr target does
         conn.execute(f"attach '{prod}' as {slim_ci.PROD_ALIAS} (read_only)")
         assert conn.execute("select count(*) from snapshots.snp_a").fetchone() == (5,)
+
+
+def test_prod_state_unless_saved_keeps_a_state_of_that_commit_and_builds_nothing(tmp_path, capsys, monkeypatch):
+    """The PR workflow restores state from a cache, whose key prefix also matches an older main's: it asks for the
+    base's state, which is rebuilt only when the restored one is of another commit."""
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path / "no-warehouse.duckdb"))  # a build would stop on it
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    (tmp_path / "prod.json").write_text(json.dumps({"commit": head}))
+    args = ["prod-state", "--state-dir", str(tmp_path), "--ref", "HEAD", "--unless-saved"]
+    assert slim_ci.main(args) == 0
+    assert "is already of HEAD: kept" in capsys.readouterr().out
+    (tmp_path / "prod.json").write_text(json.dumps({"commit": "0" * 40}))
+    assert slim_ci.main(args) == 2  # built, and refused: there is no production warehouse
