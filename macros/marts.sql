@@ -18,8 +18,8 @@
     than the mart's newest `_loaded_at`: it was rebuilt or its source reloaded in full since the mart's last build,
     and may have lost keys (`delete_keys_the_source_lost()`), which no changed row tells the mart about. Every row
     then counts as changed and the keys the mart holds are affected too, so keys no longer built are dropped: a
-    full recompute, as dear as the reload that caused it. An empty staging model (a source not loaded yet) does not
-    count. Asked once per model. -#}
+    full recompute, as dear as the reload that caused it. An empty staging model counts when its raw table exists
+    (a reload that found no row), not when the source was never loaded. Asked once per model. -#}
 {% macro staging_rewritten_since_last_build() -%}
     {%- if not execute or not is_incremental() -%}
         {{ return(false) }}
@@ -44,7 +44,21 @@
     {%- for node in staging -%}
         {#- Not ref(): a staging model reached through an intermediate one is no declared dependency. -#}
         {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.alias) -%}
-        {%- do checks.append('coalesce((select min(_staged_at) from ' ~ relation ~ ') > ' ~ watermark ~ ', false)') -%}
+        {#- Empty staging counts when its raw table exists: a reload that found no row, not a source never loaded.
+            It keeps counting while the table stays empty, a full recompute per build, since nothing records
+            whether the mart has seen the emptying already. -#}
+        {%- set raw_tables = [] -%}
+        {%- for unique_id in node.depends_on.nodes if unique_id in graph.sources -%}
+            {%- set raw = graph.sources[unique_id] -%}
+            {%- do raw_tables.append(load_relation(
+                api.Relation.create(database=raw.database, schema=raw.schema, identifier=raw.identifier)
+            )) -%}
+        {%- endfor -%}
+        {%- set reloaded_empty = raw_tables and none not in raw_tables -%}
+        {%- do checks.append(
+            'coalesce((select min(_staged_at) from ' ~ relation ~ ') > ' ~ watermark ~ ', '
+            ~ ('true' if reloaded_empty else 'false') ~ ')'
+        ) -%}
     {%- endfor -%}
     {%- set rewritten = checks | length > 0
         and run_query('select ' ~ checks | join(' or ')).columns[0].values()[0] -%}

@@ -117,7 +117,9 @@
         {%- set extractions = run_query(
             'select count(*), min(_extracted_at) = max(_extracted_at) from ' ~ raw
         ).rows[0] -%}
-        {%- if extractions[0] > 0 and extractions[1] -%}
+        {#- An empty raw table is a full reload that found no row (a table loaded by cursor is empty only when
+            staging is too): every staged key is gone. -#}
+        {%- if extractions[0] == 0 or extractions[1] -%}
             delete from {{ this }}
             where {{ key }} not in (
                 select raw_rows.{{ key }} from {{ raw }} as raw_rows where raw_rows.{{ key }} is not null

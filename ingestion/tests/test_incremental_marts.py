@@ -546,3 +546,33 @@ def test_a_row_deleted_from_a_table_reloaded_in_full_leaves_staging_and_the_mart
         warehouse.build()
         assert select(warehouse, "select count(*) from marts.fct_orders where _loaded_at > %s", (built_at,)) == [(0,)]
     assert_a_full_refresh_gives_the_same_marts(both, incremental)
+
+
+def test_a_table_reloaded_in_full_that_comes_back_empty_empties_staging_and_the_marts(settings, pg_env, monkeypatch):
+    """Every payment deleted from a table reloaded in full: raw comes back empty, and staging and the marts used to
+    keep the last payments (an empty reload was read as no reload) until the table held a row again. Now they let
+    go of them, on both engines, as a full refresh would."""
+    both = duckdb_and_postgres(settings, pg_env)
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps({"payments": {"cursor_column": ""}}))
+    shop.create_shop(settings.shop_url, seed=13, scale=0.2, events_to=settings.data_dir)
+    with FxApi(seed=13, tick=0) as fx_api:
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+            assert select(warehouse, "select count(*) > 0 from marts.fct_payments") == [(True,)]
+        engine = sa.create_engine(settings.shop_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("delete from payments"))
+        engine.dispose()
+        incremental = {}
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+            for relation in ("raw_shop.payments", "staging.stg_shop__payments", "marts.fct_payments"):
+                assert select(warehouse, f"select count(*) from {relation}") == [(0,)], (
+                    f"{relation} on {warehouse.target}"
+                )
+            paid = select(warehouse, "select count(*) from marts.fct_orders where amount_paid <> 0")
+            assert paid == [(0,)], warehouse.target
+            incremental[warehouse.target] = warehouse.marts()
+    assert_a_full_refresh_gives_the_same_marts(both, incremental)
