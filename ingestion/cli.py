@@ -339,11 +339,11 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     """`dbt build` with the options given. On a DuckDB target the warehouse must exist: dbt would create an
     empty file and report every source missing (a mistyped HARBOR_WAREHOUSE looked like a broken project)."""
     options = args.dbt_args
-    target = _dbt_option(options, "--target", "-t") or default_target()
+    target = _dbt_target(options)
     _refuse_a_duckdb_warehouse_dbt_cannot_use(settings, target)
     started = time.time()
     code = _dbt_build(settings, target, *options)
-    _print_quality(settings, since=started, target_path=_dbt_option(options, "--target-path"))
+    _print_quality(settings, since=started, artifacts=_dbt_artifacts(settings, options))
     if code != 0:
         raise DbtFailed(["build", *options], code)
     return 0
@@ -353,11 +353,9 @@ def _docs(args: argparse.Namespace, settings: Settings) -> int:
     """`dbt docs generate --static`: the catalog reads the warehouse, so it must be there and free, as for a build
     (a locked one was a page of traceback from inside dbt)."""
     options = args.dbt_args
-    _refuse_a_duckdb_warehouse_dbt_cannot_use(settings, _dbt_option(options, "--target", "-t") or default_target())
+    _refuse_a_duckdb_warehouse_dbt_cannot_use(settings, _dbt_target(options))
     run_dbt(settings, "docs", "generate", "--static", *options)
-    target_path = _dbt_option(options, "--target-path")
-    target = settings.project_dir / target_path if target_path else dbt_target_dir(settings.project_dir)
-    print(f"docs:      {target / 'static_index.html'} (one file: open it in a browser)")
+    print(f"docs:      {_dbt_artifacts(settings, options) / 'static_index.html'} (one file: open it in a browser)")
     return 0
 
 
@@ -420,6 +418,18 @@ def _dbt_option(options: list[str], *names: str) -> str | None:
         elif option.startswith("--") and option.split("=", 1)[0] in names and "=" in option:
             value = option.split("=", 1)[1]
     return value
+
+
+def _dbt_target(options: list[str]) -> str:
+    """The dbt target `options` name (`--target`/`-t`), else the default one."""
+    return _dbt_option(options, "--target", "-t") or default_target()
+
+
+def _dbt_artifacts(settings: Settings, options: list[str]) -> Path:
+    """The folder dbt writes its artifacts to under `options`: `--target-path`, relative to the project, else
+    dbt's target folder."""
+    target_path = _dbt_option(options, "--target-path")
+    return settings.project_dir / target_path if target_path else dbt_target_dir(settings.project_dir)
 
 
 def _dbt_command(settings: Settings) -> str:
@@ -564,11 +574,11 @@ def _print_summary(results: list[IngestResult], failed: Sequence[str] = ()) -> N
         print(f"  {source + '.*':<28} failed: nothing loaded, state unchanged (error on stderr)")
 
 
-def _print_quality(settings: Settings, since: float, target_path: str | None = None) -> None:
-    """The quality score of the build started at `since`, from its artifacts (in `target_path` when the build was
-    given one). Printed even when the build failed: that is when the score matters most; but not from an older
-    build's results, when dbt stopped before running a node."""
-    target = settings.project_dir / target_path if target_path else dbt_target_dir(settings.project_dir)
+def _print_quality(settings: Settings, since: float, artifacts: Path | None = None) -> None:
+    """The quality score of the build started at `since`, from its artifacts (dbt's target folder unless given).
+    Printed even when the build failed: that is when the score matters most; but not from an older build's
+    results, when dbt stopped before running a node."""
+    target = artifacts or dbt_target_dir(settings.project_dir)
     results = target / "run_results.json"
     if not results.exists() or results.stat().st_mtime < since:
         print("quality:   no score (dbt stopped before running any node; its log says why)")

@@ -269,7 +269,7 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
         ingestion.cli, "run_dbt", lambda settings, *args, check=True: handed.append(args) or next(exit_codes)
     )
     scored: list[float] = []  # the README: every build prints the quality score
-    monkeypatch.setattr(ingestion.cli, "_print_quality", lambda settings, since, target_path=None: scored.append(since))
+    monkeypatch.setattr(ingestion.cli, "_print_quality", lambda settings, since, artifacts=None: scored.append(since))
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path / "mistyped.duckdb"))
     assert main(["build"]) == EXIT_BAD_CONFIG
     assert "no warehouse at" in capsys.readouterr().err and not (tmp_path / "mistyped.duckdb").exists()
