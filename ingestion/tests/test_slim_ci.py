@@ -77,11 +77,10 @@ def pr(scratch: tuple[Settings, slim_ci.CiPaths]) -> Iterator[tuple[Settings, sl
 def test_a_changed_staging_model_builds_exactly_it_and_its_descendants(pr):
     settings, paths = pr
     model = settings.project_dir / PAYMENTS_MODEL
-    model.write_text(
-        model.read_text().replace(
-            "        lower(status) as payment_status,\n",
-            "        lower(status) as payment_status,\n        amount > 0 as is_positive,\n",
-        )
+    _edit(
+        model,
+        "        lower(status) as payment_status,\n",
+        "        lower(status) as payment_status,\n        amount > 0 as is_positive,\n",
     )
     report = slim_ci.run_pr_check(settings, paths, base="main", pytest_args=None)
 
@@ -122,10 +121,8 @@ def test_an_incremental_branch_the_deploy_would_fail_on_fails_the_check(pr):
     breaking only that branch passed, and the deploy, which runs it on production's table, failed."""
     settings, paths = pr
     model = settings.project_dir / PAYMENTS_MODEL
-    model.write_text(
-        model.read_text().replace(
-            "where {{ loaded_since_last_run() }}", "where {{ loaded_since_last_run() }} and no_such_column is null"
-        )
+    _edit(
+        model, "where {{ loaded_since_last_run() }}", "where {{ loaded_since_last_run() }} and no_such_column is null"
     )
     report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
 
@@ -142,9 +139,7 @@ def test_a_change_that_breaks_a_data_test_fails_the_check(pr, monkeypatch):
     settings, paths = pr
     model = settings.project_dir / PAYMENTS_MODEL
     # Every payment twice: the model builds, its unique test on payment_id fails.
-    model.write_text(
-        model.read_text().replace("select * from final", "select * from final\nunion all\nselect * from final")
-    )
+    _edit(model, "select * from final", "select * from final\nunion all\nselect * from final")
     monkeypatch.setenv("HARBOR_PROJECT_DIR", str(settings.project_dir))
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
@@ -166,9 +161,9 @@ def test_a_changed_seed_and_snapshot_build_onto_copies_of_production(pr):
     so every such PR failed."""
     settings, paths = pr
     seed = settings.project_dir / "seeds" / "order_statuses.csv"
-    seed.write_text(seed.read_text().replace("returned,closed,false,true,6", "returned,closed,false,true,7"))
+    _edit(seed, "returned,closed,false,true,6", "returned,closed,false,true,7")
     snapshot = settings.project_dir / "snapshots" / "snp_shop__products.sql"
-    snapshot.write_text(snapshot.read_text().replace("{% endsnapshot %}", "-- reviewed\n{% endsnapshot %}"))
+    _edit(snapshot, "{% endsnapshot %}", "-- reviewed\n{% endsnapshot %}")
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
         (history,) = conn.execute("select count(*) from snapshots.snp_shop__products").fetchone()
 
@@ -206,11 +201,7 @@ def test_a_broken_on_run_start_hook_macro_fails_the_check(pr):
     built, the check passed, and every production build then stopped at the hook."""
     settings, paths = pr
     macro = settings.project_dir / "macros" / "stamps.sql"
-    macro.write_text(
-        macro.read_text().replace(
-            "{%- if zone[1] != 0 or zone[2] != 0 -%}", "{%- if zone[1] != 0 or zone[2] != 0 or true -%}"
-        )
-    )
+    _edit(macro, "{%- if zone[1] != 0 or zone[2] != 0 -%}", "{%- if zone[1] != 0 or zone[2] != 0 or true -%}")
 
     report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
 
@@ -225,12 +216,11 @@ def test_a_broken_on_run_end_hook_macro_fails_the_build_and_the_freshness_check(
     """The on-run-end hook fails after every node passed: dbt exits 1, and freshness, having results, passed."""
     settings, paths = pr
     macro = settings.project_dir / "macros" / "observability" / "history.sql"
-    macro.write_text(
-        macro.read_text().replace(
-            "{%- do statements.append(harbor_observability_replace_nodes(schema, now)) -%}",
-            "{%- do statements.append(harbor_observability_replace_nodes(schema, now)) -%}\n"
-            "    {%- do statements.append('select * from no_such_history_table') -%}",
-        )
+    _edit(
+        macro,
+        "{%- do statements.append(harbor_observability_replace_nodes(schema, now)) -%}",
+        "{%- do statements.append(harbor_observability_replace_nodes(schema, now)) -%}\n"
+        "    {%- do statements.append('select * from no_such_history_table') -%}",
     )
 
     report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, pytest_args=None)
@@ -249,10 +239,8 @@ def test_a_changed_var_in_dbt_project_yml_builds_the_whole_project(pr):
     production's fct_sessions then failed."""
     settings, paths = pr
     project = settings.project_dir / "dbt_project.yml"
-    project.write_text(
-        project.read_text().replace(
-            "  staging_lookback_hours: 1\n", "  staging_lookback_hours: 1\n  session_inactivity_minutes: thirty\n"
-        )
+    _edit(
+        project, "  staging_lookback_hours: 1\n", "  staging_lookback_hours: 1\n  session_inactivity_minutes: thirty\n"
     )
 
     report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
@@ -269,19 +257,17 @@ def test_a_mart_s_new_column_fires_its_schema_changes_test_against_production_s_
     """The PR file had no `observability` schema: the column-drift test found no baseline and never fired."""
     settings, paths = pr
     model = settings.project_dir / "models" / "marts" / "fct_orders.sql"
-    model.write_text(
-        model.read_text().replace(
-            "        {{ run_timestamp() }} as _loaded_at\n\n    from scoped_orders",
-            "        1 as review_flag,\n        {{ run_timestamp() }} as _loaded_at\n\n    from scoped_orders",
-        )
+    _edit(
+        model,
+        "        {{ run_timestamp() }} as _loaded_at\n\n    from scoped_orders",
+        "        1 as review_flag,\n        {{ run_timestamp() }} as _loaded_at\n\n    from scoped_orders",
     )
     properties = settings.project_dir / "models" / "marts" / "_marts__models.yml"
-    properties.write_text(
-        properties.read_text().replace(
-            "        data_tests: [unique, not_null]\n",
-            "        data_tests: [unique, not_null]\n      - name: review_flag\n        data_type: integer\n",
-            1,  # fct_orders' first column
-        )
+    _edit(
+        properties,
+        "        data_tests: [unique, not_null]\n",
+        "        data_tests: [unique, not_null]\n      - name: review_flag\n        data_type: integer\n",
+        1,  # fct_orders' first column
     )
     baseline = "select count(*) from observability.schema_columns_snapshot"
     with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
@@ -300,11 +286,9 @@ def test_renaming_a_contracted_mart_column_fails_the_check(pr):
     """Consumers of a mart break when a column is renamed: dbt only warned, and the summary said passed."""
     settings, paths = pr
     model = settings.project_dir / "models" / "marts" / "fct_payments.sql"
-    model.write_text(model.read_text().replace("as payment_method,", "as pay_method,"))
+    _edit(model, "as payment_method,", "as pay_method,")
     properties = settings.project_dir / "models" / "marts" / "_marts__models.yml"
-    properties.write_text(
-        properties.read_text().replace("      - name: payment_method\n", "      - name: pay_method\n")
-    )
+    _edit(properties, "      - name: payment_method\n", "      - name: pay_method\n")
 
     report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
 
@@ -316,7 +300,7 @@ def test_a_python_or_docs_change_builds_no_model(pr):
     settings, paths = pr
     (settings.project_dir / "README.md").write_text("# Harbor\n\nA docs-only change.\n")
     module = settings.project_dir / "ingestion" / "settings.py"
-    module.write_text(module.read_text().replace("Where Harbor keeps things.", "Where Harbor keeps its things."))
+    _edit(module, "Where Harbor keeps things.", "Where Harbor keeps its things.")
 
     report = slim_ci.run_pr_check(settings, paths, base="main", freshness=False, pytest_args=None)
 
@@ -332,7 +316,7 @@ def test_a_failing_lint_names_the_first_violations_with_their_rule_codes(pr):
     """A failing lint step listed the file names only: what was wrong was in the job's log alone."""
     settings, paths = pr
     analysis = settings.project_dir / "analyses" / "order_status_funnel.sql"
-    analysis.write_text(analysis.read_text().replace("orders as (", "orders  as (", 1))
+    _edit(analysis, "orders as (", "orders  as (", 1)
     (settings.project_dir / "ingestion" / "lint_probe.py").write_text("import os\n")
     hooks = settings.project_dir / ".pre-commit-config.yaml"
     hooks.write_text(hooks.read_text() + "extra:  1\n")
@@ -611,3 +595,11 @@ def test_prod_state_unless_saved_keeps_a_state_of_that_commit_and_builds_nothing
     assert "is already of HEAD: kept" in capsys.readouterr().out
     (tmp_path / "prod.json").write_text(json.dumps({"commit": "0" * 40}))
     assert slim_ci.main(args) == 2  # built, and refused: there is no production warehouse
+
+
+def _edit(path: Path, old: str, new: str, count: int = -1) -> None:
+    """`old` replaced by `new` in the file, which must hold it: a replace that finds nothing would leave the
+    test checking an unchanged project."""
+    text = path.read_text()
+    assert old in text, f"{old!r} is not in {path}"
+    path.write_text(text.replace(old, new, count))
