@@ -83,6 +83,10 @@ class PendingLoadFailed(RuntimeError):
     source is stuck until it loads or a full refresh drops it."""
 
 
+class ClockBehindTheWarehouse(RuntimeError):
+    """This machine's clock reads earlier than a load the warehouse already holds: nothing was loaded."""
+
+
 def dlt_step_seconds(pipeline: dlt.Pipeline) -> dict[str, float]:
     """Seconds per dlt step (extract, normalize, load) of the pipeline's last run, from its trace."""
     trace = pipeline.last_trace
@@ -315,6 +319,47 @@ def _forget_state_the_warehouse_lacks(pipeline: dlt.Pipeline, source_name: str) 
     return pipeline
 
 
+def _refuse_a_clock_behind_the_newest_load(pipeline: dlt.Pipeline, source_name: str, *, full_refresh: bool) -> None:
+    """dlt names a load by the loading machine's clock (`load_id`, seconds since the epoch) and restores the state
+    of the highest one; staging keeps the version of the highest `_dlt_load_id` and reads the loads after the
+    newest `_extracted_at` it staged, on the same clock. A load named before one the warehouse holds (this
+    machine's clock stepped back, or another's ran ahead) would lose to older versions, or never be staged: it
+    is refused before anything is read. A full refresh, which replaces every raw row of the source, forgets
+    the loads dated ahead instead (and `harbor build --full-refresh` then restages without them)."""
+    now = time.time()
+    try:
+        with pipeline.sql_client() as client:
+            table = client.make_qualified_table_name("_dlt_loads")
+            rows = client.execute_sql(f"select load_id from {table} where status = 0")
+            ahead = sorted((row[0] for row in rows if float(row[0]) >= now), key=float)
+            if ahead and full_refresh:
+                client.execute_sql(f"delete from {table} where load_id in ({', '.join(['%s'] * len(ahead))})", *ahead)
+    except DatabaseUndefinedRelation:  # nothing loaded into this dataset yet
+        return
+    if not ahead:
+        return
+    newest = datetime.fromtimestamp(float(ahead[-1]), UTC).isoformat(timespec="seconds")
+    clock = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+    if full_refresh:
+        log.warning(
+            "forgot %d load(s) of %s dated after this machine's clock (%s), the newest %s: the full refresh "
+            "replaces their rows; `harbor build --full-refresh` restages without them",
+            len(ahead),
+            source_name,
+            clock,
+            newest,
+            extra={"source": source_name, "forgotten_load_ids": ahead},
+        )
+        return
+    raise ClockBehindTheWarehouse(
+        f"this machine's clock ({clock}) is behind the newest load of {source_name} in the warehouse "
+        f"({newest}, load {ahead[-1]}): its load would sort before that one, and staging would keep older "
+        "versions or skip it. Set the clock right and run again; if that load's time is the wrong one (a clock "
+        f"that ran ahead), `harbor ingest {source_name} --full-refresh` then `harbor build --full-refresh` "
+        "reload without it"
+    )
+
+
 def abort_pending(pipeline: dlt.Pipeline) -> list[str]:
     """Drop what earlier runs extracted but did not load (a full refresh loads those rows again); returns the
     load ids dropped."""
@@ -359,6 +404,7 @@ def run_source(
         tally = Tally()
         try:
             pipeline = _forget_state_the_warehouse_lacks(pipeline, source_name)
+            _refuse_a_clock_behind_the_newest_load(pipeline, source_name, full_refresh=full_refresh)
             # Before the source is built: it reads the state (cursors, first loads), which must be the warehouse's.
             pipeline.sync_destination()
             source = build(datetime.now(UTC), tally)

@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import duckdb
@@ -18,7 +19,8 @@ import sqlalchemy as sa
 from ingestion.demo import shop
 from ingestion.demo.events import events_dir
 from ingestion.demo.fx_api import FxApi, rates_as_of
-from ingestion.pipeline import ingest_events, ingest_fx, ingest_shop
+from ingestion.pipeline import ClockBehindTheWarehouse, ingest_events, ingest_fx, ingest_shop
+from ingestion.tests.warehouses import Warehouse, select
 
 RUNNER = Path(__file__).with_name("crash_runner.py")
 KEYS = {
@@ -126,6 +128,39 @@ def test_fx_killed_mid_run_converges_on_the_next_run(settings, point):
     assert len(rows) == len(loaded) == len(expected)
     assert {k: float(v) for k, v in loaded.items()} == {k: float(v) for k, v in expected.items()}
     assert dead == 3  # one malformed record per tick, each quarantined once
+
+
+@pytest.mark.parametrize("destination", ["duckdb", "postgres"])
+def test_a_clock_behind_the_warehouse_s_newest_load_is_refused_and_a_full_refresh_forgets_that_load(
+    settings, pg_env, monkeypatch, caplog, destination
+):
+    """A load dated ahead of this machine's clock (another machine's clock ran ahead, or this one stepped back):
+    the next load was named before it, and staging kept the ahead load's versions over it and skipped it. Now
+    the run stops before reading anything, naming both times; `--full-refresh` forgets the load dated ahead."""
+    warehouse = Warehouse(settings, "ci") if destination == "duckdb" else Warehouse(settings, "pg", pg_env)
+    monkeypatch.setenv("HARBOR_DESTINATION", destination)
+    shop.create_shop(settings.shop_url, seed=5, scale=0.1)
+    ingest_shop(settings)
+    ahead = f"{time.time() + 3600:.7f}"
+    loads = "select load_id from raw_shop._dlt_loads order by load_id"
+    (loaded,) = select(warehouse, loads)[0]
+    with warehouse.connect() as conn:
+        conn.cursor().execute(
+            "insert into raw_shop._dlt_loads select %s, schema_name, status, inserted_at, schema_version_hash "
+            "from raw_shop._dlt_loads",
+            (ahead,),
+        )
+    shop.advance_shop(settings.shop_url, ticks=1)
+
+    with pytest.raises(ClockBehindTheWarehouse, match=rf"behind the newest load of shop in the warehouse .*{ahead}"):
+        ingest_shop(settings)
+    assert select(warehouse, loads) == [(loaded,), (ahead,)]
+
+    refreshed = ingest_shop(settings, full_refresh=True)
+    assert "forgot 1 load(s) of shop dated after this machine's clock" in caplog.text
+    assert select(warehouse, loads) == [(loaded,), (refreshed.load_id,)]
+    shop.advance_shop(settings.shop_url, ticks=1)
+    assert ingest_shop(settings).load_id > refreshed.load_id
 
 
 def test_a_warehouse_restored_from_an_older_copy_gets_back_what_it_lacks(settings, caplog):
