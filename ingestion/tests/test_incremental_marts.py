@@ -13,16 +13,20 @@ import re
 import time
 import uuid
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import duckdb
+import pytest
 import sqlalchemy as sa
 
 from ingestion.demo import shop
 from ingestion.demo.fx_api import FxApi
 from ingestion.pipeline import ingest_shop
+from ingestion.settings import Settings
 from ingestion.tests.warehouses import (
     MARTS,
     Warehouse,
@@ -511,23 +515,14 @@ def test_a_row_deleted_from_a_table_reloaded_in_full_leaves_staging_and_the_mart
     only added and replaced keys and kept it, and so did `fct_payments`, `fct_orders.amount_paid` and
     `agg_daily_revenue`, with every test passing. Now the staged key goes and the marts rebuild, as a full refresh
     would have them, on both engines. A table loaded by cursor (orders) pays no full rebuild."""
-    both = duckdb_and_postgres(settings, pg_env)
-    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps({"payments": {"cursor_column": ""}}))
-    shop.create_shop(settings.shop_url, seed=12, scale=0.2, events_to=settings.data_dir)
-    with FxApi(seed=12, tick=0) as fx_api:
-        for warehouse in both:
-            warehouse.ingest(monkeypatch, fx_api)
-            warehouse.build()
+    with _built_with_payments_reloaded_in_full(settings, pg_env, monkeypatch, seed=12) as (both, fx_api):
         (payment_id, order_id, amount) = select(
             both[0],
             "select payment_id, order_id, amount from marts.fct_payments where payment_status = 'succeeded' "
             "order by payment_id limit 1",
         )[0]
         (paid_before,) = select(both[0], f"select amount_paid from marts.fct_orders where order_id = {order_id}")[0]
-        engine = sa.create_engine(settings.shop_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text(f"delete from payments where payment_id = {payment_id}"))
-        engine.dispose()
+        _delete_from_the_shop(settings, f"delete from payments where payment_id = {payment_id}")
         incremental = {}
         for warehouse in both:
             (orders_built_at,) = select(warehouse, "select max(_loaded_at) from marts.fct_orders")[0]
@@ -552,18 +547,10 @@ def test_a_table_reloaded_in_full_that_comes_back_empty_empties_staging_and_the_
     """Every payment deleted from a table reloaded in full: raw comes back empty, and staging and the marts used to
     keep the last payments (an empty reload was read as no reload) until the table held a row again. Now they let
     go of them, on both engines, as a full refresh would."""
-    both = duckdb_and_postgres(settings, pg_env)
-    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps({"payments": {"cursor_column": ""}}))
-    shop.create_shop(settings.shop_url, seed=13, scale=0.2, events_to=settings.data_dir)
-    with FxApi(seed=13, tick=0) as fx_api:
+    with _built_with_payments_reloaded_in_full(settings, pg_env, monkeypatch, seed=13) as (both, fx_api):
         for warehouse in both:
-            warehouse.ingest(monkeypatch, fx_api)
-            warehouse.build()
             assert select(warehouse, "select count(*) > 0 from marts.fct_payments") == [(True,)]
-        engine = sa.create_engine(settings.shop_url)
-        with engine.begin() as conn:
-            conn.execute(sa.text("delete from payments"))
-        engine.dispose()
+        _delete_from_the_shop(settings, "delete from payments")
         incremental = {}
         for warehouse in both:
             warehouse.ingest(monkeypatch, fx_api)
@@ -576,3 +563,26 @@ def test_a_table_reloaded_in_full_that_comes_back_empty_empties_staging_and_the_
             assert paid == [(0,)], warehouse.target
             incremental[warehouse.target] = warehouse.marts()
     assert_a_full_refresh_gives_the_same_marts(both, incremental)
+
+
+@contextmanager
+def _built_with_payments_reloaded_in_full(
+    settings: Settings, postgres_url: str, monkeypatch: pytest.MonkeyPatch, seed: int
+) -> Iterator[tuple[tuple[Warehouse, Warehouse], FxApi]]:
+    """The demo shop with payments loaded without a cursor (reloaded in full at every run), ingested and built
+    once on both engines; the fx API stays up for the test's later runs."""
+    both = duckdb_and_postgres(settings, postgres_url)
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps({"payments": {"cursor_column": ""}}))
+    shop.create_shop(settings.shop_url, seed=seed, scale=0.2, events_to=settings.data_dir)
+    with FxApi(seed=seed, tick=0) as fx_api:
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+        yield both, fx_api
+
+
+def _delete_from_the_shop(settings: Settings, statement: str) -> None:
+    engine = sa.create_engine(settings.shop_url)
+    with engine.begin() as conn:
+        conn.execute(sa.text(statement))
+    engine.dispose()
