@@ -33,7 +33,11 @@ gaps as (
 
     select
         *,
-        lag(event_time) over (partition by visitor_id order by event_time, event_id) as previous_event_time
+        -- Events at one time go in order of their ids, byte by byte: a session starts at the same one on every
+        -- engine (its id is its first event's), whatever a PostgreSQL database's collation.
+        lag(event_time) over (
+            partition by visitor_id order by event_time, {{ in_byte_order('event_id') }}
+        ) as previous_event_time
 
     from visitor_events
 
@@ -58,7 +62,9 @@ numbered as (
     select
         *,
         sum(is_session_start) over (
-            partition by visitor_id order by event_time, event_id rows between unbounded preceding and current row
+            partition by visitor_id
+            order by event_time, {{ in_byte_order('event_id') }}
+            rows between unbounded preceding and current row
         ) as session_number
 
     from session_starts
