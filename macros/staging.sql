@@ -63,7 +63,10 @@
     later one was staged) does not replace it. The version already staged itself (same load), re-read because
     of `staging_lookback_hours`, is not merged again: its `_staged_at` stays, so incremental marts do not
     recompute it (`same_version_again=true` merges it again: for models whose dedup order has more
-    tie-breakers than `updated_at`). Outside incremental runs it passes rows through. -#}
+    tie-breakers than `updated_at`). Load ids compare byte by byte (`in_byte_order`), as every staging model's
+    `deduplicate` sorts them: dlt's are decimal timestamps with as many digits before the point, in time order
+    byte by byte, not in a numeric collation (`-u-kn`: `.5` before `.123456` of one second). Outside
+    incremental runs it passes rows through. -#}
 {% macro keep_newer_than_staged(
     relation, unique_key, updated_at='updated_at', loaded_by='_dlt_load_id', same_version_again=false
 ) -%}
@@ -74,7 +77,7 @@
         on incoming.{{ unique_key }} = staged.{{ unique_key }}
     where
         staged.{{ unique_key }} is null
-        or incoming.{{ loaded_by }} > staged.{{ loaded_by }}
+        or {{ harbor.in_byte_order('incoming.' ~ loaded_by) }} > {{ harbor.in_byte_order('staged.' ~ loaded_by) }}
         or (
             incoming.{{ loaded_by }} = staged.{{ loaded_by }}
             and incoming.{{ updated_at }} {{ '>=' if same_version_again else '>' }} staged.{{ updated_at }}

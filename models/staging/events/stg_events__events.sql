@@ -67,13 +67,15 @@ renamed as (
 
 ),
 
--- A re-sent event is the same event: keep one copy, the latest load's (as a full refresh would). File names sort
--- byte by byte (`a.jsonl` after `B.jsonl`): PostgreSQL keeps the copy DuckDB keeps, whatever its collation.
+-- A re-sent event is the same event: keep one copy, the latest load's (as a full refresh would). Load ids and file
+-- names sort byte by byte (`a.jsonl` after `B.jsonl`): PostgreSQL keeps the copy DuckDB keeps, whatever its
+-- collation.
 deduplicated as (
 
     {{ deduplicate(
         'renamed', 'event_id',
-        '_dlt_load_id desc, event_time desc, ' ~ in_byte_order('_file_name') ~ ' desc, _line_number desc'
+        in_byte_order('_dlt_load_id') ~ ' desc, event_time desc, '
+        ~ in_byte_order('_file_name') ~ ' desc, _line_number desc'
     ) }}
 
 ),

@@ -33,10 +33,12 @@ renamed as (
 
 ),
 
+-- `eur` and `EUR` are two rows in raw and one here: the higher rate settles a tie, so every build agrees.
 deduplicated as (
 
-    -- `eur` and `EUR` are two rows in raw and one here: the higher rate settles a tie, so every build agrees.
-    {{ deduplicate('renamed', 'exchange_rate_id', '_dlt_load_id desc, updated_at desc, usd_per_unit desc') }}
+    {{ deduplicate(
+        'renamed', 'exchange_rate_id', in_byte_order('_dlt_load_id') ~ ' desc, updated_at desc, usd_per_unit desc'
+    ) }}
 
 ),
 

@@ -35,7 +35,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'customer_id', '_dlt_load_id desc, updated_at desc') }}
+    {{ deduplicate('renamed', 'customer_id', in_byte_order('_dlt_load_id') ~ ' desc, updated_at desc') }}
 
 ),
 

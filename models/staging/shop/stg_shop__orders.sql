@@ -34,7 +34,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'order_id', '_dlt_load_id desc, updated_at desc') }}
+    {{ deduplicate('renamed', 'order_id', in_byte_order('_dlt_load_id') ~ ' desc, updated_at desc') }}
 
 ),
 

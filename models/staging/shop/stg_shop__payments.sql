@@ -32,7 +32,7 @@ renamed as (
 
 deduplicated as (
 
-    {{ deduplicate('renamed', 'payment_id', '_dlt_load_id desc, updated_at desc') }}
+    {{ deduplicate('renamed', 'payment_id', in_byte_order('_dlt_load_id') ~ ' desc, updated_at desc') }}
 
 ),
 
