@@ -3,6 +3,7 @@ incremental runs (with late and duplicate raw rows) as after one `--full-refresh
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -14,8 +15,9 @@ import sqlalchemy as sa
 from ingestion.demo import shop
 from ingestion.demo.events import events_dir
 from ingestion.demo.fx_api import FxApi
-from ingestion.pipeline import ingest_shop
+from ingestion.pipeline import ingest_events, ingest_shop
 from ingestion.settings import Settings
+from ingestion.tests.conftest import fresh_postgres_database
 from ingestion.tests.warehouses import (
     MARTS,
     Warehouse,
@@ -253,3 +255,91 @@ def test_an_events_file_rewritten_without_some_events_leaves_staging_as_a_full_r
             assert staged == {resent: files[0].name}, warehouse.target  # the other copy; the other event gone
             incremental[warehouse.target] = warehouse.marts()
     assert_a_full_refresh_gives_the_same_marts(both, incremental)
+
+
+# Staging of events and the sessions built on it, without their tests: what the collation test below compares.
+EVENTS_AND_SESSIONS = ("--select", "stg_events__events", "fct_sessions")
+EVENTS_AND_SESSIONS += ("--exclude", "resource_type:test", "resource_type:unit_test")
+
+
+def _insert_event_copy(warehouse: Warehouse, event_id: str, load_id: str, page_url: str, file_name: str) -> None:
+    """A copy of one event, written straight into raw as a load of its own (a tracker re-sending it)."""
+    now = datetime.now(UTC)
+    with warehouse.connect() as conn:
+        conn.cursor().execute(
+            "insert into raw_events.events (event_id, event_time, event_type, anonymous_id, page_url, _file_name, "
+            "_line_number, _extracted_at, _source, _dlt_load_id, _dlt_id) "
+            "values (%s, %s, 'page_view', 'v3', %s, %s, 1, %s, 'events', %s, %s)",
+            (event_id, datetime(2024, 1, 1, 11, tzinfo=UTC), page_url, file_name, now, load_id, f"{event_id}{load_id}"),
+        )
+
+
+def test_ties_in_text_sort_byte_wise_on_postgres_whatever_the_database_s_collation(settings, monkeypatch):
+    """PostgreSQL sorts text in the database's collation, DuckDB byte-wise: in a warehouse created with an ICU
+    collation ('a' < 'B', 'x' < 'X', and with `-u-kn` digits by number: `.5` < `.123456`) staging kept the other
+    copy of an event sent twice in one load from files named alike but for case, a session began at the other
+    of two events at one time whose ids differ only in case (so its id differed), and two loads of one second
+    whose ids have fractional parts of different lengths (`1796462503.123456`, `1796462503.5`) were taken in the
+    wrong order, both when one load's copy of an event met another's and when a later load's copy met the one
+    already staged. Each engine must keep what DuckDB's byte order keeps."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+
+    def line(event_id: str, visitor: str, page_url: str | None = None) -> str:
+        event = {"event_id": event_id, "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+        return json.dumps({**event, "anonymous_id": visitor, "page_url": page_url}) + "\n"
+
+    # One load: both files hold `copied` at the same line and time; visitor v2's two events share their time.
+    (folder / "a.jsonl").write_text(line("copied", "v1", "/a") + line("evt-a", "v2"))
+    (folder / "B.jsonl").write_text(line("copied", "v1", "/B") + line("evt-A", "v2"))
+    # Three loads within one second, in this order.
+    second = int(time.time())
+    earlier, later, latest = f"{second}.123456", f"{second}.5", f"{second}.6"
+
+    with fresh_postgres_database("template template0 locale_provider icu icu_locale 'en-US-u-kn'") as url:
+        # As the `pg_env` fixture does, for a database of this collation.
+        monkeypatch.setenv("HARBOR_PG_DATABASE", sa.engine.make_url(url).database)
+        monkeypatch.setenv("HARBOR_PG_HOST", "127.0.0.1")
+        monkeypatch.setenv("HARBOR_PG_PORT", "5432")
+        monkeypatch.setenv("HARBOR_PG_USER", "postgres")
+        both = duckdb_and_postgres(settings, url)
+        staged, sessions = {}, {}
+        for warehouse in both:
+            with monkeypatch.context() as m:
+                if warehouse.postgres_url is not None:
+                    m.setenv("HARBOR_DESTINATION", "postgres")
+                ingest_events(settings)
+            _insert_event_copy(warehouse, "twice", earlier, "/earlier", "replay-1.jsonl")
+            _insert_event_copy(warehouse, "twice", later, "/later", "replay-2.jsonl")
+            _insert_event_copy(warehouse, "resent", earlier, "/earlier", "replay-1.jsonl")
+            warehouse.build(*EVENTS_AND_SESSIONS)
+            # An incremental run: a later load's copy of an event already staged replaces it.
+            _insert_event_copy(warehouse, "resent", latest, "/later", "replay-3.jsonl")
+            warehouse.build(*EVENTS_AND_SESSIONS)
+            staged[warehouse.target] = sorted(
+                select(warehouse, "select event_id, page_url, _file_name from staging.stg_events__events")
+            )
+            sessions[warehouse.target] = sorted(
+                select(warehouse, "select visitor_id, session_id, event_count from marts.fct_sessions")
+            )
+
+    def session_id(visitor_id: str, first_event_id: str) -> str:
+        return hashlib.md5(f"{visitor_id}#{first_event_id}".encode()).hexdigest()
+
+    # DuckDB's picks, byte by byte: 'a.jsonl' > 'B.jsonl', 'evt-A' < 'evt-a', '<second>.5' > '<second>.123456'.
+    assert staged["ci"] == [
+        ("copied", "/a", "a.jsonl"),
+        ("evt-A", None, "B.jsonl"),
+        ("evt-a", None, "a.jsonl"),
+        ("resent", "/later", "replay-3.jsonl"),
+        ("twice", "/later", "replay-2.jsonl"),
+    ]
+    assert sessions["ci"] == sorted(
+        [
+            ("anonymous:v1", session_id("anonymous:v1", "copied"), 1),
+            ("anonymous:v2", session_id("anonymous:v2", "evt-A"), 2),
+            ("anonymous:v3", session_id("anonymous:v3", "resent"), 2),
+        ]
+    )
+    assert staged["pg"] == staged["ci"]
+    assert sessions["pg"] == sessions["ci"]
