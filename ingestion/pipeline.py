@@ -319,44 +319,52 @@ def _forget_state_the_warehouse_lacks(pipeline: dlt.Pipeline, source_name: str) 
     return pipeline
 
 
-def _refuse_a_clock_behind_the_newest_load(pipeline: dlt.Pipeline, source_name: str, *, full_refresh: bool) -> None:
+def _refuse_a_clock_behind_the_newest_load(
+    pipeline: dlt.Pipeline, source_name: str, *, full_refresh: bool
+) -> list[str]:
     """dlt names a load by the loading machine's clock (`load_id`, seconds since the epoch) and restores the state
     of the highest one; staging keeps the version of the highest `_dlt_load_id` and reads the loads after the
     newest `_extracted_at` it staged, on the same clock. A load named before one the warehouse holds (this
     machine's clock stepped back, or another's ran ahead) would lose to older versions, or never be staged: it
-    is refused before anything is read. A full refresh, which replaces every raw row of the source, forgets
-    the loads dated ahead instead (and `harbor build --full-refresh` then restages without them)."""
+    is refused before anything is read. A full refresh, which replaces every raw row of the source, goes on:
+    it returns the load ids dated ahead, for `_forget_loads` once the reload has committed."""
     now = time.time()
     try:
         with pipeline.sql_client() as client:
             table = client.make_qualified_table_name("_dlt_loads")
             rows = client.execute_sql(f"select load_id from {table} where status = 0")
-            ahead = sorted((row[0] for row in rows if float(row[0]) >= now), key=float)
-            if ahead and full_refresh:
-                client.execute_sql(f"delete from {table} where load_id in ({', '.join(['%s'] * len(ahead))})", *ahead)
     except DatabaseUndefinedRelation:  # nothing loaded into this dataset yet
-        return
-    if not ahead:
-        return
-    newest = datetime.fromtimestamp(float(ahead[-1]), UTC).isoformat(timespec="seconds")
-    clock = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
-    if full_refresh:
-        log.warning(
-            "forgot %d load(s) of %s dated after this machine's clock (%s), the newest %s: the full refresh "
-            "replaces their rows; `harbor build --full-refresh` restages without them",
-            len(ahead),
-            source_name,
-            clock,
-            newest,
-            extra={"source": source_name, "forgotten_load_ids": ahead},
+        return []
+    ahead = sorted((row[0] for row in rows if float(row[0]) >= now), key=float)
+    if ahead and not full_refresh:
+        newest = datetime.fromtimestamp(float(ahead[-1]), UTC).isoformat(timespec="seconds")
+        clock = datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds")
+        raise ClockBehindTheWarehouse(
+            f"this machine's clock ({clock}) is behind the newest load of {source_name} in the warehouse "
+            f"({newest}, load {ahead[-1]}): its load would sort before that one, and staging would keep older "
+            "versions or skip it. Set the clock right and run again; if that load's time is the wrong one (a clock "
+            f"that ran ahead), `harbor ingest {source_name} --full-refresh` then `harbor build --full-refresh` "
+            "reload without it"
         )
+    return ahead
+
+
+def _forget_loads(pipeline: dlt.Pipeline, source_name: str, load_ids: list[str]) -> None:
+    """Forget the loads a full refresh found dated ahead of this machine's clock, now that the reload replaced
+    their rows: the next run is no longer refused on their account. Not before: a reload that failed leaves their
+    rows in raw, and forgetting them would let the next run's load sort before those rows."""
+    if not load_ids:
         return
-    raise ClockBehindTheWarehouse(
-        f"this machine's clock ({clock}) is behind the newest load of {source_name} in the warehouse "
-        f"({newest}, load {ahead[-1]}): its load would sort before that one, and staging would keep older "
-        "versions or skip it. Set the clock right and run again; if that load's time is the wrong one (a clock "
-        f"that ran ahead), `harbor ingest {source_name} --full-refresh` then `harbor build --full-refresh` "
-        "reload without it"
+    with pipeline.sql_client() as client:
+        table = client.make_qualified_table_name("_dlt_loads")
+        client.execute_sql(f"delete from {table} where load_id in ({', '.join(['%s'] * len(load_ids))})", *load_ids)
+    log.warning(
+        "forgot %d load(s) of %s dated after this machine's clock, the newest %s: the full refresh replaced their "
+        "rows; `harbor build --full-refresh` restages without them",
+        len(load_ids),
+        source_name,
+        datetime.fromtimestamp(float(load_ids[-1]), UTC).isoformat(timespec="seconds"),
+        extra={"source": source_name, "forgotten_load_ids": load_ids},
     )
 
 
@@ -404,7 +412,7 @@ def run_source(
         tally = Tally()
         try:
             pipeline = _forget_state_the_warehouse_lacks(pipeline, source_name)
-            _refuse_a_clock_behind_the_newest_load(pipeline, source_name, full_refresh=full_refresh)
+            loads_ahead = _refuse_a_clock_behind_the_newest_load(pipeline, source_name, full_refresh=full_refresh)
             # Before the source is built: it reads the state (cursors, first loads), which must be the warehouse's.
             pipeline.sync_destination()
             source = build(datetime.now(UTC), tally)
@@ -423,6 +431,7 @@ def run_source(
                 raise SourceUnavailable(f"source {source_name!r} is unavailable: {unavailable}") from error
             raise
         info.raise_on_failed_jobs()
+        _forget_loads(pipeline, source_name, loads_ahead)
         normalize = pipeline.last_trace.last_normalize_info
         tables = _table_counts(
             source.resources.selected,  # type: ignore[attr-defined]

@@ -3,6 +3,7 @@ consistent, and the next run converges to the source exactly (no lost and no dup
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -136,7 +137,8 @@ def test_a_clock_behind_the_warehouse_s_newest_load_is_refused_and_a_full_refres
 ):
     """A load dated ahead of this machine's clock (another machine's clock ran ahead, or this one stepped back):
     the next load was named before it, and staging kept the ahead load's versions over it and skipped it. Now
-    the run stops before reading anything, naming both times; `--full-refresh` forgets the load dated ahead."""
+    the run stops before reading anything, naming both times; `--full-refresh` forgets the load dated ahead once it
+    has replaced its rows."""
     warehouse = Warehouse(settings, "ci") if destination == "duckdb" else Warehouse(settings, "pg", pg_env)
     monkeypatch.setenv("HARBOR_DESTINATION", destination)
     shop.create_shop(settings.shop_url, seed=5, scale=0.1)
@@ -154,6 +156,11 @@ def test_a_clock_behind_the_warehouse_s_newest_load_is_refused_and_a_full_refres
 
     with pytest.raises(ClockBehindTheWarehouse, match=rf"behind the newest load of shop in the warehouse .*{ahead}"):
         ingest_shop(settings)
+    assert select(warehouse, loads) == [(loaded,), (ahead,)]
+    # A full refresh that fails keeps the load: its rows are still in raw, and the next run still sorts before them.
+    unreadable = dataclasses.replace(settings, shop_url=f"sqlite:///{settings.data_dir / 'missing' / 'shop.sqlite'}")
+    with pytest.raises(Exception, match="no SQLite database at"):
+        ingest_shop(unreadable, full_refresh=True)
     assert select(warehouse, loads) == [(loaded,), (ahead,)]
 
     refreshed = ingest_shop(settings, full_refresh=True)
