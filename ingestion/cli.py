@@ -210,7 +210,7 @@ def _at_least_one(what: str, most: int | None = None):
 def _add_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
-        help="SQLAlchemy URL of the shop database (default: SOURCES__SHOP__CREDENTIALS or data/shop.sqlite); "
+        help="SQLAlchemy URL of the shop database (default: SOURCES__SHOP__CREDENTIALS or shop.sqlite in HARBOR_DATA_DIR); "
         "PostgreSQL as postgresql+psycopg2://user@host:5432/db",
     )
 
@@ -381,13 +381,9 @@ def _dbt_build(settings: Settings, target: str, *options: str) -> int:
 
 
 def _refuse_a_warehouse_it_cannot_load(settings: Settings) -> None:
-    """A warehouse every source would fail on is said once, before any runs: a DuckDB file another process
-    writes, a PostgreSQL database not created yet."""
-    try:
-        kind = pipeline.destination_kind()
-    except ConfigError:  # a wrong destination is each source's to report
-        return
-    if kind == "duckdb":
+    """A warehouse every source would fail on is said once, before any runs: an unknown destination, a DuckDB
+    file another process writes, a PostgreSQL database not created yet."""
+    if pipeline.destination_kind() == "duckdb":
         _refuse_a_warehouse_in_use(settings)
     else:
         pipeline.check_postgres_warehouse()
@@ -480,6 +476,10 @@ def ingest_sources(
                 result = INGESTERS[source](settings, full_refresh=full_refresh, **options)
         except SourceUnavailable as error:
             failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
+        except pipeline.ClockBehindTheWarehouse as error:
+            # Not a failed load: nothing was read, and the fix is this machine's clock or a full refresh.
+            log.error(str(error), extra={"source": source}, exc_info=json_logs)
+            failures.append((source, f"source {source!r} cannot run: {error}", EXIT_BAD_CONFIG))
         except pipeline.PendingLoadFailed as error:
             log.error(str(error), extra={"source": source}, exc_info=json_logs)
             failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))

@@ -209,11 +209,13 @@ def test_a_misconfigured_source_exits_2_naming_the_setting_and_others_still_load
     assert "events.events" in out
 
 
-def test_a_wrong_destination_exits_2_for_every_source(harbor_env, capsys, monkeypatch):
+def test_a_wrong_destination_is_said_once_before_any_source_runs(harbor_env, capsys, monkeypatch):
+    """Every source failed on it in turn, each with its error, a warning and a closing line: 14 lines for one typo."""
     monkeypatch.setenv("HARBOR_DESTINATION", "snowflake")
     assert main(["ingest", "shop", "events"]) == EXIT_BAD_CONFIG
     err = capsys.readouterr().err
-    assert err.count("HARBOR_DESTINATION must be duckdb or postgres, not 'snowflake'") >= 2
+    assert err.count("HARBOR_DESTINATION must be duckdb or postgres, not 'snowflake'") == 1
+    assert "source 'shop'" not in err
 
 
 def test_a_mistyped_destination_stops_a_build_too(harbor_env, capsys, monkeypatch):
@@ -687,3 +689,19 @@ def test_demo_advance_labels_each_tick_with_the_day_it_simulated(harbor_env, cap
     with sa.create_engine(harbor_env.shop_url).connect() as conn:
         newest = conn.execute(sa.text("select max(ordered_at) from orders")).scalar_one()
     assert str(newest).startswith("2024-01-01")
+
+
+def test_a_clock_behind_the_warehouse_s_newest_load_exits_2_not_as_a_failed_load(harbor_env, capsys):
+    """Nothing was read and no load failed: the fix is the clock, or a full refresh (exit 2, as a setting)."""
+    assert main(["ingest", "shop"]) == 0
+    with duckdb.connect(str(harbor_env.warehouse)) as conn:
+        conn.execute(
+            "insert into raw_shop._dlt_loads select cast(cast(load_id as double) + 3600 as varchar), schema_name, "
+            "status, inserted_at, schema_version_hash from raw_shop._dlt_loads"
+        )
+    capsys.readouterr()
+
+    assert main(["ingest", "shop"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert "harbor: error: source 'shop' cannot run: this machine's clock" in err
+    assert "--full-refresh" in err
