@@ -44,7 +44,7 @@
                 {{ exceptions.raise_compiler_error(
                     "this run started at " ~ run_started_at.strftime('%Y-%m-%d %H:%M:%S') ~ " UTC, before the newest "
                     ~ "run recorded in this warehouse (" ~ newest ~ "): the clock of this machine is behind, or the "
-                    ~ "one of the machine that ran then was ahead. Rows are stamped with the run's start, and the "
+                    ~ "clock of the machine that ran then was ahead. Rows are stamped with the run's start, and the "
                     ~ "incremental marts would skip changes stamped before their last build; correct the clock, "
                     ~ "then run again (after a clock that ran ahead: once this one has passed that time)."
                 ) }}
