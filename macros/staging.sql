@@ -116,7 +116,8 @@
 {% macro delete_keys_the_source_lost() -%}
     {%- set key = config.get('unique_key') -%}
     {%- set raw = source(*model.sources[0]) if execute and model.sources | length == 1 else none -%}
-    {%- if raw is not none and is_incremental() and load_relation(raw) is not none -%}
+    {%- if raw is not none and is_incremental() and load_relation(raw) is not none
+        and harbor.ingest_kept_out(model.sources[0][0]) -%}
         {%- set extractions = run_query(
             'select count(*), min(_extracted_at) = max(_extracted_at) from ' ~ raw
         ).rows[0] -%}
@@ -129,4 +130,29 @@
             )
         {%- endif -%}
     {%- endif -%}
+{%- endmacro %}
+
+{#- True when no `harbor ingest` of `source_name` can be loading into the warehouse until the model commits. A
+    load replaces a table by emptying it first, in a commit of its own, and then inserts its files: read meanwhile,
+    raw looks like a reload that lost every key, or some. On PostgreSQL the post-hook takes the ingest's advisory
+    lock (`one_run_at_a_time` in ingestion/pipeline.py: the first 8 bytes of the SHA-256 of its name) for its
+    transaction, so an ingest starting meanwhile waits for the commit; while an ingest holds it, false, and the keys
+    are deleted at the next build. On DuckDB the file's single writer keeps ingest out already. -#}
+{% macro ingest_kept_out(source_name) -%}
+    {{ return(adapter.dispatch('ingest_kept_out', 'harbor')(source_name)) }}
+{%- endmacro %}
+
+{% macro default__ingest_kept_out(source_name) -%}
+    {{ return(true) }}
+{%- endmacro %}
+
+{% macro postgres__ingest_kept_out(source_name) -%}
+    {%- set lock_name = 'harbor ingest harbor_' ~ source_name ~ '_postgres' -%}
+    {%- set key = "('x' || left(encode(sha256(convert_to('" ~ lock_name ~ "', 'UTF8')), 'hex'), 16))::bit(64)::bigint" -%}
+    {%- set kept_out = run_query('select pg_try_advisory_xact_lock(' ~ key ~ ')').columns[0].values()[0] -%}
+    {%- if not kept_out -%}
+        {{ log("an ingest of " ~ source_name ~ " is loading: keys its tables lost are deleted from "
+            ~ this ~ " at the next build", info=true) }}
+    {%- endif -%}
+    {{ return(kept_out) }}
 {%- endmacro %}

@@ -586,3 +586,31 @@ def _delete_from_the_shop(settings: Settings, statement: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text(statement))
     engine.dispose()
+
+
+def test_a_raw_table_an_ingest_is_reloading_is_not_read_as_a_reload_that_lost_every_key(settings, pg_env, monkeypatch):
+    """A load replaces a table by emptying it in a commit of its own, then inserting: a PostgreSQL build meanwhile
+    read the empty table as a reload that lost every payment, and published staging and the marts without them.
+    While the ingest's lock is held, the staged keys stay; the next build without it deletes what raw lost."""
+    from ingestion.pipeline import _advisory_lock
+
+    warehouse = Warehouse(settings, "pg", pg_env)
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps({"payments": {"cursor_column": ""}}))
+    shop.create_shop(settings.shop_url, seed=14, scale=0.2, events_to=settings.data_dir)
+    with FxApi(seed=14, tick=0) as fx_api:
+        warehouse.ingest(monkeypatch, fx_api)
+    warehouse.build()
+    staged = "select count(*) from staging.stg_shop__payments"
+    (payments,) = select(warehouse, staged)[0]
+    assert payments > 0
+
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    with _advisory_lock("harbor ingest harbor_shop_postgres", "held by the test"):
+        with warehouse.connect() as conn:
+            conn.cursor().execute("truncate raw_shop.payments")  # the reload's first commit
+        warehouse.build()
+        assert select(warehouse, staged) == [(payments,)]
+        assert select(warehouse, "select count(*) from marts.fct_payments") == [(payments,)]
+
+    warehouse.build()
+    assert select(warehouse, staged) == [(0,)]
