@@ -181,6 +181,7 @@ def _advisory_lock(name: str, waiting: str, **extra: str) -> Iterator[None]:
     process is killed."""
     import psycopg2
 
+    # The staging post-hook computes the same key in SQL (`postgres__ingest_kept_out`, macros/staging.sql).
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     connection = psycopg2.connect(postgres_warehouse_url())
     try:
@@ -408,11 +409,12 @@ def run_source(
     with held_pipeline(source_name, settings) as pipeline:
         started = time.monotonic()
         log.info("ingest %s started", source_name, extra={"source": source_name, "full_refresh": full_refresh})
+        # Before anything loads, a package an interrupted run left included.
+        loads_ahead = _refuse_a_clock_behind_the_newest_load(pipeline, source_name, full_refresh=full_refresh)
         resumed = _settle_pending_loads(pipeline, source_name, full_refresh=full_refresh)
         tally = Tally()
         try:
             pipeline = _forget_state_the_warehouse_lacks(pipeline, source_name)
-            loads_ahead = _refuse_a_clock_behind_the_newest_load(pipeline, source_name, full_refresh=full_refresh)
             # Before the source is built: it reads the state (cursors, first loads), which must be the warehouse's.
             pipeline.sync_destination()
             source = build(datetime.now(UTC), tally)
