@@ -234,7 +234,7 @@ def compared_commit(project_dir: Path, base: str) -> str:
     A branch behind `base` would show base's newer changes as undone by the PR. CI's merge commit is the
     exception: its first parent is where the PR merges into `base`, which may have moved on since.
     """
-    tip = _git(project_dir, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).strip()
+    tip = _commit_of(project_dir, base)
     if not tip:
         raise CiError(f"base ref {base!r} not found; fetch it (CI: fetch-depth 0) or pass --base")
     merge_base = _git(project_dir, "merge-base", tip, "HEAD").strip()
@@ -260,7 +260,7 @@ def _is_ancestor(project_dir: Path, commit: str, of: str) -> bool:
 def changed_files(project_dir: Path, base: str) -> list[str]:
     """Files that differ from the merge base with `base` (deleted ones too): committed, staged, unstaged and
     untracked."""
-    if not _git(project_dir, "rev-parse", "--verify", "--quiet", f"{base}^{{commit}}", check=False).strip():
+    if not _commit_of(project_dir, base):
         raise CiError(f"base ref {base!r} not found; fetch it (CI: fetch-depth 0) or pass --base")
     merge_base = _git(project_dir, "merge-base", base, "HEAD").strip()
     diff = _git(project_dir, "diff", "--name-only", "--diff-filter=ACDMRT", merge_base, "--")
