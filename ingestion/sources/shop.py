@@ -24,9 +24,9 @@ demo shop does. The row then arrives again with `deleted_at` set and replaces th
 staging keeps it flagged and marts drop it. Hard deletes are only seen by tables reloaded in full.
 
 Schema drift: a new source column simply appears in raw, nullable; a dropped one stays there, null from then on
-(raw columns are nullable but for the key and the cursor the table was created with, `_not_null_columns`). A
-changed column type, a wider integer included, stops the load (dlt schema contract `data_type: freeze`) with an
-error naming the table and column, before anything is written.
+(raw columns are nullable but for the key and the cursor, `_not_null_columns`; a column that stops being either
+is made nullable, `_release_former_keys`). A changed column type, a wider integer included, stops the load (dlt
+schema contract `data_type: freeze`) with an error naming the table and column, before anything is written.
 """
 
 from __future__ import annotations
@@ -48,6 +48,7 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 from dlt.common.exceptions import DltException
 from dlt.common.schema.exceptions import DataValidationError
+from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from dlt.sources import DltResource
 from dlt.sources.sql_database import sql_table
 
@@ -151,7 +152,7 @@ def shop_source(
     postgres_warehouse = _loads_into_postgres()
     for table, plan in plans.items():
         reflected = reflected_tables[table]
-        _refuse_a_dropped_not_null_column(table, reflected, plan.raw)
+        _release_former_keys(table, plan.former_keys)
         if not full_refresh and engine.dialect.name != "sqlite":  # SQLite's cursors are text
             _refuse_a_cursor_of_another_zone(table, plan.cursor, reflected)
         _warn_about_changed_columns(table, reflected, plan.raw, merged=plan.write_disposition == "merge")
@@ -374,6 +375,7 @@ class _TablePlan:
     required: list[str]  # the key and the cursor: a row without them is a dead letter
     not_null: set[str]
     raw: dict[str, dict] | None  # the raw table's columns, None before its first load
+    former_keys: list[str]  # raw's columns to release from NOT NULL before loading (`_former_keys`)
     future_tolerance: timedelta = FUTURE_TOLERANCE  # how far ahead of the source's clock a cursor may be
 
 
@@ -438,7 +440,8 @@ def _table_plan(
         incremental=incremental,
         write_disposition="merge" if cursor and not first_load else "replace",
         required=required,
-        not_null=_not_null_columns(reflected, required, raw),
+        not_null=_not_null_columns(required, raw),
+        former_keys=_former_keys(required, raw),
         raw=raw,
         future_tolerance=future_tolerance(timedelta(days=lag) if is_date else timedelta(seconds=lag)),
     )
@@ -512,37 +515,58 @@ def _raw_columns() -> dict[str, dict[str, dict]] | None:
     }
 
 
-def _not_null_columns(reflected: list[dict], required: list[str], raw: dict[str, dict] | None) -> set[str]:
-    """The source columns to load as NOT NULL. A table new to raw: its key and cursor. A table raw has: the
-    columns raw holds NOT NULL, whatever the key and cursor are now. Why: dlt's frozen data types count nullability
-    as part of the type, both ways, so a cursor turned off (nullable) then on again (not null) stopped every later
-    load; and a NOT NULL column added to the source is added to raw nullable (DuckDB adds no column with a
-    constraint, and the package stayed stuck). The price: a column that was the key or cursor stays NOT NULL in raw,
-    and `_QuarantineInvalid` stops the load, naming it, if it brings a null later."""
+def _not_null_columns(required: list[str], raw: dict[str, dict] | None) -> set[str]:
+    """The source columns to load as NOT NULL: the key and the cursor, those raw holds NOT NULL (a table new to
+    raw: all of them). Why not every key and cursor: dlt's frozen data types count nullability as part of the
+    type, both ways, so a cursor turned off (its column released, `_former_keys`) then on again (not null) stopped
+    every later load; and a NOT NULL column added to the source is added to raw nullable (DuckDB adds no column
+    with a constraint, and the package stayed stuck)."""
     if not raw:
         return set(required)
-    not_null = set()
-    for column in reflected:
-        existing = raw.get(COLUMN_NAMING.normalize_identifier(column["name"]))
-        if existing is not None and existing.get("nullable") is False:
-            not_null.add(column["name"])
-    return not_null
+    return {
+        column
+        for column in required
+        if (raw.get(COLUMN_NAMING.normalize_identifier(column)) or {}).get("nullable") is False
+    }
 
 
-def _refuse_a_dropped_not_null_column(table: str, reflected: list[dict], raw: dict[str, dict] | None) -> None:
-    """A column raw holds NOT NULL (it was the key or cursor when the table was created) that the source no longer
-    has would fail the load in the warehouse, naming no table: said here, with the way out."""
-    present = {COLUMN_NAMING.normalize_identifier(c["name"]) for c in reflected}
-    gone = sorted(
+def _former_keys(required: list[str], raw: dict[str, dict] | None) -> list[str]:
+    """Raw's columns held NOT NULL that are no longer the key or the cursor (their settings changed): loaded as
+    they were, a null the source now sends in one, or the column dropped, would fail the load."""
+    still_required = {COLUMN_NAMING.normalize_identifier(column) for column in required}
+    return sorted(
         name
         for name, hints in (raw or {}).items()
-        if hints.get("nullable") is False and name not in present and not name.startswith("_")
+        if hints.get("nullable") is False and name not in still_required and not name.startswith("_")
     )
-    if gone:
-        raise RuntimeError(
-            f"shop: table {table!r} no longer has column(s) {', '.join(gone)}, which raw holds NOT NULL (a key or "
-            f"cursor when raw was created); `harbor ingest shop --full-refresh` reloads the table without them"
-        )
+
+
+def _release_former_keys(table: str, columns: list[str]) -> None:
+    """Makes the columns of `_former_keys` nullable in raw, in the warehouse and in dlt's schema alike, before
+    anything is read. dlt alters no existing column, so until a full refresh such a column refused any null,
+    and a source that dropped it could not load at all. Dropping NOT NULL again does nothing: a run stopped after
+    the warehouse's change and before dlt stored its schema does it again."""
+    if not columns:
+        return
+    pipeline = dlt.current.pipeline()
+    try:
+        with pipeline.sql_client() as client:
+            qualified = client.make_qualified_table_name(table)
+            for column in columns:
+                client.execute_sql(
+                    f"alter table {qualified} alter column {client.escape_column_name(column)} drop not null"
+                )
+    except DatabaseUndefinedRelation:  # in dlt's schema but not yet in the warehouse: created as the schema says
+        pass
+    raw_columns = pipeline.schemas["shop"].tables[table]["columns"]
+    for column in columns:
+        raw_columns[column]["nullable"] = True
+    log.warning(
+        "shop: table %r column(s) %s are no longer its key or cursor: raw holds them nullable from now on",
+        table,
+        ", ".join(columns),
+        extra={"source": "shop", "table": table, "columns": columns},
+    )
 
 
 def _refuse_a_cursor_of_another_zone(table: str, cursor: str, reflected: list[dict]) -> None:
@@ -770,8 +794,8 @@ class _QuarantineInvalid:
     its time has come (its dead letter is replaced, not repeated).
 
     It also stops the run, before anything is written, when a batch brings an integer column wider than raw holds
-    it (`narrower`), or a null in a column raw holds NOT NULL: dlt's frozen types compare integer widths only one
-    way, and a 64-bit value loaded into a 32-bit column failed the load midway, naming no table."""
+    it (`narrower`): dlt's frozen types compare integer widths only one way, and a 64-bit value loaded into a
+    32-bit column failed the load midway, naming no table."""
 
     def __init__(
         self,
@@ -794,7 +818,6 @@ class _QuarantineInvalid:
         self.latest = (source_now or extracted_at) + future_tolerance
         self.postgres_warehouse = postgres_warehouse
         self.not_null = set(required) if not_null is None else not_null
-        self.formerly_required = sorted(self.not_null - set(required))
         self.narrower = narrower or {}
 
     def __call__(self, item: Any) -> Iterator:
@@ -821,7 +844,6 @@ class _QuarantineInvalid:
     def _batch(self, item: pa.Table) -> Iterator:
         if self.narrower:
             self._check_widths(item)
-        self._check_formerly_required(item)
         item = _marking_invalid_text(item, self.table)
         if self.postgres_warehouse:
             item = _marking_what_postgres_cannot_load(item, self.table)
@@ -902,15 +924,6 @@ class _QuarantineInvalid:
                     f"frozen: raw holds a {bits}-bit integer, the source now sends {kind.bit_width}-bit ones "
                     f"({kind}). Nothing was loaded; `harbor ingest shop --full-refresh` reloads the table with the "
                     "new type",
-                )
-
-    def _check_formerly_required(self, item: pa.Table) -> None:
-        for column in self.formerly_required:
-            if column in item.column_names and item[column].null_count:
-                raise RuntimeError(
-                    f"shop: table {self.table!r} column {column!r} now holds nulls, and raw holds it NOT NULL (a key "
-                    "or cursor when raw was created); nothing was loaded; `harbor ingest shop --full-refresh` "
-                    "reloads the table with the column nullable"
                 )
 
 

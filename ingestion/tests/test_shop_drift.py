@@ -4,6 +4,7 @@ must load (or stop before writing), wrong settings, date cursors and bad values 
 from __future__ import annotations
 
 import json
+from contextlib import nullcontext
 from datetime import date, timedelta
 from decimal import Decimal
 
@@ -295,34 +296,70 @@ def test_a_wider_integer_is_caught_whatever_the_case_of_the_column_name(settings
         ingest_shop(settings)
 
 
-def test_a_former_cursor_column_that_turns_null_or_is_dropped_stops_naming_it_until_a_full_refresh(
-    settings, monkeypatch
+@pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
+def test_a_former_cursor_column_that_turns_null_or_is_dropped_is_released_in_raw_and_loads(
+    settings, monkeypatch, caplog, request, warehouse
 ):
-    """Raw holds the cursor NOT NULL (dlt's frozen types would refuse it nullable): once another column is the
-    cursor, a null in the old one, or the old one dropped, stops the load naming table and column, before anything
-    is written; the full refresh the message names loads."""
-    url = settings.shop_url
+    """Raw held the cursor NOT NULL once another column was the cursor: a null in the old one, or the old one
+    dropped, stopped every load until a full refresh. It is released in raw (warehouse and dlt's schema), and
+    both load: from SQLite into DuckDB (dlt's pyarrow reader), from PostgreSQL into PostgreSQL (DuckDB's
+    scanner)."""
+    if warehouse == "postgres":
+        monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+        warehouse_url = request.getfixturevalue("pg_env")
     widgets(monkeypatch)
-    run_sql(
-        url,
-        "create table widgets (widget_id integer primary key, name text, updated_at timestamp, changed_at timestamp)",
-    )
-    run_sql(url, "insert into widgets values (1, 'a', '2024-01-01 00:00:00.000000', '2024-01-01 00:00:00.000000')")
-    run_sql(url, "insert into widgets values (2, 'b', '2024-01-01 00:00:00.000000', '2024-01-01 00:00:00.000000')")
-    ingest_shop(settings)
-    widgets(monkeypatch, {"widgets": {"cursor_column": "changed_at"}})
-    run_sql(
-        url,
-        "update widgets set name = 'no updated_at', updated_at = null, changed_at = '2024-02-01 00:00:00.000000' where widget_id = 1",
-    )
-    with pytest.raises(Exception, match=r"(?s)'widgets' column 'updated_at' now holds nulls.*--full-refresh"):
+    with fresh_postgres_database() if warehouse == "postgres" else nullcontext(settings.shop_url) as url:
+        settings = on(settings, url)
+        run_sql(
+            url,
+            "create table widgets (widget_id integer primary key, name text, updated_at timestamp, "
+            "changed_at timestamp)",
+            "insert into widgets values (1, 'a', '2024-01-01 00:00:00', '2024-01-01 00:00:00'), "
+            "(2, 'b', '2024-01-01 00:00:00', '2024-01-01 00:00:00')",
+        )
         ingest_shop(settings)
-    run_sql(url, "alter table widgets drop column updated_at")
-    with pytest.raises(Exception, match=r"(?s)'widgets' no longer has column\(s\) updated_at.*--full-refresh"):
+
+        def loaded(query: str) -> list[tuple]:
+            if warehouse == "duckdb":
+                return raw(settings, query)
+            engine = sa.create_engine(warehouse_url)
+            with engine.connect() as conn:
+                rows = [tuple(row) for row in conn.execute(sa.text(query))]
+            engine.dispose()
+            return rows
+
+        nullable = (
+            "select is_nullable from information_schema.columns "
+            "where table_schema = 'raw_shop' and table_name = 'widgets' and column_name = 'updated_at'"
+        )
+        assert loaded(nullable) == [("NO",)]
+        widgets(monkeypatch, {"widgets": {"cursor_column": "changed_at"}})
+        run_sql(
+            url,
+            "update widgets set name = 'no updated_at', updated_at = null, changed_at = '2024-02-01 00:00:00' "
+            "where widget_id = 1",
+        )
+        caplog.clear()
         ingest_shop(settings)
-    assert raw(settings, "select name from raw_shop.widgets order by widget_id") == [("a",), ("b",)]
-    ingest_shop(settings, full_refresh=True)
-    assert raw(settings, "select widget_id, name from raw_shop.widgets order by 1") == [(1, "no updated_at"), (2, "b")]
+        assert "column(s) updated_at are no longer its key or cursor: raw holds them nullable" in caplog.text
+        assert loaded(nullable) == [("YES",)]
+        assert loaded("select widget_id, name, updated_at is null from raw_shop.widgets order by 1") == [
+            (1, "no updated_at", True),
+            (2, "b", False),
+        ]
+        run_sql(
+            url,
+            "alter table widgets drop column updated_at",
+            "update widgets set name = 'dropped', changed_at = '2024-03-01 00:00:00' where widget_id = 2",
+        )
+        caplog.clear()
+        ingest_shop(settings)
+        assert "no longer its key or cursor" not in caplog.text  # released once: dlt's schema remembers it
+        assert "no longer has column(s) updated_at" in caplog.text
+        assert loaded("select widget_id, name from raw_shop.widgets order by 1") == [
+            (1, "no updated_at"),
+            (2, "dropped"),
+        ]
 
 
 # 4. wrong settings -----------------------------------------------------------------------------------------
