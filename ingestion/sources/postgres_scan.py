@@ -21,7 +21,7 @@ import duckdb
 import pyarrow as pa
 import sqlalchemy as sa
 from dlt.sources import DltResource
-from sqlalchemy.dialects.postgresql import DOMAIN
+from sqlalchemy.dialects.postgresql import DOMAIN, INTERVAL
 
 from ingestion.duckdb_extensions import load_postgres_scanner, sql_string
 
@@ -106,13 +106,14 @@ def scanner_table(
 def select_list(table: str, columns: list[dict]) -> str:
     """What to select from `table`: `*` unless a column would not stay exact through the scanner, which reads
     `numeric` without a precision, or wider than 38 digits, as DOUBLE (12345678901234567.89 came back as
-    ...567.68), and `time with time zone` as a time without its offset. Then every column by name, such a numeric
-    cast in PostgreSQL to DECIMAL(38, its scale or 9) when it fits exactly, else null with the reason in INVALID
-    (the row goes to the dead letters); a timetz as its text ('09:30:00+02'). A column raw holds as DOUBLE or TIME
-    (a `double precision` or `time` column changed to one of these, or a raw table loaded before the casts) is
-    cast all the same: read as before, its new values lost digits and offsets without a word; the new type stops
-    the load under the frozen contract, naming table and column (`harbor ingest shop --full-refresh` reloads it
-    exact)."""
+    ...567.68), `time with time zone` as a time without its offset, and `interval` into a type dlt's writer
+    refuses (the table stopped). Then every column by name, such a numeric cast in PostgreSQL to DECIMAL(38, its
+    scale or 9) when it fits exactly, else null with the reason in INVALID (the row goes to the dead letters); a
+    timetz or an interval as its text ('09:30:00+02', '1 day 02:00:00'), and an array of any of them as an array
+    of their texts. A column raw holds as DOUBLE or TIME (a `double precision` or `time` column changed to one of
+    these, or a raw table loaded before the casts) is cast all the same: read as before, its new values lost
+    digits and offsets without a word; the new type stops the load under the frozen contract, naming table and
+    column (`harbor ingest shop --full-refresh` reloads it exact)."""
     selected, reasons, exact = [], [], True
     for column in columns:
         name, kind = column["name"], column["type"]
@@ -143,8 +144,11 @@ def select_list(table: str, columns: list[dict]) -> str:
             prefix = sql_string(f"{table}.{name}: NaN is not a number the warehouse's DECIMAL({kind.precision}, ")
             reasons.append(f"case when {quoted} = 'NaN' then '{prefix}{kind.scale or 0}) holds' end")
             exact = False
-        elif isinstance(kind, sa.Time) and kind.timezone:
+        elif (isinstance(kind, sa.Time) and kind.timezone) or _is_interval(kind):
             selected.append(f"{quoted}::text as {quoted}")
+            exact = False
+        elif isinstance(kind, sa.ARRAY) and _text_in_an_array(kind.item_type):
+            selected.append(f"{quoted}::text[] as {quoted}")
             exact = False
         else:
             selected.append(quoted)
@@ -159,6 +163,22 @@ def select_list(table: str, columns: list[dict]) -> str:
 
 def _needs_a_cast(kind: sa.Numeric) -> bool:
     return kind.precision is None or kind.precision > MAX_DECIMAL_PRECISION
+
+
+def _is_interval(kind: sa.types.TypeEngine) -> bool:
+    # DuckDB reads an interval into Arrow's month-day-nano type, which dlt's writer refuses: the table stopped.
+    return isinstance(kind, sa.Interval | INTERVAL)
+
+
+def _text_in_an_array(item: sa.types.TypeEngine) -> bool:
+    """Array elements the scanner would change, read as their text instead (the array loads as JSON either way):
+    a `numeric` without a precision (or wider than 38 digits) read as doubles, a `timetz` without its offset and
+    an `interval` stopped the table, as outside an array."""
+    while isinstance(item, DOMAIN):
+        item = item.data_type
+    if isinstance(item, sa.Numeric) and not isinstance(item, sa.Float):
+        return _needs_a_cast(item)
+    return (isinstance(item, sa.Time) and item.timezone) or _is_interval(item)
 
 
 def _read_all(session: Any, schema: str, table: str, batch_rows: int, select: str = "*") -> Iterator[pa.Table]:

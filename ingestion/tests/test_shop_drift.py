@@ -296,6 +296,31 @@ def test_a_wider_integer_is_caught_whatever_the_case_of_the_column_name(settings
         ingest_shop(settings)
 
 
+def test_the_scanner_reads_intervals_and_the_arrays_it_would_change_as_their_text(settings, postgres_url, monkeypatch):
+    """An `interval` stopped the table (dlt's writer refuses the type DuckDB reads it into); a `numeric[]` loaded as
+    doubles and a `timetz[]` without its offsets, without a word. Arrays the scanner keeps exact stay as they were."""
+    widgets(monkeypatch)
+    run_sql(
+        postgres_url,
+        "create table widgets (widget_id integer primary key, takes interval, spans interval[], loose numeric[], "
+        "opens timetz[], prices numeric(12, 2)[], tags text[], updated_at timestamptz)",
+        "insert into widgets values (1, '1 day 02:00:03.5', '{1 hour, 2 mons}', '{12345678901234567.89, NaN}', "
+        "'{09:30:00+02}', '{1.10, 1234567891.99}', '{a, b}', '2024-01-01')",
+    )
+    assert ingest_shop(on(settings, postgres_url)).tables["widgets"].loaded == 1
+    columns = "takes, spans::varchar, loose::varchar, opens::varchar, prices::varchar, tags::varchar"
+    assert raw(settings, f"select {columns} from raw_shop.widgets") == [
+        (
+            "1 day 02:00:03.5",
+            '["01:00:00","2 mons"]',
+            '["12345678901234567.89","NaN"]',
+            '["09:30:00+02"]',
+            "[1.1,1234567891.99]",
+            '["a","b"]',
+        )
+    ]
+
+
 @pytest.mark.parametrize("warehouse", ["duckdb", "postgres"])
 def test_a_former_cursor_column_that_turns_null_or_is_dropped_is_released_in_raw_and_loads(
     settings, monkeypatch, caplog, request, warehouse
