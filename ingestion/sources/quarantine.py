@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from typing import Any
 
 import dlt
 from dlt.common.normalizers.naming.snake_case import NamingConvention
+from dlt.common.time import ensure_pendulum_datetime, parse_iso_like_datetime
 
 from ingestion.sources.metadata import EXTRACTED_AT, SOURCE
 
@@ -46,6 +49,12 @@ class InvalidRecord(ValueError):
 BIGINT_RANGE = (-(2**63), 2**63 - 1)
 # dlt's default decimal, DECIMAL(38, 9): 29 digits before the point. More decimals than 9 are rounded, as dlt does.
 DECIMAL_INTEGER_DIGITS = 29
+# A number sent as text: ASCII digits only. Python's Decimal also reads `1_091` (as 1091) and other scripts'
+# digits (Arabic-Indic seven as 7), which no source means as a rate.
+NUMBER_TEXT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*", re.ASCII)
+# How deep a record's values may nest: dlt writes rows with orjson, which refuses more than about 254 levels and
+# failed the whole source.
+MAX_NESTING = 200
 
 
 def _text(value: Any) -> str:
@@ -90,6 +99,8 @@ def _date(value: Any) -> date:
 def _decimal(value: Any) -> Decimal:
     if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
         raise InvalidRecord(f"expected a number, got {type(value).__name__}")
+    if isinstance(value, str) and not NUMBER_TEXT.fullmatch(value):
+        raise InvalidRecord(f"expected a number, got {value!r}")
     try:
         number = Decimal(str(value))
     except InvalidOperation as error:
@@ -128,33 +139,59 @@ def _lone_surrogate(text: str) -> str | None:
     return None
 
 
+def _timestamp_out_of_range(text: str) -> bool:
+    """Text dlt would read as a timestamp (it types a new column by its first value) that no UTC timestamp holds
+    (`9999-12-31T23:00:00-05:00`): dlt's normalize failed on it, and the package with it failed every later run."""
+    if len(text) < 10 or not text[:4].isdigit():  # not ISO-like: spares the parse of nearly every string
+        return False
+    try:
+        parsed = parse_iso_like_datetime(text)
+    except Exception:  # whatever dlt's parser refuses, its detection does not read as a timestamp either
+        return False
+    if not isinstance(parsed, datetime):
+        return False
+    try:
+        ensure_pendulum_datetime(parsed)
+    except (OverflowError, ValueError):
+        return True
+    return False
+
+
 def _unloadable(record: dict, table: str) -> str | None:
-    """Why `record` (nested values too) cannot load as it is, naming the field: NaN or Infinity (as NotJson), a
-    NUL character (warehouses strip it: `/a\\u0000b` loaded as `/ab`), a lone surrogate (not UTF-8: it failed the
-    whole source) or an integer no 64-bit column holds. None when it can.
+    """Why `record` (nested values too) cannot load as it is, naming the field: NaN or Infinity (as NotJson, or a
+    number too large for a float, which JSON parsers read as infinity and warehouses then held as null), a NUL
+    character (warehouses strip it: `/a\\u0000b` loaded as `/ab`), a lone surrogate (not UTF-8: it failed the
+    whole source), an integer no 64-bit column holds, a timestamp no UTC timestamp holds, or values nested more
+    than MAX_NESTING deep. None when it can.
     A loop, not recursion: JSON nested as deep as the parser allows must not stop the source."""
-    stack: list[tuple[str, Any]] = [(table, record)]
+    stack: list[tuple[str, int, Any]] = [(table, 0, record)]
     while stack:
-        path, value = stack.pop()
+        path, depth, value = stack.pop()
         if isinstance(value, str):
             if "\x00" in value:
                 return f"{path}: text holds a NUL character (\\u0000), which a warehouse column cannot keep"
             if surrogate := _lone_surrogate(value):
                 return f"{path}: text holds a lone surrogate ({surrogate}), which is not UTF-8"
+            if _timestamp_out_of_range(value):
+                return f"{path}: timestamp {value!r} is outside the range a warehouse can hold"
         elif isinstance(value, NotJson):
             return f"{path}: {value.constant} is not a JSON value (JSON has no NaN or Infinity)"
+        elif isinstance(value, float) and not math.isfinite(value):
+            return f"{path}: a number too large for a float (read as {value}), which a warehouse column cannot keep"
         elif isinstance(value, int) and not isinstance(value, bool):
             if not BIGINT_RANGE[0] <= value <= BIGINT_RANGE[1]:
                 return f"{path}: integer {value} is outside the 64-bit range"
+        elif isinstance(value, dict | list) and depth >= MAX_NESTING:
+            return f"{path}: values nested more than {MAX_NESTING} levels deep, which dlt cannot write"
         elif isinstance(value, dict):
             for key, child in value.items():
                 if "\x00" in str(key):
                     return f"{path}: field name {key!r} holds a NUL character (\\u0000)"
                 if surrogate := _lone_surrogate(str(key)):
                     return f"{path}: a field name holds a lone surrogate ({surrogate}), which is not UTF-8"
-                stack.append((f"{path}.{key}", child))
+                stack.append((f"{path}.{key}", depth + 1, child))
         elif isinstance(value, list):
-            stack.extend((f"{path}.{index}", child) for index, child in enumerate(value))
+            stack.extend((f"{path}.{index}", depth + 1, child) for index, child in enumerate(value))
     return None
 
 
@@ -234,6 +271,8 @@ class RecordSpec:
         named: dict[str, Any] = {}
         first_field: dict[str, str] = {}
         for name, value in record.items():
+            if not str(name).strip():  # dlt names no column after it: a bare ValueError failed the source
+                raise InvalidRecord(f"{self.table}: field name {name!r} is empty or blank, which no column can be")
             column = COLUMN_NAMING.normalize_identifier(str(name))
             if column in named:
                 raise InvalidRecord(

@@ -146,6 +146,50 @@ def test_lines_that_broke_the_reader_are_quarantined_and_the_next_file_loads(set
     assert ingest_events(settings).tables["events"].loaded == 1
 
 
+def test_lines_dlt_could_not_write_are_quarantined_naming_the_field(settings):
+    """Each of these failed dlt's extract or normalize, naming no file or line, and the package holding it failed
+    every later run, fixed file or not: a timestamp no UTC timestamp holds in a field dlt types as a timestamp,
+    values nested deeper than dlt's JSON writer goes, and a blank field name (a dead letter without a reason). A
+    number too large for a float loaded as null, without a word."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    good = {"event_id": "e1", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+    nested: dict = {"leaf": 1}
+    for _ in range(300):
+        nested = {"a": nested}
+    lines = [
+        json.dumps(good),
+        json.dumps({**good, "event_id": "e2", "seen_at": "9999-12-31T23:00:00-05:00"}),
+        json.dumps({**good, "event_id": "e3", "props": nested}),
+        json.dumps({**good, "event_id": "e4", "": "x"}),
+        json.dumps({**good, "event_id": "e5"})[:-1] + ', "n": 1e400}',
+        json.dumps({**good, "event_id": "e6"})[:-1] + ', "m": {"k": -1e400}}',
+        json.dumps({**good, "event_id": "e7", "seen_at": "2024-01-01T00:00:00-05:00", "shallow": {"a": {"b": 1}}}),
+    ]
+    (folder / "a.jsonl").write_text("\n".join(lines) + "\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.loaded, counts.quarantined) == (2, 5)
+    assert query(settings, "select origin, reason from raw_events._dead_letters order by origin") == [
+        (
+            "a.jsonl:2",
+            "events.seen_at: timestamp '9999-12-31T23:00:00-05:00' is outside the range a warehouse can hold",
+        ),
+        (
+            "a.jsonl:3",
+            "events.props" + ".a" * 199 + ": values nested more than 200 levels deep, which dlt cannot write",
+        ),
+        ("a.jsonl:4", "events: field name '' is empty or blank, which no column can be"),
+        ("a.jsonl:5", "events.n: a number too large for a float (read as inf), which a warehouse column cannot keep"),
+        (
+            "a.jsonl:6",
+            "events.m.k: a number too large for a float (read as -inf), which a warehouse column cannot keep",
+        ),
+    ]
+    assert query(settings, "select event_id from raw_events.events order by 1") == [("e1",), ("e7",)]
+    (folder / "b.jsonl").write_text(json.dumps({**good, "event_id": "e8"}) + "\n")
+    assert ingest_events(settings).tables["events"].loaded == 1
+
+
 def test_folder_and_glob_are_configuration(settings, tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     write_events(landing, seed=1, tick=0, scale=0.2, dirty=False)

@@ -216,6 +216,34 @@ def test_nan_infinity_and_nul_characters_from_the_api_are_dead_letters_naming_th
     assert any('"bid": NaN' in p for p in payloads) and any('"ask": -Infinity' in p for p in payloads), payloads
 
 
+def test_rates_as_odd_text_and_records_dlt_could_not_write_are_dead_letters(settings):
+    """`1_091` and Arabic-Indic digits loaded as 1091 and 7 (Python's Decimal reads both); a blank field name
+    failed the whole source, at every run, the good rates of its page with it."""
+    good = {"currency_code": "AAA", "rate_date": "2024-01-01", "usd_per_unit": "2.0"}
+    stamp = {"updated_at": "2024-01-01T04:00:00+00:00"}
+    extra = [
+        {**good, **stamp, "currency_code": "BBB", "usd_per_unit": "1_091"},
+        {**good, **stamp, "currency_code": "CCC", "usd_per_unit": "\u0660\u0660\u0660\u0667"},
+        {**good, **stamp, "currency_code": "DDD", " ": "x"},
+        {**good, **stamp, "currency_code": "EEE", "published": "0001-01-01T00:00:00+05:00"},
+        {**good, **stamp, "usd_per_unit": " 1.5e0 "},
+    ]
+    with FxApiWith(extra, seed=3, tick=0) as api:
+        counts = ingest_fx(settings, base_url=api.base_url).tables["exchange_rates"]
+    assert counts.quarantined == 4
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        reasons = sorted(r for (r,) in conn.execute("select reason from raw_fx._dead_letters").fetchall())
+        loaded = conn.execute("select currency_code from raw_fx.exchange_rates where rate_date = '2024-01-01'")
+        codes = [code for (code,) in loaded.fetchall()]
+    assert reasons == [
+        "exchange_rates.published: timestamp '0001-01-01T00:00:00+05:00' is outside the range a warehouse can hold",
+        "exchange_rates.usd_per_unit: expected a number, got '1_091'",
+        "exchange_rates.usd_per_unit: expected a number, got '\u0660\u0660\u0660\u0667'",
+        "exchange_rates: field name ' ' is empty or blank, which no column can be",
+    ], reasons
+    assert codes == ["AAA"]
+
+
 def test_retries_429_500_timeouts_dropped_and_truncated_pages(settings, api):
     api.tick = 1
     api.faults.extend(["429", "500", "timeout"])
