@@ -75,8 +75,12 @@ def _timestamp(value: Any) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, str):
+        # RFC 3339 allows a lower-case `t` and `z`, which Python's parser refuses
+        text = value[:-1] + "+00:00" if value[-1:] in ("Z", "z") else value
+        if text[10:11] == "t":
+            text = text[:10] + "T" + text[11:]
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            parsed = datetime.fromisoformat(text)
         except ValueError as error:
             raise InvalidRecord(f"expected an ISO timestamp, got {value!r}") from error
     else:

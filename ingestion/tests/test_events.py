@@ -6,6 +6,7 @@ import codecs
 import json
 import logging
 import os
+from datetime import UTC, datetime
 
 import duckdb
 import pytest
@@ -15,6 +16,7 @@ from ingestion.cli import EXIT_BAD_CONFIG, ingest_sources
 from ingestion.demo.events import event_file_name, events_dir, write_events
 from ingestion.pipeline import ingest_events
 from ingestion.settings import ConfigError, Settings
+from ingestion.sources.events import EVENT_SPEC
 from ingestion.sources.fx import RATE_SPEC
 from ingestion.sources.quarantine import InvalidRecord
 
@@ -188,6 +190,15 @@ def test_lines_dlt_could_not_write_are_quarantined_naming_the_field(settings):
     assert query(settings, "select event_id from raw_events.events order by 1") == [("e1",), ("e7",)]
     (folder / "b.jsonl").write_text(json.dumps({**good, "event_id": "e8"}) + "\n")
     assert ingest_events(settings).tables["events"].loaded == 1
+
+
+@pytest.mark.parametrize(
+    "sent", ["2024-01-01T10:00:00Z", "2024-01-01t10:00:00z", "2024-01-01 10:00:00+00:00", "2024-01-01T12:00:00+02:00"]
+)
+def test_an_rfc_3339_event_time_in_either_case_is_valid(sent):
+    """RFC 3339 allows a lower-case `t` and `z`: such events went to the dead letters."""
+    event = {"event_id": "e1", "event_time": sent, "event_type": "page_view"}
+    assert EVENT_SPEC.validate(event)["event_time"] == datetime(2024, 1, 1, 10, tzinfo=UTC)
 
 
 def test_folder_and_glob_are_configuration(settings, tmp_path, monkeypatch):
