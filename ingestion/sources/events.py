@@ -79,6 +79,8 @@ def events_source(
     if local:
         _check_folder(bucket_url)
     folder_on_disk = Path(FilesystemConfiguration.make_local_path(bucket_url)) if local else None
+    if folder_on_disk is not None:
+        _warn_about_files_in_subfolders(folder_on_disk, file_glob)
     stamp = extracted_at or datetime.now(UTC)
     counts = tally if tally is not None else Tally()
     # One page holding the whole listing (fsspec lists a bucket whole anyway): only then are the files no
@@ -118,6 +120,24 @@ def _check_folder(bucket_url: str) -> None:
     folder = Path(FilesystemConfiguration.make_local_path(bucket_url))
     if not folder.is_dir():
         raise ConfigError(f"events: no folder {folder} (sources.events.bucket_url, SOURCES__EVENTS__BUCKET_URL)")
+
+
+def _warn_about_files_in_subfolders(folder: Path, file_glob: str) -> None:
+    """A glob without a folder part (the default `*.jsonl`) reads the folder's own files only: files landed in
+    subfolders (one per day, say) were left unread without a word."""
+    if "/" in file_glob:
+        return
+    unread = sum(1 for path in folder.glob(f"*/**/{file_glob}") if path.is_file())
+    if unread:
+        log.warning(
+            "events: %d file(s) matching %r in subfolders of %s are not read: file_glob = '**/%s' "
+            "(sources.events.file_glob, SOURCES__EVENTS__FILE_GLOB) reads them too",
+            unread,
+            file_glob,
+            folder,
+            file_glob,
+            extra={"source": "events", "unread_files": unread},
+        )
 
 
 class ListingLocalFileSystem(LocalFileSystem):

@@ -201,6 +201,24 @@ def test_an_rfc_3339_event_time_in_either_case_is_valid(sent):
     assert EVENT_SPEC.validate(event)["event_time"] == datetime(2024, 1, 1, 10, tzinfo=UTC)
 
 
+def test_files_in_subfolders_the_glob_leaves_out_are_said_and_a_recursive_glob_reads_them(settings, caplog):
+    folder = events_dir(settings.data_dir)
+    (folder / "2024-01-01").mkdir(parents=True)
+    event = {"event_id": "e1", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+    (folder / "2024-01-01" / "a.jsonl").write_text(json.dumps(event) + "\n")
+    (folder / "b.jsonl").write_text(json.dumps({**event, "event_id": "e2"}) + "\n")
+    assert ingest_events(settings).tables["events"].loaded == 1
+    assert "1 file(s) matching '*.jsonl' in subfolders of" in caplog.text
+    assert "file_glob = '**/*.jsonl'" in caplog.text
+    caplog.clear()
+    assert ingest_events(settings, file_glob="**/*.jsonl").tables["events"].loaded == 1
+    assert "in subfolders" not in caplog.text
+    assert query(settings, "select event_id, _file_name from raw_events.events order by 1") == [
+        ("e1", "2024-01-01/a.jsonl"),
+        ("e2", "b.jsonl"),
+    ]
+
+
 def test_folder_and_glob_are_configuration(settings, tmp_path, monkeypatch):
     landing = tmp_path / "landing"
     write_events(landing, seed=1, tick=0, scale=0.2, dirty=False)
