@@ -112,7 +112,9 @@
     only ever added and replaced keys, and kept it). Only when raw holds the rows of one extraction — a full
     reload, or the first load — since a table loaded by cursor never loses a key; otherwise nothing runs. The
     incremental marts rebuild from staging in full when all of its rows are newer than they are
-    (`staging_rewritten_since_last_build()`), which a reload gives them, so they let go of the key too. -#}
+    (`staging_rewritten_since_last_build()`), which a reload gives them, so they let go of the key too. A key
+    deleted a build after its reload (an ingest was loading at the reload's build, `ingest_kept_out()`) has no
+    reload to carry it to the marts: then the rows staging keeps are stamped as staged again, which does. -#}
 {% macro delete_keys_the_source_lost() -%}
     {%- set key = config.get('unique_key') -%}
     {%- set raw = source(*model.sources[0]) if execute and model.sources | length == 1 else none -%}
@@ -124,10 +126,19 @@
         {#- An empty raw table is a full reload that found no row (a table loaded by cursor is empty only when
             staging is too): every staged key is gone. -#}
         {%- if extractions[0] == 0 or extractions[1] -%}
-            delete from {{ this }}
-            where {{ key }} not in (
-                select raw_rows.{{ key }} from {{ raw }} as raw_rows where raw_rows.{{ key }} is not null
-            )
+            {%- set lost -%}
+                from {{ this }}
+                where {{ key }} not in (
+                    select raw_rows.{{ key }} from {{ raw }} as raw_rows where raw_rows.{{ key }} is not null
+                )
+            {%- endset -%}
+            {%- if run_query('select count(*) from (select 1 ' ~ lost ~ ' limit 1) as any_lost').rows[0][0] -%}
+                {%- do run_query(
+                    'update ' ~ this ~ ' set _staged_at = ' ~ harbor.run_timestamp()
+                    ~ ' where _staged_at < ' ~ harbor.run_timestamp()
+                ) -%}
+                delete {{ lost }}
+            {%- endif -%}
         {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
@@ -135,8 +146,8 @@
 {#- True when no `harbor ingest` of `source_name` can be loading into the warehouse until the model commits. A
     load replaces a table by emptying it first, in a commit of its own, and then inserts its files: read meanwhile,
     raw looks like a reload that lost every key, or some. On PostgreSQL the post-hook takes the ingest's advisory
-    lock (`one_run_at_a_time` in ingestion/pipeline.py: the first 8 bytes of the SHA-256 of its name) for its
-    transaction, so an ingest starting meanwhile waits for the commit; while an ingest holds it, false, and the keys
+    lock (`one_run_at_a_time` in ingestion/pipeline.py: the first 8 bytes of the SHA-256 of its name), shared, for
+    its transaction, so an ingest starting meanwhile waits for the commit; while an ingest holds it, false, and the keys
     are deleted at the next build. On DuckDB the file's single writer keeps ingest out already. -#}
 {% macro ingest_kept_out(source_name) -%}
     {{ return(adapter.dispatch('ingest_kept_out', 'harbor')(source_name)) }}
@@ -149,7 +160,9 @@
 {% macro postgres__ingest_kept_out(source_name) -%}
     {%- set lock_name = 'harbor ingest harbor_' ~ source_name ~ '_postgres' -%}
     {%- set key = "('x' || left(encode(sha256(convert_to('" ~ lock_name ~ "', 'UTF8')), 'hex'), 16))::bit(64)::bigint" -%}
-    {%- set kept_out = run_query('select pg_try_advisory_xact_lock(' ~ key ~ ')').columns[0].values()[0] -%}
+    {#- Shared: the hooks of the models a build runs at once (two threads on PostgreSQL) must not keep each other
+        out, and each still conflicts with the ingest's exclusive lock. -#}
+    {%- set kept_out = run_query('select pg_try_advisory_xact_lock_shared(' ~ key ~ ')').columns[0].values()[0] -%}
     {%- if not kept_out -%}
         {{ log("an ingest of " ~ source_name ~ " is loading: keys its tables lost are deleted from "
             ~ this ~ " at the next build", info=true) }}
