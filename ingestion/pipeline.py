@@ -38,6 +38,8 @@ os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
 os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
 
 RAW_DATASETS = {"shop": "raw_shop", "events": "raw_events", "fx": "raw_fx"}
+# A table in a raw dataset saying its staging must be rebuilt in full (`_forget_loads`, macros/restage.sql).
+RESTAGE_MARKER = "_harbor_restage_needed"
 
 log = logging.getLogger("harbor.ingestion")
 # Progress lines every few seconds while a load runs: on for the CLI, or with HARBOR_PROGRESS=1.
@@ -356,12 +358,23 @@ def _forget_loads(pipeline: dlt.Pipeline, source_name: str, load_ids: list[str])
     rows in raw, and forgetting them would let the next run's load sort before those rows."""
     if not load_ids:
         return
-    with pipeline.sql_client() as client:
-        table = client.make_qualified_table_name("_dlt_loads")
-        client.execute_sql(f"delete from {table} where load_id in ({', '.join(['%s'] * len(load_ids))})", *load_ids)
+    placeholders = ", ".join(["%s"] * len(load_ids))
+    with pipeline.sql_client() as client, client.begin_transaction():
+        # Staging still holds their load ids: dbt refuses a plain build until a full refresh drops this table
+        # (macros/restage.sql), which would otherwise keep their rows over every later load's.
+        marker = client.make_qualified_table_name(RESTAGE_MARKER)
+        loads = client.make_qualified_table_name("_dlt_loads")
+        client.execute_sql(
+            f"create table if not exists {marker} (forgotten_load_id varchar(64) not null, forgotten_at timestamp)"
+        )
+        client.execute_sql(
+            f"insert into {marker} select load_id, current_timestamp from {loads} where load_id in ({placeholders})",
+            *load_ids,
+        )
+        client.execute_sql(f"delete from {loads} where load_id in ({placeholders})", *load_ids)
     log.warning(
         "forgot %d load(s) of %s dated after this machine's clock, the newest %s: the full refresh replaced their "
-        "rows; `harbor build --full-refresh` restages without them",
+        "rows; builds stop until `harbor build --full-refresh` restages without them",
         len(load_ids),
         source_name,
         datetime.fromtimestamp(float(load_ids[-1]), UTC).isoformat(timespec="seconds"),

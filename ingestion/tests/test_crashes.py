@@ -22,6 +22,7 @@ from ingestion.demo.events import events_dir
 from ingestion.demo.fx_api import FxApi, rates_as_of
 from ingestion.pipeline import ClockBehindTheWarehouse, ingest_events, ingest_fx, ingest_shop
 from ingestion.tests.warehouses import Warehouse, select
+from ingestion.transform import DbtFailed
 
 RUNNER = Path(__file__).with_name("crash_runner.py")
 KEYS = {
@@ -133,12 +134,12 @@ def test_fx_killed_mid_run_converges_on_the_next_run(settings, point):
 
 @pytest.mark.parametrize("destination", ["duckdb", "postgres"])
 def test_a_clock_behind_the_warehouse_s_newest_load_is_refused_and_a_full_refresh_forgets_that_load(
-    settings, pg_env, monkeypatch, caplog, destination
+    settings, pg_env, monkeypatch, caplog, capfd, destination
 ):
     """A load dated ahead of this machine's clock (another machine's clock ran ahead, or this one stepped back):
     the next load was named before it, and staging kept the ahead load's versions over it and skipped it. Now
     the run stops before reading anything, naming both times; `--full-refresh` forgets the load dated ahead once it
-    has replaced its rows."""
+    has replaced its rows, and builds stop until a full refresh restages without it."""
     warehouse = Warehouse(settings, "ci") if destination == "duckdb" else Warehouse(settings, "pg", pg_env)
     monkeypatch.setenv("HARBOR_DESTINATION", destination)
     shop.create_shop(settings.shop_url, seed=5, scale=0.1)
@@ -168,6 +169,24 @@ def test_a_clock_behind_the_warehouse_s_newest_load_is_refused_and_a_full_refres
     assert select(warehouse, loads) == [(loaded,), (refreshed.load_id,)]
     shop.advance_shop(settings.shop_url, ticks=1)
     assert ingest_shop(settings).load_id > refreshed.load_id
+
+    # Staging would hold the forgotten load's ids, sorting after every later load: a plain build keeps their rows
+    # over newer ones, every test passing. It stops until a full refresh restages the source.
+    marker = "select forgotten_load_id from raw_shop._harbor_restage_needed"
+    assert select(warehouse, marker) == [(ahead,)]
+    with pytest.raises(DbtFailed):
+        warehouse.build()
+    assert (
+        "was reloaded in full after loads dated ahead of this machine's clock were forgotten" in capfd.readouterr().out
+    )
+    # Not every model reading raw_shop: the marker stays.
+    warehouse.build("--select", "stg_shop__orders", "--full-refresh", "--exclude-resource-type", "test")
+    assert select(warehouse, marker) == [(ahead,)]
+    warehouse.build("--full-refresh")
+    warehouse.build()
+    assert select(
+        warehouse, "select count(*) from information_schema.tables where table_name = '_harbor_restage_needed'"
+    ) == [(0,)]
 
 
 def test_a_warehouse_restored_from_an_older_copy_gets_back_what_it_lacks(settings, caplog):
