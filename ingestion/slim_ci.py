@@ -9,9 +9,10 @@ Two commands, each a `make` target and a step of the GitHub workflows:
   changed files only, a rehearsal of the deploy (`dbt run --select state:modified+`, the changed incremental
   models running incrementally on copies of production's tables, as the deploy will), then
   `dbt build --select state:modified+ --full-refresh --defer --state state/prod` (the changed logic on every row,
-  and its tests) into a DuckDB file of the PR's own (the whole project when `dbt_project.yml` changed or a changed
-  macro is no model's, seed's, snapshot's or test's dependency), `dbt source freshness`, the Python tests, and a
-  markdown summary for the PR comment. It refuses to run (exit 2, the summary saying why) on a branch behind its
+  and its tests, plus the nodes whose code calls a changed macro where dbt does not record it, such as in an
+  `is_incremental()` branch, and their descendants) into a DuckDB file of the PR's own (the whole project when
+  `dbt_project.yml` changed or a changed macro is no model's, seed's, snapshot's or test's dependency),
+  `dbt source freshness`, the Python tests, and a markdown summary for the PR comment. It refuses to run (exit 2, the summary saying why) on a branch behind its
   base or against production state of another commit than the base's.
 
 The PR file carries production's file name, so its catalog name and every relation name match production's:
@@ -328,11 +329,15 @@ def run_pr_check(
     paths.work_dir.mkdir(parents=True)
     env = {"HARBOR_PR_WAREHOUSE": str(paths.pr_warehouse)}
     log_dir = paths.work_dir / "logs"
-    selection = CHANGED_AND_DOWNSTREAM
-    reasons = whole_project_reasons(settings, paths, files, env=env, log_dir=log_dir)
+    macros = macro_changes(settings, paths, files, env=env, log_dir=log_dir)
+    reasons = whole_project_reasons(files, macros)
     if reasons:
         selection = WHOLE_PROJECT
         report.steps.append(StepResult("whole project built", True, "; ".join(reasons)))
+    else:
+        selection = " ".join([CHANGED_AND_DOWNSTREAM, *(caller.selector for caller in macros.callers)])
+        if macros.callers:
+            report.steps.append(_macro_callers_step(macros.callers))
     planned = planned_tables(settings, paths, selection, env=env, log_dir=log_dir)
     mirrored = prepare_pr_warehouse(paths.pr_warehouse, settings.warehouse, copied=planned.tables)
     report.steps.append(
@@ -402,40 +407,82 @@ def _build_step(
         detail = f"{len(report.built_models)} model(s) built, {len(report.tests)} test(s)"
         if failed:
             detail += f"; failed: {', '.join(failed)}"
-    label = "dbt build (whole project)" if selection == WHOLE_PROJECT else f"dbt build ({selection})"
-    return StepResult(label, code == 0, detail, time.monotonic() - started)
+    return StepResult(f"dbt build ({selection_label(selection)})", code == 0, detail, time.monotonic() - started)
 
 
-def whole_project_reasons(
-    settings: Settings, paths: CiPaths, files: Sequence[str], *, env: dict[str, str], log_dir: Path
-) -> list[str]:
+def whole_project_reasons(files: Sequence[str], macros: MacroChanges) -> list[str]:
     """Why the change must build the whole project, if it must: changes dbt's state:modified cannot trace to the
     nodes they touch, so it would select nothing and the PR would pass with its change never run."""
     reasons = []
     if PROJECT_FILE in files:
         # dbt compares each node's own config only: a var, a hook or a folder-wide config reaches nodes unseen.
         reasons.append(f"{PROJECT_FILE} changed (dbt's state:modified does not compare its vars and hooks)")
-    untraced = untraceable_macros(settings, paths, files, env=env, log_dir=log_dir)
-    if untraced:
+    if macros.untraceable:
         reasons.append(
             "changed macros no model, seed, snapshot or test depends on (hooks run with every build): "
-            + ", ".join(untraced)
+            + ", ".join(macros.untraceable)
         )
     return reasons
 
 
-def untraceable_macros(
+@dataclass(frozen=True)
+class MacroCaller:
+    """A node whose code calls a changed macro where dbt does not record the call (`macro_callers`)."""
+
+    name: str
+    selector: str  # its fqn and descendants, for dbt's --select
+    macros: tuple[str, ...]  # the changed macros it calls, directly or through other macros (unique ids)
+
+
+@dataclass(frozen=True)
+class MacroChanges:
+    """What the project's changed macros reach that dbt's state:modified cannot see (`macro_changes`)."""
+
+    untraceable: tuple[str, ...] = ()  # names of changed macros no node reaches: the whole project is built
+    callers: tuple[MacroCaller, ...] = ()  # built with their descendants, next to state:modified+
+
+
+def macro_changes(
     settings: Settings, paths: CiPaths, files: Sequence[str], *, env: dict[str, str], log_dir: Path
-) -> list[str]:
-    """The project's macros in changed files that no model, seed, snapshot or test reaches through its macro
+) -> MacroChanges:
+    """The changed macros of the project and its packages that dbt's state:modified cannot trace to the nodes
+    they touch: those no node reaches, and the nodes that call one where dbt does not record it."""
+    changed_files = {f for f in files if f.endswith(".sql") and f.startswith(("macros/", "packages/"))}
+    if not changed_files:
+        return MacroChanges()
+    if _dbt(settings, ["parse", "--target", PR_TARGET, "--target-path", str(paths.work_dir)], env=env, log_dir=log_dir):
+        return MacroChanges()  # the build reports why the project does not parse
+    manifest = json.loads((paths.work_dir / "manifest.json").read_text())
+    changed = changed_macros(manifest, changed_files)
+    callers = macro_callers(manifest, changed)
+    called_in_code = {macro for caller in callers for macro in caller.macros}
+    untraceable = [
+        manifest["macros"][unique_id]["name"]
+        for unique_id in untraceable_macros(manifest, changed)
+        if unique_id not in called_in_code
+    ]
+    return MacroChanges(tuple(sorted(untraceable)), callers)
+
+
+def changed_macros(manifest: dict, changed_files: set[str]) -> set[str]:
+    """The unique ids of the macros defined in the changed files."""
+    project = manifest["metadata"].get("project_name")
+
+    def source_file(macro: dict) -> str:
+        package = macro["package_name"]
+        return (
+            macro["original_file_path"] if package == project else f"packages/{package}/{macro['original_file_path']}"
+        )
+
+    return {unique_id for unique_id, macro in manifest["macros"].items() if source_file(macro) in changed_files}
+
+
+def untraceable_macros(manifest: dict, changed: set[str]) -> list[str]:
+    """The changed macros (unique ids) that no model, seed, snapshot or test reaches through its macro
     dependencies (a materialization, an incremental strategy, a macro only the on-run-start or on-run-end hooks
     call): dbt's state:modified cannot see what they change."""
-    changed = {f for f in files if f.endswith(".sql") and f.startswith(("macros/", "packages/"))}
     if not changed:
         return []
-    if _dbt(settings, ["parse", "--target", PR_TARGET, "--target-path", str(paths.work_dir)], env=env, log_dir=log_dir):
-        return []  # the build reports why the project does not parse
-    manifest = json.loads((paths.work_dir / "manifest.json").read_text())
     macros = manifest["macros"]
     reached: set[str] = set()
     # The hooks are nodes too (`operation.*`), but state:modified never selects them: a macro they alone reach
@@ -447,25 +494,83 @@ def untraceable_macros(
         if macro not in reached and macro in macros:
             reached.add(macro)
             pending.extend(macros[macro].get("depends_on", {}).get("macros", []))
-    project = manifest["metadata"].get("project_name")
-
-    def source_file(macro: dict) -> str:
-        package = macro["package_name"]
-        return (
-            macro["original_file_path"] if package == project else f"packages/{package}/{macro['original_file_path']}"
-        )
 
     def is_reached(unique_id: str) -> bool:
-        # `duckdb__x` and `default__x` are what a call to `x` dispatches to: reached with `x`
-        package, _, name = unique_id.removeprefix("macro.").partition(".")
-        dispatched = name.split("__", 1)[-1] if "__" in name else None
-        return unique_id in reached or (dispatched is not None and f"macro.{package}.{dispatched}" in reached)
+        dispatcher = _dispatcher(unique_id)
+        return unique_id in reached or dispatcher in reached
 
-    return sorted(
-        macro["name"]
-        for unique_id, macro in macros.items()
-        if source_file(macro) in changed and not is_reached(unique_id)
+    return sorted(unique_id for unique_id in changed if not is_reached(unique_id))
+
+
+def _dispatcher(unique_id: str) -> str | None:
+    """`macro.p.x` for `macro.p.duckdb__x` or `macro.p.default__x`: what a call to `x` dispatches to."""
+    package, _, name = unique_id.removeprefix("macro.").partition(".")
+    return f"macro.{package}.{name.split('__', 1)[1]}" if "__" in name else None
+
+
+# Nodes the deploy builds from their own code; a hook (`operation`) runs with every build, an analysis never.
+CODE_NODE_TYPES = ("model", "snapshot", "seed", "test")
+
+
+def macro_callers(manifest: dict, changed: set[str]) -> tuple[MacroCaller, ...]:
+    """The models, snapshots, seeds and tests whose code calls a changed macro, or a macro that calls one.
+
+    dbt records a node's macros while parsing it, when `is_incremental()` and `execute` are false: a macro
+    called only in a model's incremental branch (`loaded_since_last_run`) is in no node's `depends_on`, and
+    state:modified never selects the models the deploy then fails in. Macros' own dependencies are read from
+    their whole code, so they are followed; the nodes' code is matched by the macros' names."""
+    if not changed:
+        return ()
+    macros = manifest["macros"]
+    callers_of: dict[str, set[str]] = {}
+    for unique_id, macro in macros.items():
+        for called in macro.get("depends_on", {}).get("macros", []):
+            callers_of.setdefault(called, set()).add(unique_id)
+    reaches: dict[str, set[str]] = {}  # macro name -> the changed macros it calls, itself included
+    for changed_id in changed:
+        pending, seen = [changed_id], set()
+        while pending:
+            unique_id = pending.pop()
+            if unique_id in seen or unique_id not in macros:
+                continue
+            seen.add(unique_id)
+            reaches.setdefault(macros[unique_id]["name"], set()).add(changed_id)
+            pending.extend(callers_of.get(unique_id, ()))
+            if dispatcher := _dispatcher(unique_id):
+                pending.append(dispatcher)
+    call = re.compile(r"\b(" + "|".join(re.escape(name) for name in sorted(reaches)) + r")\s*\(")
+    callers = []
+    for node in manifest["nodes"].values():
+        if node["resource_type"] not in CODE_NODE_TYPES:
+            continue
+        called = {changed_id for name in call.findall(node.get("raw_code") or "") for changed_id in reaches[name]}
+        if called:
+            selector = "fqn:" + ".".join(node["fqn"]) + "+"
+            callers.append(MacroCaller(node["name"], selector, tuple(sorted(called))))
+    return tuple(sorted(callers, key=lambda caller: caller.name))
+
+
+def _macro_callers_step(callers: Sequence[MacroCaller]) -> StepResult:
+    """The step saying which nodes the changed macros add to state:modified+, per macro."""
+    by_macro: dict[str, list[str]] = {}
+    for caller in callers:
+        for unique_id in caller.macros:
+            by_macro.setdefault(unique_id.rsplit(".", 1)[-1], []).append(caller.name)
+    called = "; ".join(f"`{macro}` by {', '.join(names)}" for macro, names in sorted(by_macro.items()))
+    return StepResult(
+        "changed macros' callers built",
+        True,
+        f"called (in code dbt does not record, such as an `is_incremental()` branch) {called}: built with what is "
+        "downstream of them",
     )
+
+
+def selection_label(selection: str) -> str:
+    if selection == WHOLE_PROJECT:
+        return "whole project"
+    if selection == CHANGED_AND_DOWNSTREAM:
+        return selection
+    return f"{CHANGED_AND_DOWNSTREAM} and the changed macros' callers+"
 
 
 def rehearse_deploy(

@@ -196,6 +196,39 @@ def test_a_changed_macro_no_node_names_builds_the_whole_project(pr):
     assert report.built_models == sorted(n["name"] for n in production.values() if n["resource_type"] == "model")
 
 
+def test_a_macro_called_only_in_incremental_branches_rehearses_its_callers(pr):
+    """dbt records a model's macros while parsing it, outside `is_incremental()`: a macro called only there was
+    no model's dependency, so the check ran no model and passed, and the deploy failed in every staging model."""
+    settings, paths = pr
+    macro = settings.project_dir / "macros" / "staging.sql"
+    _edit(
+        macro,
+        "    {{ loaded_at_column }} >= {{ window_start }}\n",
+        "    {{ loaded_at_column }} >= {{ window_start }} and and\n",
+    )
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert not report.ok
+    steps = {s.name: s for s in report.steps}
+    assert "whole project built" not in steps  # the callers are known: no need for everything
+    callers = steps["changed macros' callers built"].detail
+    staging = [
+        "stg_events__events",
+        "stg_fx__exchange_rates",
+        *(f"stg_shop__{t}" for t in ("customers", "order_items", "orders", "payments", "products")),
+    ]
+    assert all(model in callers for model in staging) and "`loaded_since_last_run`" in callers
+    rehearsal = steps["deploy rehearsal (dbt run, incremental)"]
+    assert not rehearsal.ok and all(f"{model} (" in rehearsal.detail for model in staging)
+    assert "stg_shop__payments" in report.built_models  # in full: the incremental branch is not read
+    assert "fct_payments" in report.selected_models  # downstream of the callers
+    # stg_shop__orders' unit test of an incremental run fails too, and skips it in the build.
+    failed = {n.name for n in report.nodes if n.status in slim_ci.FAILED_STATUSES}
+    assert "stg_shop__orders.stg_shop__orders_late_rows_land_later_loads_replace" in failed
+    assert _dbt_build_step(report).name == "dbt build (state:modified+ and the changed macros' callers+)"
+
+
 def test_a_broken_on_run_start_hook_macro_fails_the_check(pr):
     """A macro only the on-run-start hook calls counted as reached (the hooks are `operation` nodes): nothing was
     built, the check passed, and every production build then stopped at the hook."""
