@@ -6,8 +6,9 @@ Two commands, each a `make` target and a step of the GitHub workflows:
   `run_results.json` in the production state folder (`state/prod/`, ignored by git), with `prod.json` naming the
   commit built; it refuses uncommitted changes to the dbt project.
 - `pr` (`make ci-pr`) runs the checks of a pull request against that state: ruff, sqlfluff and yamllint on the
-  changed files only, a rehearsal of the deploy (`dbt run --select state:modified+`, the changed incremental
-  models running incrementally on copies of production's tables, as the deploy will), then
+  changed files only, a rehearsal of the deploy (`dbt build --select state:modified+ --resource-type model
+  --resource-type seed`, without a full refresh: the changed incremental models running incrementally and the
+  changed seeds loading into copies of production's tables, as the deploy will), then
   `dbt build --select state:modified+ --full-refresh --defer --state state/prod` (the changed logic on every row,
   and its tests, plus the nodes whose code calls a changed macro where dbt does not record it, such as in an
   `is_incremental()` branch, and their descendants) into a DuckDB file of the PR's own (the whole project when
@@ -573,12 +574,19 @@ def selection_label(selection: str) -> str:
     return f"{CHANGED_AND_DOWNSTREAM} and the changed macros' callers+"
 
 
+REHEARSAL = "deploy rehearsal (no full refresh)"
+# What the deploy builds in place: a snapshot is built without a full refresh by the check's build already.
+REHEARSED_TYPES = ("model", "seed")
+
+
 def rehearse_deploy(
     settings: Settings, paths: CiPaths, selection: str, *, env: dict[str, str], log_dir: Path
 ) -> StepResult:
-    """`dbt run` of the selection as the deploy will run it: a changed incremental model runs incrementally on
-    the copy of production's table, so an incremental branch that fails, or a table the new columns do not fit,
-    fails the PR instead of the deploy. Its output goes to a folder of its own; the build after it replaces it."""
+    """The models and seeds of the selection built as the deploy will build them, without a full refresh: a
+    changed incremental model runs incrementally on the copy of production's table, and a changed seed loads
+    into the copy of production's, so an incremental branch that fails, a table the new columns do not fit, or
+    a seed that gained a column fails the PR instead of the deploy. Its output goes to a folder of its own; the
+    build after it replaces it."""
     started = time.monotonic()
     target_path = paths.work_dir / "rehearsal"
     log = log_dir / "dbt.log"
@@ -586,22 +594,27 @@ def rehearse_deploy(
     code = _dbt(
         settings,
         [
-            *("run", "--target", PR_TARGET, "--target-path", str(target_path)),
+            *("build", "--target", PR_TARGET, "--target-path", str(target_path)),
             *("--select", selection, "--defer", "--state", str(paths.state_dir)),
+            *(option for kind in REHEARSED_TYPES for option in ("--resource-type", kind)),
             *WARN_ERROR_OPTIONS,
         ],
         env=env,
         log_dir=log_dir,
     )
-    nodes = [n for n in _read_run_results(target_path / "run_results.json") if n.resource_type == "model"]
+    nodes = [n for n in _read_run_results(target_path / "run_results.json") if n.resource_type in REHEARSED_TYPES]
+    models = [n for n in nodes if n.resource_type == "model"]
+    seeds = [n for n in nodes if n.resource_type == "seed"]
     failed = [n for n in nodes if n.status in FAILED_STATUSES]
     if code != 0 and not nodes:
         detail = f"could not run: {first_dbt_error(log, log_offset) or f'dbt exited with {code} (see {log_dir})'}"
     else:
-        detail = f"{len(nodes)} model(s) run as the deploy runs them"
+        detail = f"{len(models)} model(s) run as the deploy runs them"
+        if seeds:
+            detail += f", {len(seeds)} seed(s) loaded into production's table as the deploy loads them"
         if failed:
             detail += "; failed: " + ", ".join(f"{n.name} ({n.message[:300]})" for n in failed)
-    return StepResult("deploy rehearsal (dbt run, incremental)", code == 0, detail, time.monotonic() - started)
+    return StepResult(REHEARSAL, code == 0, detail, time.monotonic() - started)
 
 
 def table_columns(warehouse: Path, tables: Iterable[tuple[str, str]]) -> dict[tuple[str, str], list[str]]:

@@ -128,11 +128,11 @@ def test_an_incremental_branch_the_deploy_would_fail_on_fails_the_check(pr):
 
     assert not report.ok
     steps = {s.name: s for s in report.steps}
-    rehearsal = steps["deploy rehearsal (dbt run, incremental)"]
+    rehearsal = steps["deploy rehearsal (no full refresh)"]
     assert not rehearsal.ok
     assert "failed: stg_shop__payments" in rehearsal.detail and "no_such_column" in rehearsal.detail
     assert steps["dbt build (state:modified+)"].ok  # built in full, the model never reads the broken branch
-    assert "| deploy rehearsal (dbt run, incremental) | **fail** |" in paths.summary.read_text()
+    assert "| deploy rehearsal (no full refresh) | **fail** |" in paths.summary.read_text()
 
 
 def test_a_change_that_breaks_a_data_test_fails_the_check(pr, monkeypatch):
@@ -179,6 +179,36 @@ def test_a_changed_seed_and_snapshot_build_onto_copies_of_production(pr):
     assert pr_history == history  # production's history, merged into, not a new one
 
 
+def test_a_seed_that_gains_a_column_fails_the_rehearsal_as_it_fails_the_deploy(pr):
+    """The rehearsal was `dbt run`, which loads no seed, and the build seeds with `--full-refresh`, which
+    recreates the table: a seed that gained a column passed, and the deploy's `dbt seed` into production's table
+    failed ("ERROR loading seed file")."""
+    settings, paths = pr
+    seed = settings.project_dir / "seeds" / "countries.csv"
+    lines = seed.read_text().splitlines()
+    seed.write_text("\n".join([lines[0] + ",vat_zone", *(f"{line},standard" for line in lines[1:] if line)]) + "\n")
+    properties = settings.project_dir / "seeds" / "_seeds.yml"
+    _edit(
+        properties,
+        "        currency_code: varchar(3)\n",
+        "        currency_code: varchar(3)\n        vat_zone: varchar(16)\n",
+        1,
+    )
+    _edit(
+        properties,
+        "                field: currency_code\n",
+        "                field: currency_code\n      - name: vat_zone\n        description: The VAT rate band.\n",
+        1,  # countries' last column
+    )
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert not report.ok
+    rehearsal = next(s for s in report.steps if s.name == "deploy rehearsal (no full refresh)")
+    assert not rehearsal.ok and "failed: countries (" in rehearsal.detail
+    assert _dbt_build_step(report).ok  # recreated by the full refresh, the seed loads
+
+
 def test_a_changed_macro_no_node_names_builds_the_whole_project(pr):
     """A materialization (here the test one) is no node's dependency: state:modified selected nothing and the
     check passed with the change never run."""
@@ -219,7 +249,7 @@ def test_a_macro_called_only_in_incremental_branches_rehearses_its_callers(pr):
         *(f"stg_shop__{t}" for t in ("customers", "order_items", "orders", "payments", "products")),
     ]
     assert all(model in callers for model in staging) and "`loaded_since_last_run`" in callers
-    rehearsal = steps["deploy rehearsal (dbt run, incremental)"]
+    rehearsal = steps["deploy rehearsal (no full refresh)"]
     assert not rehearsal.ok and all(f"{model} (" in rehearsal.detail for model in staging)
     assert "stg_shop__payments" in report.built_models  # in full: the incremental branch is not read
     assert "fct_payments" in report.selected_models  # downstream of the callers
