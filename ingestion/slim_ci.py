@@ -12,7 +12,8 @@ Two commands, each a `make` target and a step of the GitHub workflows:
   `dbt build --select state:modified+ --full-refresh --defer --state state/prod` (the changed logic on every row,
   and its tests, plus the nodes whose code calls a changed macro where dbt does not record it, such as in an
   `is_incremental()` branch, and their descendants) into a DuckDB file of the PR's own (the whole project when
-  `dbt_project.yml` changed or a changed macro is no model's, seed's, snapshot's or test's dependency),
+  `dbt_project.yml` or `profiles.yml` changed or a changed macro is no model's, seed's, snapshot's or test's
+  dependency),
   `dbt source freshness`, the Python tests, and a markdown summary for the PR comment. It refuses to run (exit 2, the summary saying why) on a branch behind its
   base or against production state of another commit than the base's.
 
@@ -51,12 +52,13 @@ ARTIFACTS = ("manifest.json", "run_results.json")
 # Where dbt looks for SQL files of its own (dbt_project.yml); macros are excluded by .sqlfluffignore.
 DBT_SQL_DIRS = ("models", "analyses", "tests", "snapshots", "seeds")
 PROJECT_FILE = "dbt_project.yml"
+PROFILES_FILE = "profiles.yml"
 CHANGED_AND_DOWNSTREAM = "state:modified+"
 WHOLE_PROJECT = "fqn:*"
 # What a production build reads from the checkout: uncommitted changes there are not production's code.
 DBT_PROJECT_PATHS = (
     *("models", "macros", "seeds", "snapshots", "tests", "analyses", "packages"),
-    *(PROJECT_FILE, "profiles.yml", "packages.yml"),
+    *(PROJECT_FILE, PROFILES_FILE, "packages.yml"),
 )
 PROD_TARGET = "dev"
 PR_TARGET = "pr"
@@ -418,6 +420,10 @@ def whole_project_reasons(files: Sequence[str], macros: MacroChanges) -> list[st
     if PROJECT_FILE in files:
         # dbt compares each node's own config only: a var, a hook or a folder-wide config reaches nodes unseen.
         reasons.append(f"{PROJECT_FILE} changed (dbt's state:modified does not compare its vars and hooks)")
+    if PROFILES_FILE in files:
+        # The pr target merges production's settings (a session's TimeZone changes what every model computes),
+        # which no node's config holds for state:modified to compare.
+        reasons.append(f"{PROFILES_FILE} changed (production's connection settings reach every node unseen)")
     if macros.untraceable:
         reasons.append(
             "changed macros no model, seed, snapshot or test depends on (hooks run with every build): "

@@ -314,6 +314,22 @@ def test_a_changed_var_in_dbt_project_yml_builds_the_whole_project(pr):
     assert "| whole project built | pass | dbt_project.yml changed" in paths.summary.read_text()
 
 
+def test_a_changed_production_target_in_profiles_yml_builds_the_whole_project_with_it(pr):
+    """The check ran the `pr` target, whose settings were its own, and only dbt_project.yml built everything: a
+    session TimeZone production's target could not open passed, and every production build then failed."""
+    settings, paths = pr
+    profiles = settings.project_dir / "profiles.yml"
+    _edit(profiles, "settings: {TimeZone: UTC}", "settings: {TimeZone: Mars/Olympus}", 1)  # dev's, the first
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert not report.ok
+    steps = {s.name: s for s in report.steps}
+    assert steps["whole project built"].detail.startswith("profiles.yml changed")
+    build = _dbt_build_step(report)
+    assert build.name == "dbt build (whole project)" and not build.ok and "Mars/Olympus" in build.detail
+
+
 def test_a_mart_s_new_column_fires_its_schema_changes_test_against_production_s_baseline(pr):
     """The PR file had no `observability` schema: the column-drift test found no baseline and never fired."""
     settings, paths = pr
