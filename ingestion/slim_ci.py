@@ -267,9 +267,10 @@ def changed_files(project_dir: Path, base: str) -> list[str]:
     if not _commit_of(project_dir, base):
         raise CiError(f"base ref {base!r} not found; fetch it (CI: fetch-depth 0) or pass --base")
     merge_base = _git(project_dir, "merge-base", base, "HEAD").strip()
-    diff = _git(project_dir, "diff", "--name-only", "--diff-filter=ACDMRT", merge_base, "--")
-    untracked = _git(project_dir, "ls-files", "--others", "--exclude-standard")
-    return sorted({line for line in (diff + untracked).splitlines() if line})
+    # NUL-separated: git quotes a name with non-ASCII characters or quotes in a line ("b\303\244d.py").
+    diff = _git(project_dir, "diff", "--name-only", "-z", "--diff-filter=ACDMRT", merge_base, "--")
+    untracked = _git(project_dir, "ls-files", "-z", "--others", "--exclude-standard")
+    return sorted({name for name in (diff + untracked).split("\0") if name})
 
 
 def sql_to_lint(files: Iterable[str]) -> list[str]:

@@ -456,6 +456,27 @@ def test_changed_files_are_routed_to_the_right_linters():
     assert slim_ci.pr_slug("") == "pr_local"
 
 
+def test_changed_files_with_non_ascii_or_quoted_names_are_seen_as_they_are_named(tmp_path):
+    """git quoted such names ("ingestion/b\\303\\244d.py"): they were neither linted nor seen as changed."""
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "README.md").write_text("# Harbor\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "production")
+    _git(tmp_path, "checkout", "-q", "-b", "feature")
+    (tmp_path / "ingestion").mkdir()
+    (tmp_path / "ingestion" / "bäd.py").write_text("import os\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "committed")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / 'it\'s "new".sql').write_text("select 1 as id\n")  # untracked
+
+    files = slim_ci.changed_files(tmp_path, "main")
+
+    assert files == ["ingestion/bäd.py", 'models/it\'s "new".sql']
+    assert slim_ci.python_to_lint(files) == ["ingestion/bäd.py"]
+    assert slim_ci.sql_to_lint(files) == ['models/it\'s "new".sql']
+
+
 def test_missing_production_state_is_an_error_not_a_failed_check(scratch, tmp_path):
     settings, paths = scratch
     missing = slim_ci.CiPaths(tmp_path / "none", paths.work_dir, paths.pr_warehouse, paths.summary)
