@@ -461,7 +461,10 @@ def macro_changes(
     if _dbt(settings, ["parse", "--target", PR_TARGET, "--target-path", str(paths.work_dir)], env=env, log_dir=log_dir):
         return MacroChanges()  # the build reports why the project does not parse
     manifest = json.loads((paths.work_dir / "manifest.json").read_text())
-    changed = changed_macros(manifest, changed_files)
+    production = paths.state_dir / "manifest.json"
+    changed = changed_macros(
+        manifest, changed_files, json.loads(production.read_text())["macros"] if production.exists() else None
+    )
     callers = macro_callers(manifest, changed)
     called_in_code = {macro for caller in callers for macro in caller.macros}
     untraceable = [
@@ -472,8 +475,11 @@ def macro_changes(
     return MacroChanges(tuple(sorted(untraceable)), callers)
 
 
-def changed_macros(manifest: dict, changed_files: set[str]) -> set[str]:
-    """The unique ids of the macros defined in the changed files."""
+def changed_macros(manifest: dict, changed_files: set[str], production_macros: dict | None) -> set[str]:
+    """The unique ids of the macros of the changed files that are new or whose code differs from production's
+    (dbt's state:modified compares macros so too): a file holds many macros, and one changed test made all of
+    them "changed", building the whole project for its neighbours. Without production's macros, every macro of a
+    changed file."""
     project = manifest["metadata"].get("project_name")
 
     def source_file(macro: dict) -> str:
@@ -482,7 +488,16 @@ def changed_macros(manifest: dict, changed_files: set[str]) -> set[str]:
             macro["original_file_path"] if package == project else f"packages/{package}/{macro['original_file_path']}"
         )
 
-    return {unique_id for unique_id, macro in manifest["macros"].items() if source_file(macro) in changed_files}
+    in_changed_files = {
+        unique_id: macro for unique_id, macro in manifest["macros"].items() if source_file(macro) in changed_files
+    }
+    if production_macros is None:
+        return set(in_changed_files)
+    return {
+        unique_id
+        for unique_id, macro in in_changed_files.items()
+        if production_macros.get(unique_id, {}).get("macro_sql") != macro["macro_sql"]
+    }
 
 
 def untraceable_macros(manifest: dict, changed: set[str]) -> list[str]:

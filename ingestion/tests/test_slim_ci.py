@@ -214,7 +214,7 @@ def test_a_changed_macro_no_node_names_builds_the_whole_project(pr):
     check passed with the change never run."""
     settings, paths = pr
     macro = settings.project_dir / "macros" / "test_materialization.sql"
-    macro.write_text(macro.read_text() + "\n{#- reviewed -#}\n")
+    _edit(macro, "{%- endmaterialization -%}", "{#- reviewed -#}\n{%- endmaterialization -%}")
 
     report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
 
@@ -257,6 +257,43 @@ def test_a_macro_called_only_in_incremental_branches_rehearses_its_callers(pr):
     failed = {n.name for n in report.nodes if n.status in slim_ci.FAILED_STATUSES}
     assert "stg_shop__orders.stg_shop__orders_late_rows_land_later_loads_replace" in failed
     assert _dbt_build_step(report).name == "dbt build (state:modified+ and the changed macros' callers+)"
+
+
+def test_a_changed_generic_test_builds_its_tests_not_the_whole_project(pr):
+    """Every macro of a changed file counted as changed: one generic test changed in column_values.sql built the
+    whole project and listed its 17 untouched neighbours as "changed macros no model depends on"."""
+    settings, paths = pr
+    macros = settings.project_dir / "packages" / "harbor_expectations" / "macros" / "column_values.sql"
+    _edit(
+        macros,
+        "        mostly=none) %}\n    {{ harbor_expectations.expectation_rows(model,\n"
+        "        harbor_expectations.expectation_regex_match(",
+        "        mostly=none) %}\n    {#- reviewed -#}\n    {{ harbor_expectations.expectation_rows(model,\n"
+        "        harbor_expectations.expectation_regex_match(",
+    )
+
+    report = slim_ci.run_pr_check(settings, paths, base="main", lint=False, freshness=False, pytest_args=None)
+
+    assert report.ok, slim_ci.render_summary(report)
+    assert "whole project built" not in {s.name for s in report.steps}
+    assert report.built_models == []
+    tests = {n.name: n.status for n in report.tests}
+    assert tests and all(name.startswith("harbor_expectations_expect_column_values_to_match_regex") for name in tests)
+    assert set(tests.values()) == {"pass"}
+
+
+def test_changed_macros_are_those_whose_code_differs_from_production_s_or_every_one_of_a_changed_file():
+    def macro(name: str, sql: str) -> dict:
+        return {"name": name, "package_name": "harbor", "original_file_path": "macros/m.sql", "macro_sql": sql}
+
+    manifest = {
+        "metadata": {"project_name": "harbor"},
+        "macros": {"macro.harbor.a": macro("a", "new"), "macro.harbor.b": macro("b", "same")},
+    }
+    production = {"macro.harbor.b": macro("b", "same")}
+    assert slim_ci.changed_macros(manifest, {"macros/m.sql"}, production) == {"macro.harbor.a"}
+    assert slim_ci.changed_macros(manifest, {"macros/m.sql"}, None) == {"macro.harbor.a", "macro.harbor.b"}
+    assert slim_ci.changed_macros(manifest, {"macros/other.sql"}, production) == set()
 
 
 def test_a_broken_on_run_start_hook_macro_fails_the_check(pr):
