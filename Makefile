@@ -62,15 +62,17 @@ clean:  ## delete the warehouse, demo data, dbt's output, reports and the saved 
 
 ## Pull-request CI (README "Contributing / pull requests"): production state, then the slim PR check.
 .PHONY: prod-state ci-pr ingest
+# A git ref as one shell word, whatever quotes or spaces it holds (BASE="release/it's" is 'release/it'\''s').
+shell_word = '$(subst ','\'',$(1))'
 # REF=<git ref> builds production as of that commit (the PR workflow's, when no state of the base is cached);
 # without REF, uncommitted changes to the dbt project are refused: production is built from a commit.
 # UNLESS_SAVED=1 keeps a saved state that is already of that commit (the PR workflow's restored cache).
 prod-state: setup  ## build production and keep its dbt state (REF=<git ref> for another commit)
-	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(REF)) $(if $(UNLESS_SAVED),--unless-saved)
+	$(BIN)/python -m ingestion.slim_ci prod-state $(if $(REF),--ref $(call shell_word,$(REF))) $(if $(UNLESS_SAVED),--unless-saved)
 
 # BASE=<git ref> compares with another base than origin/main (or main); CI_PR_ARGS=--no-pytest skips pytest.
 ci-pr: setup  ## the slim pull-request check against production (BASE=<git ref>)
-	$(BIN)/python -m ingestion.slim_ci pr $(if $(BASE),--base $(BASE)) $(CI_PR_ARGS)
+	$(BIN)/python -m ingestion.slim_ci pr $(if $(BASE),--base $(call shell_word,$(BASE))) $(CI_PR_ARGS)
 
 ## Benchmarks (README "Performance"; not part of `make test`): SCALES="100000 1000000 10000000" order items;
 ## PROFILE=1 samples every step with py-spy (profiles under bench/results/profile-<time>/).

@@ -82,3 +82,20 @@ def test_pre_commit_hooks_are_local_and_use_the_venv_tools():
     for hook in hooks.values():
         tool = next(w for w in shlex.split(hook["entry"]) if w.startswith(".venv/bin/"))
         assert (BIN / Path(tool).name).exists(), f"{hook['id']}: {tool} is not installed by make setup"
+
+
+@pytest.mark.parametrize(
+    ("target", "variable", "option"), [("prod-state", "REF", "--ref"), ("ci-pr", "BASE", "--base")]
+)
+def test_make_passes_a_ref_with_quotes_and_spaces_as_one_word(target, variable, option):
+    """BASE and REF went to the shell unquoted: `make ci-pr BASE="release/it's"` was a shell syntax error."""
+    ref = 'release/it\'s a "ref"'
+    dry_run = subprocess.run(
+        ["make", "-n", "-o", "setup", "-C", PROJECT_DIR, target, f"{variable}={ref}"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    command = next(line for line in dry_run.stdout.splitlines() if "ingestion.slim_ci" in line)
+    words = shlex.split(command)
+    assert words[words.index(option) + 1] == ref
