@@ -13,9 +13,9 @@ Two commands, each a `make` target and a step of the GitHub workflows:
   and its tests, plus the nodes whose code calls a changed macro where dbt does not record it, such as in an
   `is_incremental()` branch, and their descendants) into a DuckDB file of the PR's own (the whole project when
   `dbt_project.yml` or `profiles.yml` changed or a changed macro is no model's, seed's, snapshot's or test's
-  dependency),
-  `dbt source freshness`, the Python tests, and a markdown summary for the PR comment. It refuses to run (exit 2, the summary saying why) on a branch behind its
-  base or against production state of another commit than the base's.
+  dependency), `dbt source freshness`, the Python tests, and a markdown summary for the PR comment. It refuses to
+  run (exit 2, the summary saying why) on a branch behind its base or against production state of another commit
+  than the base's.
 
 The PR file carries production's file name, so its catalog name and every relation name match production's:
 dbt compares sources by their rendered database, and a PR file named otherwise would mark every source (and
