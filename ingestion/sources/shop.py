@@ -549,15 +549,12 @@ def _release_former_keys(table: str, columns: list[str]) -> None:
     if not columns:
         return
     pipeline = dlt.current.pipeline()
-    try:
-        with pipeline.sql_client() as client:
-            qualified = client.make_qualified_table_name(table)
-            for column in columns:
-                client.execute_sql(
-                    f"alter table {qualified} alter column {client.escape_column_name(column)} drop not null"
-                )
-    except DatabaseUndefinedRelation:  # in dlt's schema but not yet in the warehouse: created as the schema says
-        pass
+    with pipeline.sql_client() as client:
+        _drop_not_null(client, table, columns)
+        # dlt's merge inserts into a table of the same shape in the staging dataset first, which it creates once
+        # and only ever adds columns to: left NOT NULL there, the load failed on the first null all the same.
+        with client.with_staging_dataset():
+            _drop_not_null(client, table, columns)
     raw_columns = pipeline.schemas["shop"].tables[table]["columns"]
     for column in columns:
         raw_columns[column]["nullable"] = True
@@ -567,6 +564,17 @@ def _release_former_keys(table: str, columns: list[str]) -> None:
         ", ".join(columns),
         extra={"source": "shop", "table": table, "columns": columns},
     )
+
+
+def _drop_not_null(client: Any, table: str, columns: list[str]) -> None:
+    qualified = client.make_qualified_table_name(table)
+    for column in columns:
+        try:
+            client.execute_sql(
+                f"alter table {qualified} alter column {client.escape_column_name(column)} drop not null"
+            )
+        except DatabaseUndefinedRelation:  # not created yet (no load, or no merge): created as the schema says
+            return
 
 
 def _refuse_a_cursor_of_another_zone(table: str, cursor: str, reflected: list[dict]) -> None:
