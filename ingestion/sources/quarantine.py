@@ -145,8 +145,9 @@ def _lone_surrogate(text: str) -> str | None:
 
 def _timestamp_out_of_range(text: str) -> bool:
     """Text dlt would read as a timestamp (it types a new column by its first value) that no UTC timestamp holds
-    (`9999-12-31T23:00:00-05:00`): dlt's normalize failed on it, and the package with it failed every later run."""
-    if len(text) < 10 or not text[:4].isdigit():  # not ISO-like: spares the parse of nearly every string
+    (`9999-12-31T23:00:00-05:00`): dlt's normalize failed on it, and the package with it failed every later run.
+    Only years 1 and 9999 can leave the range in UTC, so only they are parsed."""
+    if text[:4] not in ("0001", "9999"):
         return False
     try:
         parsed = parse_iso_like_datetime(text)
@@ -165,8 +166,8 @@ def _unloadable(record: dict, table: str) -> str | None:
     """Why `record` (nested values too) cannot load as it is, naming the field: NaN or Infinity (as NotJson, or a
     number too large for a float, which JSON parsers read as infinity and warehouses then held as null), a NUL
     character (warehouses strip it: `/a\\u0000b` loaded as `/ab`), a lone surrogate (not UTF-8: it failed the
-    whole source), an integer no 64-bit column holds, a timestamp no UTC timestamp holds, or values nested more
-    than MAX_NESTING deep. None when it can.
+    whole source), an integer no 64-bit column holds, or values nested more than MAX_NESTING deep. None when it
+    can.
     A loop, not recursion: JSON nested as deep as the parser allows must not stop the source."""
     stack: list[tuple[str, int, Any]] = [(table, 0, record)]
     while stack:
@@ -176,8 +177,6 @@ def _unloadable(record: dict, table: str) -> str | None:
                 return f"{path}: text holds a NUL character (\\u0000), which a warehouse column cannot keep"
             if surrogate := _lone_surrogate(value):
                 return f"{path}: text holds a lone surrogate ({surrogate}), which is not UTF-8"
-            if _timestamp_out_of_range(value):
-                return f"{path}: timestamp {value!r} is outside the range a warehouse can hold"
         elif isinstance(value, NotJson):
             return f"{path}: {value.constant} is not a JSON value (JSON has no NaN or Infinity)"
         elif isinstance(value, float) and not math.isfinite(value):
@@ -252,6 +251,12 @@ class RecordSpec:
         if problem := _unloadable(record, self.table):
             raise InvalidRecord(problem)
         record = self._as_columns(record)
+        for name, value in record.items():
+            # A field the spec does not type is typed by dlt; nested values load as JSON (max_table_nesting=0).
+            if name not in self.fields and isinstance(value, str) and _timestamp_out_of_range(value):
+                raise InvalidRecord(
+                    f"{self.table}.{name}: timestamp {value!r} is outside the range a warehouse can hold"
+                )
         clean = dict(record)
         for name, spec in self.fields.items():
             value = record.get(name)

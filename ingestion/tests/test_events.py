@@ -167,10 +167,19 @@ def test_lines_dlt_could_not_write_are_quarantined_naming_the_field(settings):
         json.dumps({**good, "event_id": "e5"})[:-1] + ', "n": 1e400}',
         json.dumps({**good, "event_id": "e6"})[:-1] + ', "m": {"k": -1e400}}',
         json.dumps({**good, "event_id": "e7", "seen_at": "2024-01-01T00:00:00-05:00", "shallow": {"a": {"b": 1}}}),
+        # Text in a declared text field and in a nested value (JSON) is not read as a timestamp: it loads.
+        json.dumps(
+            {
+                **good,
+                "event_id": "e8",
+                "anonymous_id": "9999-12-31T23:00:00-05:00",
+                "props": {"valid_from": "0001-01-01T00:00:00+01:00"},
+            }
+        ),
     ]
     (folder / "a.jsonl").write_text("\n".join(lines) + "\n")
     counts = ingest_events(settings).tables["events"]
-    assert (counts.loaded, counts.quarantined) == (2, 5)
+    assert (counts.loaded, counts.quarantined) == (3, 5)
     assert query(settings, "select origin, reason from raw_events._dead_letters order by origin") == [
         (
             "a.jsonl:2",
@@ -187,8 +196,8 @@ def test_lines_dlt_could_not_write_are_quarantined_naming_the_field(settings):
             "events.m.k: a number too large for a float (read as -inf), which a warehouse column cannot keep",
         ),
     ]
-    assert query(settings, "select event_id from raw_events.events order by 1") == [("e1",), ("e7",)]
-    (folder / "b.jsonl").write_text(json.dumps({**good, "event_id": "e8"}) + "\n")
+    assert query(settings, "select event_id from raw_events.events order by 1") == [("e1",), ("e7",), ("e8",)]
+    (folder / "b.jsonl").write_text(json.dumps({**good, "event_id": "e9"}) + "\n")
     assert ingest_events(settings).tables["events"].loaded == 1
 
 
