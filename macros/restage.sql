@@ -35,7 +35,11 @@
     {%- if execute and flags.WHICH in ('build', 'run') and flags.FULL_REFRESH -%}
         {%- set succeeded = results | selectattr('status', 'equalto', 'success')
             | map(attribute='node.unique_id') | list -%}
+        {#- Every raw schema, read by a model or not: a marker where none reads would stop plain builds for good. -#}
         {%- set readers = {} -%}
+        {%- for raw in graph.sources.values() -%}
+            {%- do readers.setdefault((raw.database, raw.schema), []) -%}
+        {%- endfor -%}
         {%- for node in graph.nodes.values() if node.resource_type == 'model' -%}
             {%- for unique_id in node.depends_on.nodes if unique_id in graph.sources -%}
                 {%- set raw = graph.sources[unique_id] -%}
