@@ -2,15 +2,22 @@
     ingestion/pipeline.py) leaves a marker table in the source's raw schema: staging still holds those loads' ids,
     which sort after every later load, so a plain build would keep their rows over newer ones, every test passing.
     Builds and runs stop until a full refresh restages the source; that refresh drops the marker. -#}
+{#- The marker tables in the sources' raw schemas: one catalog query, not a listing of each schema (3 x 10-20 ms
+    on every build). -#}
 {% macro harbor_restage_markers() -%}
+    {%- set raw_schemas = {} -%}
+    {%- for source in graph.sources.values() -%}
+        {%- do raw_schemas.update({(source.database | lower, source.schema | lower): source}) -%}
+    {%- endfor -%}
+    {%- set found = run_query(
+        "select table_catalog, table_schema from information_schema.tables where table_name = '_harbor_restage_needed'"
+    ) -%}
     {%- set markers = [] -%}
-    {%- set schemas = [] -%}
-    {%- for source in graph.sources.values() if (source.database, source.schema) not in schemas -%}
-        {%- do schemas.append((source.database, source.schema)) -%}
-        {%- set marker = adapter.get_relation(
+    {%- for row in found.rows if (row[0] | lower, row[1] | lower) in raw_schemas -%}
+        {%- set source = raw_schemas[(row[0] | lower, row[1] | lower)] -%}
+        {%- do markers.append(api.Relation.create(
             database=source.database, schema=source.schema, identifier='_harbor_restage_needed'
-        ) -%}
-        {%- if marker is not none %}{% do markers.append(marker) %}{% endif -%}
+        )) -%}
     {%- endfor -%}
     {{ return(markers) }}
 {%- endmacro %}
