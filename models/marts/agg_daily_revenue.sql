@@ -75,7 +75,8 @@ daily_revenue as (
         cast(sum(case when is_revenue then 1 else 0 end) as {{ dbt.type_int() }}) as revenue_order_count,
         cast(sum(case when is_revenue then unit_count else 0 end) as {{ dbt.type_int() }}) as units_sold,
         cast(sum(case when is_revenue then order_total else 0 end) as numeric(18, 2)) as revenue,
-        cast(sum(case when is_revenue then order_total_usd else 0 end) as numeric(18, 2)) as revenue_usd,
+        -- An order without a known rate adds 0, as documented: a day whose revenue orders all lack one was null.
+        cast(sum(case when is_revenue then coalesce(order_total_usd, 0) else 0 end) as numeric(18, 2)) as revenue_usd,
         cast(sum(amount_paid) as numeric(18, 2)) as amount_paid,
         {{ run_timestamp() }} as _loaded_at
 
