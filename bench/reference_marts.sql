@@ -82,7 +82,7 @@ select
     cast(coalesce(a.item_count, 0) as integer) as item_count, cast(coalesce(a.unit_count, 0) as integer) as unit_count,
     cast(coalesce(a.order_total, 0) as numeric(18, 2)) as order_total,
     cast(coalesce(a.amount_paid, 0) as numeric(18, 2)) as amount_paid,
-    cast(r.usd_per_unit as numeric(18, 6)) as usd_per_unit,
+    cast(r.usd_per_unit as numeric(18, 9)) as usd_per_unit,
     cast(round(coalesce(a.order_total, 0) * r.usd_per_unit, 2) as numeric(18, 2)) as order_total_usd,
     coalesce(s.is_revenue, false) as is_revenue, o.updated_at
 from bench_ref.stg_orders as o

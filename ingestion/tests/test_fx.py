@@ -423,6 +423,22 @@ def test_one_rate_sent_in_two_cases_in_one_load_stages_the_same_rate_in_every_bu
         assert rows == [("AAA:2024-01-01", Decimal("1.3")), ("BBB:2024-01-01", Decimal("1.3"))], build
 
 
+def test_a_rate_keeps_the_9_decimals_raw_holds_through_staging(settings):
+    """Staging cast rates to 6 decimals: one rupiah (0.000063512 US dollars) became 0.000064, and every price
+    converted with it 0.8% too high."""
+    from ingestion.transform import run_dbt
+
+    rate = {"currency_code": "IDR", "rate_date": "2024-01-01", "usd_per_unit": "0.000063512"}
+    with FxApiWith([{**rate, "updated_at": "2024-01-01T04:00:00+00:00"}], seed=3, tick=0) as api:
+        ingest_fx(settings, base_url=api.base_url)
+    run_dbt(settings, "build", *FX_STAGING)
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        staged = conn.execute(
+            "select usd_per_unit from staging.stg_fx__exchange_rates where exchange_rate_id = 'IDR:2024-01-01'"
+        ).fetchall()
+    assert staged == [(Decimal("0.000063512"),)]
+
+
 def test_a_lone_surrogate_from_the_api_is_a_dead_letter_naming_the_field(settings):
     """It failed the whole source at every run ("str is not valid UTF-8: surrogates not allowed")."""
     extra = [

@@ -166,7 +166,7 @@ live_orders as (
         cast(coalesce(order_amounts.unit_count, 0) as {{ dbt.type_int() }}) as unit_count,
         cast(coalesce(order_amounts.order_total, 0) as numeric(18, 2)) as order_total,
         cast(coalesce(order_amounts.amount_paid, 0) as numeric(18, 2)) as amount_paid,
-        cast(usd_rates.usd_per_unit as numeric(18, 6)) as usd_per_unit,
+        cast(usd_rates.usd_per_unit as numeric(18, 9)) as usd_per_unit,
         cast(
             round(coalesce(order_amounts.order_total, 0) * usd_rates.usd_per_unit, 2) as numeric(18, 2)
         ) as order_total_usd,
