@@ -429,6 +429,30 @@ def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
         )
     assert status(counts) == "fail"
 
+    # The marts built from fct_orders, each column they sum or copy (found by review: none was checked).
+    def rebuilt_then_changed(statement: str) -> None:
+        marts = ("fct_orders", "dim_customers", "agg_daily_revenue")
+        run_dbt(settings, "build", "--full-refresh", "--select", *marts, "--exclude-resource-type", "test")
+        with duckdb.connect(str(settings.warehouse)) as conn:
+            conn.execute(statement)
+
+    daily = "assert_agg_daily_revenue_matches_fct_orders"
+    rebuilt_then_changed("select 1")
+    assert (status(daily), status(lifetime)) == ("pass", "pass")
+    for changed, test in (
+        ("update marts.agg_daily_revenue set revenue_usd = revenue_usd + 1", daily),
+        ("update marts.agg_daily_revenue set units_sold = units_sold + 1", daily),
+        ("update marts.agg_daily_revenue set revenue_usd = null", daily),
+        (
+            "delete from marts.agg_daily_revenue where order_date = (select max(order_date) from marts.agg_daily_revenue)",
+            daily,
+        ),
+        ("update marts.dim_customers set lifetime_value_usd = lifetime_value_usd + 1", lifetime),
+        ("update marts.dim_customers set first_ordered_at = last_ordered_at + interval 1 day", lifetime),
+    ):
+        rebuilt_then_changed(changed)
+        assert status(test) == "fail", changed
+
 
 def test_an_order_paid_before_its_lines_arrive_shows_the_payment_and_moved_lines_and_payments_recompute_both_orders(
     settings,
