@@ -24,6 +24,7 @@ from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
 from ingestion.settings import ConfigError, Settings, checked_log_level, described_setting_error, shown_location
 from ingestion.transform import (
+    EXIT_INTERRUPTED,
     DbtFailed,
     check_target_exists,
     dbt_executable,
@@ -79,6 +80,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
         print(f"harbor: error: cannot use the shop database: {_first_line(error)}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except KeyboardInterrupt:
+        # What was loading is rolled back or left pending, and the next run finishes it: no traceback.
+        print("harbor: interrupted; run the command again to finish", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _first_line(error: BaseException) -> str:
@@ -486,6 +491,9 @@ def ingest_sources(
         except (KeyboardInterrupt, SystemExit):
             raise
         except BaseException as error:  # a Rust panic in a reader (connectorx's PanicException) is no Exception
+            if any(isinstance(e, KeyboardInterrupt) for e in pipeline.error_chain(error)):
+                # Ctrl-C inside dlt, which wraps it: the run was stopped, not failed, and the next sources wait
+                raise KeyboardInterrupt from error
             misconfigured = [
                 e for e in pipeline.error_chain(error) if isinstance(e, ConfigError | ConfigurationException)
             ]

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 import re
+import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,41 @@ class DbtFailed(RuntimeError):
     def __init__(self, args: list[str], returncode: int) -> None:
         super().__init__(f"dbt {' '.join(args)} failed with exit code {returncode}")
         self.returncode = returncode
+
+
+class DbtInterrupted(DbtFailed):
+    """Ctrl-C (or SIGINT) while dbt ran: dbt was let finish cancelling its queries."""
+
+    def __init__(self, args: list[str]) -> None:
+        RuntimeError.__init__(self, f"dbt {' '.join(args)} was interrupted; run it again to finish")
+        self.returncode = EXIT_INTERRUPTED
+
+
+EXIT_INTERRUPTED = 130  # the shell's code for a command ended by SIGINT
+# How long dbt may take to cancel its queries and write its results after Ctrl-C, before it is told again, then
+# killed.
+CANCEL_SECONDS = (10.0, 20.0)
+_PR_SET_PDEATHSIG = 1
+
+
+def _dying_with_this_process() -> Callable[[], None] | None:
+    """A `preexec_fn` that has Linux send SIGTERM to the child when this process dies, however it dies: a
+    `harbor build` killed (a CI job cancelled, `kill`) left dbt building on its own, after its build lock was
+    released, and the next build ran beside it. Looked up before the fork: the child only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    parent = os.getpid()
+
+    def die_with_parent() -> None:
+        prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        if os.getppid() != parent:  # the parent died before the setting took
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return die_with_parent
 
 
 def dbt_executable() -> str:
@@ -99,7 +136,30 @@ def run_dbt(settings: Settings, *args: str, check: bool = True) -> int:
     if args and args[0] not in ("deps", "clean", "debug"):
         ensure_packages(settings)
     command = [dbt_executable(), *args]
-    completed = subprocess.run(command, cwd=settings.project_dir, env=dbt_env(settings), check=False)
-    if check and completed.returncode != 0:
-        raise DbtFailed(list(args), completed.returncode)
-    return completed.returncode
+    process = subprocess.Popen(
+        command, cwd=settings.project_dir, env=dbt_env(settings), preexec_fn=_dying_with_this_process()
+    )
+    try:
+        returncode = process.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached dbt too (one process group): it cancels its queries and writes its results. Killed a
+        # quarter second later, as subprocess.run does, it printed the nodes it ran as errors and a traceback.
+        _let_finish_cancelling(process)
+        raise DbtInterrupted(list(args)) from None
+    if check and returncode != 0:
+        raise DbtFailed(list(args), returncode)
+    return returncode
+
+
+def _let_finish_cancelling(process: subprocess.Popen) -> None:
+    for wait, then in zip(CANCEL_SECONDS, (signal.SIGINT, signal.SIGKILL), strict=True):
+        try:
+            process.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            process.send_signal(then)
+        except KeyboardInterrupt:  # Ctrl-C again: stop waiting
+            process.kill()
+            process.wait()
+            return
+    process.wait()

@@ -112,6 +112,33 @@ def test_a_reader_that_panics_fails_its_source_and_the_others_still_run(harbor_e
     assert "source 'shop' failed: not implemented: interval" in capsys.readouterr().err
 
 
+def test_ctrl_c_inside_dlt_stops_the_command_and_is_no_failed_source(harbor_env, capsys, monkeypatch):
+    """dlt wraps a KeyboardInterrupt in its own error: Ctrl-C was reported and recorded as a failed source (an
+    alert, exit 4), and the sources after it loaded all the same (found by review)."""
+    from ingestion import cli
+
+    ran = []
+
+    def interrupted(settings, **options):
+        ran.append("shop")
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as error:
+            raise RuntimeError("Pipeline execution failed at step=extract") from error
+
+    def loads(settings, **options):
+        ran.append("events")
+        raise AssertionError("not to be run")
+
+    monkeypatch.setitem(cli.INGESTERS, "shop", interrupted)
+    monkeypatch.setitem(cli.INGESTERS, "events", loads)
+    assert main(["ingest", "shop", "events"]) == 130
+    assert ran == ["shop"]
+    said = capsys.readouterr().err
+    assert "harbor: interrupted; run the command again to finish" in said
+    assert "failed" not in said
+
+
 def test_json_logs_keep_every_stderr_line_json_when_a_source_fails(harbor_env, capsys, monkeypatch):
     monkeypatch.setenv("HARBOR_LOG_FORMAT", "json")
     monkeypatch.setenv("SOURCES__FX__BASE_URL", "http://127.0.0.1:9/v1/")  # nothing listens on port 9

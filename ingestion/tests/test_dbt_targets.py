@@ -168,3 +168,92 @@ def test_a_postgres_warehouse_database_not_created_yet_is_said_once_before_anyth
     assert err.count("harbor_not_created_yet") == 2, err  # one line: the name, and the command that makes it
     assert "does not exist on 127.0.0.1:5432" in err and "createdb -h 127.0.0.1 -p 5432 harbor_not_created_yet" in err
     assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())  # no demo shop made or moved
+
+
+# Process handling: dbt runs as a child of `harbor` ----------------------------------------------------------
+
+FAKE_DBT = """#!/bin/bash
+trap 'kill $!; echo "dbt: cancelled its queries"; exit 1' INT
+trap 'kill $!; exit 143' TERM
+sleep 60 >/dev/null 2>&1 &
+echo $$ > "$DBT_PID_FILE"
+wait
+"""
+
+RUNNER = """
+import sys
+import ingestion.transform as transform
+from ingestion.settings import Settings
+
+transform.dbt_executable = lambda: sys.argv[1]
+try:
+    transform.run_dbt(Settings.from_env(), "debug")
+except transform.DbtInterrupted as error:
+    print(error, flush=True)
+    sys.exit(error.returncode)
+"""
+
+
+def _harbor_running_a_slow_dbt(tmp_path) -> tuple[subprocess.Popen, int]:
+    """A process running `run_dbt` over a stand-in dbt that sleeps; returns it and the stand-in's PID."""
+    import os
+    import signal
+    import time
+
+    fake = tmp_path / "dbt"
+    fake.write_text(FAKE_DBT)
+    fake.chmod(0o755)
+    pid_file = tmp_path / "dbt.pid"
+    env = {**os.environ, "DBT_PID_FILE": str(pid_file), "HARBOR_WAREHOUSE": str(tmp_path / "w.duckdb")}
+    harbor = subprocess.Popen(
+        [sys.executable, "-c", RUNNER, str(fake)],
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+        # As from a terminal: a shell that started the tests in the background may have left SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    for _ in range(200):
+        if pid_file.exists() and pid_file.read_text().strip():
+            return harbor, int(pid_file.read_text())
+        time.sleep(0.05)
+    harbor.kill()
+    raise AssertionError("the stand-in dbt never started")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[1][0] != "Z"  # a zombie has ended
+    except FileNotFoundError:
+        return False
+
+
+def test_dbt_dies_with_the_harbor_process_that_started_it(tmp_path):
+    """`harbor build` killed (a CI job cancelled, `kill`) left dbt building on its own with the build lock
+    released, and the next build ran beside it (found by review)."""
+    import os
+    import signal
+    import time
+
+    harbor, dbt = _harbor_running_a_slow_dbt(tmp_path)
+    os.kill(harbor.pid, signal.SIGKILL)
+    harbor.wait()
+    for _ in range(100):
+        if not _alive(dbt):
+            break
+        time.sleep(0.05)
+    assert not _alive(dbt)
+
+
+def test_ctrl_c_lets_dbt_finish_cancelling_and_says_so_in_one_line(tmp_path):
+    """Ctrl-C killed dbt a quarter second after it, mid-cancel (nodes printed as errors, a traceback)."""
+    import os
+    import signal
+
+    harbor, _ = _harbor_running_a_slow_dbt(tmp_path)
+    os.killpg(harbor.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole process group
+    out, _ = harbor.communicate(timeout=30)
+    assert harbor.returncode == 130
+    assert out.splitlines() == ["dbt: cancelled its queries", "dbt debug was interrupted; run it again to finish"]
