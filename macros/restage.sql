@@ -2,6 +2,7 @@
     ingestion/pipeline.py) leaves a marker table in the source's raw schema: staging still holds those loads' ids,
     which sort after every later load, so a plain build would keep their rows over newer ones, every test passing.
     Builds and runs stop until a full refresh restages the source; that refresh drops the marker. -#}
+
 {#- The marker tables in the sources' raw schemas: one catalog query, not a listing of each schema (3 x 10-20 ms
     on every build). -#}
 {% macro harbor_restage_markers() -%}
@@ -53,10 +54,12 @@
                 {%- do readers.setdefault((raw.database, raw.schema), []).append(node.unique_id) -%}
             {%- endfor -%}
         {%- endfor -%}
-        {%- for (database, schema), models in readers.items() if models | reject('in', succeeded) | list | length == 0 -%}
-            {%- do run_query('drop table if exists ' ~ api.Relation.create(
-                database=database, schema=schema, identifier='_harbor_restage_needed'
-            )) -%}
+        {%- for (database, schema), models in readers.items() -%}
+            {%- if models | reject('in', succeeded) | list | length == 0 -%}
+                {%- do run_query('drop table if exists ' ~ api.Relation.create(
+                    database=database, schema=schema, identifier='_harbor_restage_needed'
+                )) -%}
+            {%- endif -%}
         {%- endfor -%}
         {#- As `harbor_schema_changes_ddl()`: dbt-duckdb rolls the hook's transaction back; PostgreSQL has committed. -#}
         {%- if target.type == 'duckdb' and readers -%}

@@ -147,8 +147,8 @@
     load replaces a table by emptying it first, in a commit of its own, and then inserts its files: read meanwhile,
     raw looks like a reload that lost every key, or some. On PostgreSQL the post-hook takes the ingest's advisory
     lock (`one_run_at_a_time` in ingestion/pipeline.py: the first 8 bytes of the SHA-256 of its name), shared, for
-    its transaction, so an ingest starting meanwhile waits for the commit; while an ingest holds it, false, and the keys
-    are deleted at the next build. On DuckDB the file's single writer keeps ingest out already. -#}
+    its transaction, so an ingest starting meanwhile waits for the commit; while an ingest holds it, false, and the
+    keys are deleted at the next build. On DuckDB the file's single writer keeps ingest out already. -#}
 {% macro ingest_kept_out(source_name) -%}
     {{ return(adapter.dispatch('ingest_kept_out', 'harbor')(source_name)) }}
 {%- endmacro %}
