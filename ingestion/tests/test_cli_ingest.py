@@ -87,26 +87,37 @@ def test_progress_lines_show_only_for_steps_that_run_long():
     assert keep.filter(record("Load shop\nJobs: 3/11 (27.3%) | Time: 12.50s | Rate: 0.24/s"))
 
 
+def _failing_ingesters(monkeypatch, **errors) -> list[str]:
+    """Each named source's ingester replaced by one that records its name, then raises `errors[source]()`; returns
+    the record, in the order they ran."""
+    from ingestion import cli
+
+    ran: list[str] = []
+
+    def failing(source: str):
+        def ingest(settings, **options):
+            ran.append(source)
+            raise errors[source]()
+
+        return ingest
+
+    for source in errors:
+        monkeypatch.setitem(cli.INGESTERS, source, failing(source))
+    return ran
+
+
 def test_a_reader_that_panics_fails_its_source_and_the_others_still_run(harbor_env, capsys, monkeypatch):
     """connectorx reports a Rust panic (an `interval` column) as a BaseException, not an Exception: it ended the
     command with a traceback, exit 1, and the sources after it never ran."""
-    from ingestion import cli
 
     class PanicException(BaseException):  # as pyo3 defines it
         pass
 
-    ran = []
-
-    def panics(settings, **options):
-        ran.append("shop")
-        raise PanicException("not implemented: interval")
-
-    def fails(settings, **options):
-        ran.append("events")
-        raise RuntimeError("events went wrong")
-
-    monkeypatch.setitem(cli.INGESTERS, "shop", panics)
-    monkeypatch.setitem(cli.INGESTERS, "events", fails)
+    ran = _failing_ingesters(
+        monkeypatch,
+        shop=lambda: PanicException("not implemented: interval"),
+        events=lambda: RuntimeError("events went wrong"),
+    )
     assert main(["ingest", "shop", "events"]) == 4
     assert ran == ["shop", "events"]
     assert "source 'shop' failed: not implemented: interval" in capsys.readouterr().err
@@ -115,23 +126,9 @@ def test_a_reader_that_panics_fails_its_source_and_the_others_still_run(harbor_e
 def test_ctrl_c_inside_dlt_stops_the_command_and_is_no_failed_source(harbor_env, capsys, monkeypatch):
     """dlt wraps a KeyboardInterrupt in its own error: Ctrl-C was reported and recorded as a failed source (an
     alert, exit 4), and the sources after it loaded all the same (found by review)."""
-    from ingestion import cli
-
-    ran = []
-
-    def interrupted(settings, **options):
-        ran.append("shop")
-        try:
-            raise KeyboardInterrupt
-        except KeyboardInterrupt as error:
-            raise RuntimeError("Pipeline execution failed at step=extract") from error
-
-    def loads(settings, **options):
-        ran.append("events")
-        raise AssertionError("not to be run")
-
-    monkeypatch.setitem(cli.INGESTERS, "shop", interrupted)
-    monkeypatch.setitem(cli.INGESTERS, "events", loads)
+    wrapped = RuntimeError("Pipeline execution failed at step=extract")
+    wrapped.__cause__ = KeyboardInterrupt()
+    ran = _failing_ingesters(monkeypatch, shop=lambda: wrapped, events=lambda: AssertionError("not to be run"))
     assert main(["ingest", "shop", "events"]) == 130
     assert ran == ["shop"]
     said = capsys.readouterr().err

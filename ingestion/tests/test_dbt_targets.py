@@ -3,8 +3,11 @@ sessions are in UTC whatever the caller's PGTZ, and a session in another zone st
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
+import time
 
 import duckdb
 import pytest
@@ -196,10 +199,6 @@ except transform.DbtInterrupted as error:
 
 def _harbor_running_a_slow_dbt(tmp_path) -> tuple[subprocess.Popen, int]:
     """A process running `run_dbt` over a stand-in dbt that sleeps; returns it and the stand-in's PID."""
-    import os
-    import signal
-    import time
-
     fake = tmp_path / "dbt"
     fake.write_text(FAKE_DBT)
     fake.chmod(0o755)
@@ -233,10 +232,6 @@ def _alive(pid: int) -> bool:
 def test_dbt_dies_with_the_harbor_process_that_started_it(tmp_path):
     """`harbor build` killed (a CI job cancelled, `kill`) left dbt building on its own with the build lock
     released, and the next build ran beside it (found by review)."""
-    import os
-    import signal
-    import time
-
     harbor, dbt = _harbor_running_a_slow_dbt(tmp_path)
     os.kill(harbor.pid, signal.SIGKILL)
     harbor.wait()
@@ -249,9 +244,6 @@ def test_dbt_dies_with_the_harbor_process_that_started_it(tmp_path):
 
 def test_ctrl_c_lets_dbt_finish_cancelling_and_says_so_in_one_line(tmp_path):
     """Ctrl-C killed dbt a quarter second after it, mid-cancel (nodes printed as errors, a traceback)."""
-    import os
-    import signal
-
     harbor, _ = _harbor_running_a_slow_dbt(tmp_path)
     os.killpg(harbor.pid, signal.SIGINT)  # the terminal's Ctrl-C reaches the whole process group
     out, _ = harbor.communicate(timeout=30)
