@@ -79,8 +79,18 @@ def save_prod_state(settings: Settings, state_dir: Path, *, target: str = PROD_T
 
 def refuse_uncommitted_project_changes(project_dir: Path) -> None:
     """Production is a commit: built with uncommitted dbt changes, its state would hold code main never had."""
-    status = _git(project_dir, "status", "--porcelain", "--untracked-files=all", "--", *DBT_PROJECT_PATHS, check=False)
-    dirty = [line[3:] for line in status.splitlines() if line]
+    # NUL-separated: in a line, git quotes a name with non-ASCII characters or quotes ("models/b\303\244d.sql") and
+    # shows a rename as `old -> new`; with -z, a rename or copy is `R  new` and its original name the next field.
+    status = _git(
+        project_dir, "status", "--porcelain", "-z", "--untracked-files=all", "--", *DBT_PROJECT_PATHS, check=False
+    )
+    fields = iter(status.split("\0"))
+    dirty = []
+    for entry in fields:
+        if entry:
+            dirty.append(entry[3:])
+            if {"R", "C"} & set(entry[:2]):
+                next(fields, None)  # the original name, no change of its own
     if dirty:
         shown = ", ".join(dirty[:3]) + (f" and {len(dirty) - 3} more" if len(dirty) > 3 else "")
         raise CiError(

@@ -554,6 +554,25 @@ def test_prod_state_refuses_uncommitted_changes_to_the_dbt_project(pr, tmp_path)
     assert not (tmp_path / "state").exists()
 
 
+def test_uncommitted_changes_are_named_as_they_are_even_non_ascii_quoted_or_renamed(tmp_path):
+    """git quoted such names ("models/b\\303\\244d.sql") and showed a rename as `old -> new`: the refusal named
+    files that are not there."""
+    _git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "old.sql").write_text("select 1 as id\n")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "production")
+    _git(tmp_path, "mv", "models/old.sql", "models/renamed.sql")
+    (tmp_path / "models" / "bäd.sql").write_text("select 2 as id\n")
+    (tmp_path / "models" / 'it\'s "new".sql').write_text("select 3 as id\n")
+
+    with pytest.raises(slim_ci.CiError, match="uncommitted changes to the dbt project") as refused:
+        slim_ci.refuse_uncommitted_project_changes(tmp_path)
+
+    shown = str(refused.value).split(" (", 1)[1].split("): ", 1)[0]
+    assert sorted(shown.split(", ")) == ["models/bäd.sql", 'models/it\'s "new".sql', "models/renamed.sql"]
+
+
 @pytest.fixture
 def branches(scratch: tuple[Settings, slim_ci.CiPaths]) -> Iterator[Path]:
     """Branches made in the scratch repository for one test, deleted after it, `feature` checked out again."""
