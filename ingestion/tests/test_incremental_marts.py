@@ -546,7 +546,7 @@ def test_a_row_deleted_from_a_table_reloaded_in_full_leaves_staging_and_the_mart
             "order by payment_id limit 1",
         )[0]
         (paid_before,) = select(both[0], f"select amount_paid from marts.fct_orders where order_id = {order_id}")[0]
-        _delete_from_the_shop(settings, f"delete from payments where payment_id = {payment_id}")
+        _write_to_the_shop(settings, f"delete from payments where payment_id = {payment_id}")
         incremental = {}
         for warehouse in both:
             (orders_built_at,) = select(warehouse, "select max(_loaded_at) from marts.fct_orders")[0]
@@ -574,7 +574,7 @@ def test_a_table_reloaded_in_full_that_comes_back_empty_empties_staging_and_the_
     with _built_with_payments_reloaded_in_full(settings, pg_env, monkeypatch, seed=13) as (both, fx_api):
         for warehouse in both:
             assert select(warehouse, "select count(*) > 0 from marts.fct_payments") == [(True,)]
-        _delete_from_the_shop(settings, "delete from payments")
+        _write_to_the_shop(settings, "delete from payments")
         incremental = {}
         for warehouse in both:
             warehouse.ingest(monkeypatch, fx_api)
@@ -587,6 +587,44 @@ def test_a_table_reloaded_in_full_that_comes_back_empty_empties_staging_and_the_
             assert paid == [(0,)], warehouse.target
             incremental[warehouse.target] = warehouse.marts()
     assert_a_full_refresh_gives_the_same_marts(both, incremental)
+
+
+def test_a_customer_the_source_deleted_ends_its_snapshot_version_and_starts_a_new_one_when_back(
+    settings, pg_env, monkeypatch
+):
+    """Staging and the marts let go of a customer deleted from a table reloaded in full, but `snp_shop__customers`
+    kept the customer's version current for good: the snapshot reads only the versions staged since its last run,
+    so nothing told it. Now that version ends at the build that lost the key, and the customer, back in the
+    source, starts a new one, on both engines."""
+    both = duckdb_and_postgres(settings, pg_env)
+    monkeypatch.setenv("SOURCES__SHOP__TABLE_OPTIONS", json.dumps({"customers": {"cursor_column": ""}}))
+    shop.create_shop(settings.shop_url, seed=14, scale=0.2, events_to=settings.data_dir)
+    # A customer with no orders, whom the source may delete without breaking its orders' keys.
+    add_the_customer = (
+        "insert into customers (customer_id, first_name, last_name, email, phone, country_code, created_at, "
+        "updated_at, deleted_at) select max(customer_id) + 1, 'Ada', 'Byron', 'ada@example.com', null, 'GB', "
+        "max(created_at), max(updated_at), null from customers"
+    )
+    _write_to_the_shop(settings, add_the_customer)
+    versions = "select dbt_valid_to is null from snapshots.snp_shop__customers where customer_id = %s order by 1"
+    with FxApi(seed=14, tick=0) as fx_api:
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+        (customer_id,) = select(both[0], "select max(customer_id) from staging.stg_shop__customers")[0]
+        assert select(both[0], versions, (customer_id,)) == [(True,)]
+        _write_to_the_shop(settings, f"delete from customers where customer_id = {customer_id}")
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+            assert select(warehouse, versions, (customer_id,)) == [(False,)], warehouse.target
+            gone = f"select count(*) from marts.dim_customers where customer_id = {customer_id}"
+            assert select(warehouse, gone) == [(0,)], warehouse.target
+        _write_to_the_shop(settings, add_the_customer)
+        for warehouse in both:
+            warehouse.ingest(monkeypatch, fx_api)
+            warehouse.build()
+            assert select(warehouse, versions, (customer_id,)) == [(False,), (True,)], warehouse.target
 
 
 @contextmanager
@@ -605,7 +643,7 @@ def _built_with_payments_reloaded_in_full(
         yield both, fx_api
 
 
-def _delete_from_the_shop(settings: Settings, statement: str) -> None:
+def _write_to_the_shop(settings: Settings, statement: str) -> None:
     engine = sa.create_engine(settings.shop_url)
     with engine.begin() as conn:
         conn.execute(sa.text(statement))
@@ -640,14 +678,14 @@ def test_a_key_a_reload_lost_leaves_staging_and_the_marts_beside_another_hook_an
             row[0] for row in select(warehouse, "select payment_id from marts.fct_payments order by 1 limit 2")
         )
 
-        _delete_from_the_shop(settings, f"delete from payments where payment_id = {first}")
+        _write_to_the_shop(settings, f"delete from payments where payment_id = {first}")
         warehouse.ingest(monkeypatch, fx_api)
         with warehouse.connect() as other_hook:
             other_hook.cursor().execute(f"select pg_advisory_lock_shared({lock_key}::bit(64)::bigint)")
             warehouse.build()
         assert held_by(first) == [(0,), (0,)]
 
-        _delete_from_the_shop(settings, f"delete from payments where payment_id = {second}")
+        _write_to_the_shop(settings, f"delete from payments where payment_id = {second}")
         warehouse.ingest(monkeypatch, fx_api)
         monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
         with _advisory_lock("harbor ingest harbor_shop_postgres", "held by the test"):

@@ -161,7 +161,8 @@ def _warn_about_changed_columns(
     if gone:
         log.warning(
             "shop: table %r no longer has column(s) %s: raw keeps them, null in every row loaded from now on (a "
-            "renamed column loads under its new name); `harbor ingest shop --full-refresh` drops them",
+            "renamed column loads under its new name); `harbor ingest shop --full-refresh` drops them, once no model reads "
+            "them (staging, snapshots, marts)",
             table,
             ", ".join(gone),
             extra={"source": "shop", "table": table, "columns": gone},
