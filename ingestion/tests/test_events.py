@@ -484,3 +484,33 @@ def test_a_raw_key_held_twice_warns_and_a_source_not_loaded_is_skipped(settings)
         conn.execute("insert into raw_events.events select * from raw_events.events limit 1")
     run_dbt(settings, *test)
     assert [o.status for o in load_outcomes(target)] == ["warn"]
+
+
+def test_a_file_longer_than_a_batch_loads_every_line_once(settings):
+    """Lines are handed to dlt 10,000 at a time: a file of more lines crosses a batch boundary, and a batch dropped
+    or handed twice there would lose or double events with every test on the demo's small files passing."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    lines = 25_001
+    with (folder / "long.jsonl").open("w") as handle:
+        for number in range(1, lines + 1):
+            event = {"event_id": f"e{number}", "event_time": "2024-01-01T10:00:00+00:00", "event_type": "page_view"}
+            handle.write(json.dumps(event) + "\n")
+    counts = ingest_events(settings).tables["events"]
+    assert (counts.extracted, counts.loaded, counts.quarantined) == (lines, lines, 0)
+    loaded = (
+        "select count(*), count(distinct _line_number), min(_line_number), max(_line_number) from raw_events.events"
+    )
+    assert query(settings, loaded) == [(lines, lines, 1, lines)]
+
+
+def test_the_same_bad_line_in_two_files_is_two_dead_letters(settings):
+    """A dead letter's key is its payload and where it came from: the same bad line in two files, or twice in one,
+    is a dead letter each, as the quarantined count says; keyed on the payload alone they were one."""
+    folder = events_dir(settings.data_dir)
+    folder.mkdir(parents=True)
+    (folder / "a.jsonl").write_text("{not json\n{not json\n")
+    (folder / "b.jsonl").write_text("{not json\n")
+    assert ingest_events(settings).tables["events"].quarantined == 3
+    dead = query(settings, "select origin, payload from raw_events._dead_letters order by origin")
+    assert dead == [("a.jsonl:1", "{not json"), ("a.jsonl:2", "{not json"), ("b.jsonl:1", "{not json")]
