@@ -183,9 +183,14 @@ def _advisory_lock(name: str, waiting: str, **extra: str) -> Iterator[None]:
     process is killed."""
     import psycopg2
 
+    from ingestion.sources.http import RetryPolicy
+
     # The staging post-hook computes the same key in SQL (`postgres__ingest_kept_out`, macros/staging.sql).
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
-    connection = psycopg2.connect(postgres_warehouse_url())
+    # Bounded: a server that accepts the connection and never answers held the command for ever.
+    connection = psycopg2.connect(
+        postgres_warehouse_url(), connect_timeout=RetryPolicy.from_dlt_config().connect_timeout
+    )
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:

@@ -132,8 +132,15 @@ def engine_for(url: str) -> sa.Engine:
             "Write PostgreSQL URLs as postgresql+psycopg2://... (SQLAlchemy 2.1 maps postgresql:// to psycopg 3, "
             "which Harbor does not install)"
         )
+    connect_args = {}
+    if url.startswith("postgresql+psycopg2:"):
+        from ingestion.sources.http import RetryPolicy
+
+        # A server that accepts the connection and never answers held libpq, and harbor with it, for ever (deaf to
+        # Ctrl-C); bounded, the wait is an attempt that failed, retried and reported as an outage.
+        connect_args["connect_timeout"] = RetryPolicy.from_dlt_config().connect_timeout
     try:
-        return sa.create_engine(url)
+        return sa.create_engine(url, connect_args=connect_args)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as error:
         # Not a URL, a dialect or driver not installed (mysql:// wants MySQLdb), a port that is not a number:
         # a wrong setting, not a failed load (they were exit 4, or a traceback from `demo create`).

@@ -12,6 +12,7 @@ from __future__ import annotations
 import email.utils
 import json
 import logging
+import math
 import random
 import time
 from dataclasses import dataclass
@@ -48,6 +49,11 @@ class RetryPolicy:
             max_delay=get("request_max_retry_delay", cls.max_delay),
             timeout=get("request_timeout", cls.timeout),
         )
+
+    @property
+    def connect_timeout(self) -> int:
+        """`timeout` for libpq (PostgreSQL), which takes whole seconds, at least 2, and waits for ever at 0."""
+        return max(2, math.ceil(self.timeout))
 
     def delay(self, attempt: int, response: requests.Response | None, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""

@@ -222,7 +222,13 @@ def attach_postgres(conn: duckdb.DuckDBPyConnection, url: sa.URL | str, alias: s
     """Attach the PostgreSQL database of a SQLAlchemy `url` (password included) read-only as `alias`; the
     scanner must be loaded. ScannerConnectionError when it cannot connect."""
     parsed = sa.make_url(url)
-    libpq_url = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
+    connect = parsed.set(drivername="postgresql")
+    if "connect_timeout" not in connect.query:
+        from ingestion.sources.http import RetryPolicy
+
+        # A server that accepts the connection and never answers held the scan for ever.
+        connect = connect.update_query_dict({"connect_timeout": str(RetryPolicy.from_dlt_config().connect_timeout)})
+    libpq_url = connect.render_as_string(hide_password=False)
     failure = None
     try:
         conn.execute(f"attach '{sql_string(libpq_url)}' as {alias} (type postgres, read_only)")

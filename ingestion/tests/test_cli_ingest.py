@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -53,6 +55,32 @@ def test_an_unreachable_source_exits_non_zero_naming_it_and_others_still_load(ha
     assert "events.events" in out
     assert "fx.*" in out and "failed: nothing loaded" in out  # the summary names the failed source too
     assert "source 'fx' is unavailable" in err
+
+
+def test_a_database_server_that_never_answers_is_an_outage_after_the_timeout_not_a_hang(
+    harbor_env, capsys, monkeypatch
+):
+    """A server that accepts the connection and never answers held libpq with no timeout: `harbor ingest` waited
+    for ever, silent, holding the warehouse, and Ctrl-C did not reach it. Now each attempt ends at
+    `runtime.request_timeout` and the source is reported unavailable."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # connections complete in the backlog; nothing ever reads or answers them
+    port = silent.getsockname()[1]
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", f"postgresql+psycopg2://postgres@127.0.0.1:{port}/shop")
+    monkeypatch.setenv("RUNTIME__REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
+    exit_codes: list[int] = []
+    ingest = threading.Thread(target=lambda: exit_codes.append(main(["ingest", "shop"])), daemon=True)
+    try:
+        ingest.start()
+        ingest.join(timeout=60)
+    finally:
+        silent.close()
+    assert not ingest.is_alive(), "harbor ingest still waiting for the server after 60 s"
+    assert exit_codes == [EXIT_SOURCE_UNAVAILABLE]
+    assert "timeout expired" in capsys.readouterr().err
 
 
 def test_unknown_sources_are_refused(harbor_env, capsys):
