@@ -22,7 +22,14 @@ from ingestion import pipeline, runlog
 from ingestion.demo import shop as demo_shop
 from ingestion.pipeline import INGESTERS, IngestResult, SourceUnavailable
 from ingestion.quality import coverage_summary, dbt_target_dir, quality_summary
-from ingestion.settings import ConfigError, Settings, checked_log_level, described_setting_error, shown_location
+from ingestion.settings import (
+    ConfigError,
+    Settings,
+    checked_log_level,
+    described_setting_error,
+    masked_passwords,
+    shown_location,
+)
 from ingestion.transform import (
     EXIT_INTERRUPTED,
     DbtFailed,
@@ -72,13 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             said = described_setting_error(error)
         else:
             said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"harbor: error: a setting is wrong: {said}", file=sys.stderr)
+        print(f"harbor: error: a setting is wrong: {masked_passwords(said)}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable, WarehouseInUse) as error:
-        print(f"harbor: error: {error}", file=sys.stderr)
+        # Masked: a location or URL quoted in a message may hold a password (the messages say where, not what).
+        print(f"harbor: error: {masked_passwords(str(error))}", file=sys.stderr)
         return 2 if not isinstance(error, DbtFailed) else error.returncode
     except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
-        print(f"harbor: error: cannot use the shop database: {_first_line(error)}", file=sys.stderr)
+        print(f"harbor: error: cannot use the shop database: {masked_passwords(_first_line(error))}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     except KeyboardInterrupt:
         # What was loading is rolled back or left pending, and the next run finishes it: no traceback.
@@ -539,7 +547,10 @@ def ingest_sources(
             "or staging and the marts keep rows the new load no longer has"
         )
     for source, message, code in failures:
-        closing = f"harbor: error: {message} (state unchanged: the next run starts where the last good one ended)"
+        closing = (
+            f"harbor: error: {masked_passwords(message)} "
+            "(state unchanged: the next run starts where the last good one ended)"
+        )
         if json_logs:  # stderr stays JSON lines
             log.error(closing, extra={"source": source, "exit_code": code})
         else:
@@ -673,7 +684,7 @@ def _report_and_alert(
     location = warehouse or _history_location(settings)
     if "://" not in str(location) and not Path(location).exists():
         raise FileNotFoundError(
-            f"no warehouse at {location}: `harbor ingest` (or `harbor demo run`) makes one, and `harbor build` "
+            f"no warehouse at {shown_location(location)}: `harbor ingest` (or `harbor demo run`) makes one, and `harbor build` "
             "records the history the report reads"
         )
     failed_build = FailedBuild(runlog.run_id(), build_exit_code) if build_exit_code else None

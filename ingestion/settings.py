@@ -4,27 +4,44 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+# The password of a URL's user-info, `user:secret@host`, with or without a scheme before it (`postgres:s3cret@db`,
+# a mistyped `postgresql+psycopg2//user:s3cret@db`). Not the `//` of a scheme: `mysql://u:s3cret@h` is `u:***@`.
+# Up to the last `@` before a space: a password holding an unescaped `@` is masked whole.
+_USERINFO_PASSWORD = re.compile(r"(?P<user>[^\s:/@]*):(?!//)\S+@")
+
+
+def masked_passwords(text: str) -> str:
+    """`text` with the password of any `user:password@host` in it replaced by `***`: for messages, logs and the
+    warehouse's record of a failed run, whatever URL (or mistyped one) they quote."""
+    return _USERINFO_PASSWORD.sub(r"\g<user>:***@", text)
+
+
 def shown_location(location: str | Path) -> str:
     """A warehouse or database location for a message: a URL with its password masked, and not echoed at all
-    when it does not parse (it may hold one); a file path as it is."""
+    when it does not parse (it may hold one); a file path as it is. Text without `://` that holds a
+    `user:password@` (a URL with its scheme mistyped or left out) has the password masked too."""
     import sqlalchemy as sa
 
     text = str(location)
     if "://" not in text:
-        return text
+        return masked_passwords(text)
     try:
         url = sa.make_url(text)
     except (sa.exc.ArgumentError, ValueError):  # ValueError: a port that is not a number
         return "an unparseable URL"
-    if not url.password:  # `user:***@` would suggest a password where none is set
-        url = url._replace(password=None)  # `set` skips None: a NamedTuple replace clears it
-    return url.render_as_string(hide_password=True)
+    if not url.password:
+        if masked_passwords(text) != text:  # SQLAlchemy took a `user:password@` for the database (`db:///u:p@h`)
+            return masked_passwords(text)
+        url = url._replace(password=None)  # `user:***@` would suggest a password where none is set (`user:@h`)
+    # Masked again: a password holding an unescaped `@` is partly in what SQLAlchemy took for the host.
+    return masked_passwords(url.render_as_string(hide_password=True))
 
 
 class ConfigError(ValueError):

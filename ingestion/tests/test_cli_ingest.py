@@ -219,6 +219,35 @@ def test_the_shop_url_can_come_from_dlt_s_secrets_toml(tmp_path):
     assert shown == url
 
 
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["ingest", "shop"],  # SOURCES__SHOP__CREDENTIALS, below
+        ["demo", "create", "--url", "postgres:s3cret@127.0.0.1:5432/shop"],
+        ["report", "--warehouse", "postgres:s3cret@127.0.0.1:5432/shop"],
+        ["report", "--warehouse", "postgresql+psycopg2//postgres:s3cret@127.0.0.1:5432/shop"],
+    ],
+    ids=["ingest", "demo-create", "report", "report-no-colon"],
+)
+def test_a_url_with_its_scheme_mistyped_or_left_out_is_shown_without_its_password(
+    harbor_env, capsys, monkeypatch, argv
+):
+    """Text without `://` was shown as a file path would be: the password and all (found by review)."""
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS", "postgresql+psycopg2//postgres:s3cret@127.0.0.1:5432/shop")
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-with-a-mistyped-url")
+    capsys.readouterr()
+    assert main(argv) == EXIT_BAD_CONFIG
+    out, err = capsys.readouterr()
+    assert "s3cret" not in out + err
+    assert "postgres:***@127.0.0.1:5432/shop" in err
+    if argv[0] == "ingest":  # and the failed run's record, which the report and the alert show
+        with duckdb.connect(str(harbor_env.warehouse), read_only=True) as conn:
+            (error,) = conn.execute(
+                "select error from observability.ingestion_runs where run_id = 'run-with-a-mistyped-url'"
+            ).fetchone()
+        assert "postgres:***@127.0.0.1:5432/shop" in error and "s3cret" not in error
+
+
 def test_the_project_s_dlt_configuration_applies_wherever_harbor_runs_from(tmp_path):
     """dlt reads `.dlt/` from the current directory: from any other folder Harbor's config.toml (and secrets.toml)
     were silently ignored."""
