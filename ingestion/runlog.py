@@ -16,6 +16,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import TextIO
 
+from ingestion.settings import masked_passwords
+
 RUN_ID_ENV = "HARBOR_RUN_ID"
 LOG_FORMAT_ENV = "HARBOR_LOG_FORMAT"
 LOGGER = "harbor"
@@ -44,7 +46,8 @@ def log_format_problem() -> str | None:
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ts, level, logger, run_id, message, plus any `extra=` fields."""
+    """One JSON object per line: ts, level, logger, run_id, message, plus any `extra=` fields; a URL's password in
+    any of them masked."""
 
     _standard = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
 
@@ -59,7 +62,17 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in record.__dict__.items() if k not in self._standard})
         if record.exc_info:
             line["error"] = self.formatException(record.exc_info).splitlines()[-1]
-        return json.dumps(line, default=str)
+        return json.dumps({k: masked_passwords(v) if isinstance(v, str) else v for k, v in line.items()}, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """`LEVEL logger: message`, a URL's password in it masked (a retried request, a source's error quote it)."""
+
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        return masked_passwords(super().format(record))
 
 
 class SlowStepsOnly(logging.Filter):
@@ -89,7 +102,7 @@ class KeepsJsonFormat(logging.StreamHandler):
 def configure(*, json_logs: bool, progress_after: float = 5.0, stream: TextIO | None = None) -> logging.Logger:
     """Harbor's log lines to stderr: JSON when asked (dlt's own lines too), short text otherwise."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if json_logs else logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(JsonFormatter() if json_logs else TextFormatter())
     dlt_logger = logging.getLogger("dlt")
     dlt_logger.handlers[:] = [h for h in dlt_logger.handlers if not isinstance(h, KeepsJsonFormat)]
     if json_logs:

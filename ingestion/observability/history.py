@@ -12,6 +12,7 @@ from typing import Protocol
 
 from ingestion.observability.warehouse import SCHEMA, Warehouse, connected
 from ingestion.runlog import run_id as current_run_id
+from ingestion.settings import masked_passwords
 
 log = logging.getLogger("harbor.observability")
 
@@ -76,7 +77,8 @@ class IngestionRun:
                 "started_at": _naive_utc(self.started_at),
                 "completed_at": _naive_utc(self.completed_at),
                 "duration_seconds": self.duration_seconds,
-                "error": self.error,
+                # The alert and the report show it: a URL quoted in it keeps no password.
+                "error": None if self.error is None else masked_passwords(self.error),
                 "created_at": created,
             }
             for t in tables

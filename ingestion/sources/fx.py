@@ -25,7 +25,7 @@ from dlt.sources import DltResource
 from dlt.sources.helpers.rest_client.utils import join_url
 from dlt.sources.rest_api import rest_api_source
 
-from ingestion.settings import ConfigError, non_negative_number
+from ingestion.settings import ConfigError, masked_passwords, non_negative_number
 from ingestion.sources.http import RetryingSession
 from ingestion.sources.quarantine import Field, RecordSpec, Tally, future_tolerance, validating_map
 
@@ -159,7 +159,9 @@ def _check_endpoint_url(base_url: str, endpoint_path: str) -> None:
             problem = f"not a valid URL ({error})"
     if problem:
         raise ConfigError(
-            f"fx: the API endpoint {url!r} ({base_url=}, {endpoint_path=}) is {problem}; check {URL_SETTINGS}"
+            masked_passwords(
+                f"fx: the API endpoint {url!r} ({base_url=}, {endpoint_path=}) is {problem}; check {URL_SETTINGS}"
+            )
         )
 
 

@@ -22,7 +22,7 @@ import dlt
 import requests
 from requests.hooks import default_hooks, dispatch_hook
 
-from ingestion.settings import non_negative_number
+from ingestion.settings import masked_passwords, non_negative_number
 from ingestion.sources.quarantine import NotJson
 
 log = logging.getLogger("harbor.ingestion.http")
@@ -102,11 +102,11 @@ class RetryingSession(requests.Session):
             wait = self.policy.delay(attempt, response, self.rng)
             log.warning(
                 "retrying %s in %.2fs (attempt %d of %d): %s",
-                request.url,
+                masked_passwords(request.url or ""),  # a base URL may carry `user:password@`
                 wait,
                 attempt + 1,
                 self.policy.max_attempts,
-                problem,
+                masked_passwords(problem),
             )
             time.sleep(wait)
         raise AssertionError("unreachable")

@@ -14,10 +14,10 @@ import duckdb
 import pytest
 import requests
 
-from ingestion.cli import EXIT_BAD_CONFIG, EXIT_LOAD_FAILED, ingest_sources
+from ingestion.cli import EXIT_BAD_CONFIG, EXIT_LOAD_FAILED, EXIT_SOURCE_UNAVAILABLE, ingest_sources
 from ingestion.demo.fx_api import FxApi, rates_as_of
 from ingestion.pipeline import PendingLoadFailed, SourceUnavailable, ingest_fx
-from ingestion.sources.http import RetryPolicy
+from ingestion.sources.http import RetryingSession, RetryPolicy
 from ingestion.tests.warehouses import FX_STAGING
 
 
@@ -276,6 +276,28 @@ def test_an_api_that_stays_down_fails_clearly_and_leaves_state_unchanged(setting
     assert warehouse_rates(settings) == source_rates(3, 2)
 
 
+@pytest.mark.parametrize("json_logs", [False, True], ids=["text-logs", "json-logs"])
+def test_an_api_url_s_password_is_in_no_retry_message_error_or_record(settings, api, monkeypatch, capsys, json_logs):
+    """A base URL with `user:password@` was quoted whole by every retry warning ("retrying http://user:s3cret@..."),
+    and by the closing error and the failed run's record, which the report and the alert show (found by review)."""
+    harbor_log = logging.getLogger("harbor")  # `ingest_sources` points it at this test's stderr: restored after
+    monkeypatch.setattr(harbor_log, "handlers", list(harbor_log.handlers))
+    monkeypatch.setattr(harbor_log, "propagate", harbor_log.propagate)
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-with-a-password")
+    monkeypatch.setenv("SOURCES__FX__BASE_URL", api.base_url.replace("http://", "http://user:s3cret@"))
+    api.faults.extend(["503"] * 4)  # as many as the attempts allowed
+    assert ingest_sources(settings, ["fx"], json_logs=json_logs) == EXIT_SOURCE_UNAVAILABLE
+    out, err = capsys.readouterr()
+    assert "s3cret" not in out + err
+    assert err.count("retrying http://user:***@127.0.0.1:") == 3
+    assert "is unavailable: HTTP 503 from http://user:***@127.0.0.1:" in err
+    with duckdb.connect(str(settings.warehouse), read_only=True) as conn:
+        (error,) = conn.execute(
+            "select error from observability.ingestion_runs where run_id = 'run-with-a-password'"
+        ).fetchone()
+    assert "HTTP 503 from http://user:***@127.0.0.1:" in error and "s3cret" not in error
+
+
 def test_a_package_that_never_loads_is_named_and_a_full_refresh_drops_it(settings, api, monkeypatch):
     """A package that fails to load is retried first by every later run, so it stopped the source for good, even
     with --full-refresh. Made here with a rate beyond DECIMAL(38, 9) that validation is told to let through."""
@@ -324,6 +346,24 @@ def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():
         assert 0.5 <= policy.delay(1, response, rng) <= 1.0
 
 
+def test_a_retry_warning_names_the_url_without_its_password():
+    """Whatever handler shows it (not only Harbor's own, which masks too): the warning quoted the request's URL."""
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    http_log = logging.getLogger("harbor.ingestion.http")
+    http_log.addHandler(handler)
+    try:
+        session = RetryingSession(RetryPolicy(max_attempts=2, backoff_factor=0.01, timeout=1.0))
+        with pytest.raises(requests.ConnectionError):
+            session.get("http://user:s3cret@127.0.0.1:9/v1/rates")  # nothing listens on port 9
+    finally:
+        http_log.removeHandler(handler)
+    messages = [record.getMessage() for record in records]
+    assert len(messages) == 1 and messages[0].startswith("retrying http://user:***@127.0.0.1:9/v1/rates in ")
+    assert "s3cret" not in messages[0]
+
+
 @pytest.mark.parametrize(
     ("base_url", "endpoint_path", "said"),
     [
@@ -331,8 +371,13 @@ def test_backoff_is_exponential_with_jitter_and_bounded_and_retry_after_wins():
         ("{api}", "ratse", "the API answered 404 Not Found for http://127.0.0.1:{port}/v1/ratse;"),
         ("not-a-url", "rates", "the API endpoint 'not-a-url/rates' (base_url='not-a-url', endpoint_path='rates') is"),
         ("http://", "rates", "the API endpoint 'http:/rates' (base_url='http://', endpoint_path='rates') is not a val"),
+        (
+            "http://user:s3cret@/v1/",
+            "rates",
+            "the API endpoint 'http://user:***@/v1/rates' (base_url='http://user:***@/v1/', endpoint_path='rates')",
+        ),
     ],
-    ids=["base-url-path", "endpoint-path-typo", "not-a-url", "no-host"],
+    ids=["base-url-path", "endpoint-path-typo", "not-a-url", "no-host", "no-host-with-a-password"],
 )
 def test_a_wrong_api_url_is_a_wrong_setting_naming_it_not_a_failed_load(
     settings, api, monkeypatch, capsys, base_url, endpoint_path, said
@@ -347,6 +392,7 @@ def test_a_wrong_api_url_is_a_wrong_setting_naming_it_not_a_failed_load(
     assert ingest_sources(settings, ["fx"]) == EXIT_BAD_CONFIG
     err = capsys.readouterr().err
     assert f"source 'fx' cannot run, a setting is wrong: fx: {said.format(port=port)}" in err
+    assert "s3cret" not in err
     assert "check sources.fx.base_url (SOURCES__FX__BASE_URL) and sources.fx.endpoint_path" in err
     # The right URL loads.
     monkeypatch.setenv("SOURCES__FX__BASE_URL", api.base_url)
