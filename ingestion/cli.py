@@ -223,7 +223,8 @@ def _at_least_one(what: str, most: int | None = None):
 def _add_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--url",
-        help="SQLAlchemy URL of the shop database (default: SOURCES__SHOP__CREDENTIALS or shop.sqlite in HARBOR_DATA_DIR); "
+        help="SQLAlchemy URL of the shop database (default: sources.shop.credentials, the URL or its fields, "
+        "or shop.sqlite in HARBOR_DATA_DIR); "
         "PostgreSQL as postgresql+psycopg2://user@host:5432/db",
     )
 

@@ -3,8 +3,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,10 +125,90 @@ class Settings:
         return cls(project_dir=project_dir, warehouse=warehouse, data_dir=data_dir, shop_url=shop_url)
 
 
+# The fields of dlt's ConnectionStringCredentials: `[sources.shop.credentials]` in .dlt/secrets.toml, or
+# SOURCES__SHOP__CREDENTIALS__<FIELD> variables, instead of the whole URL.
+CREDENTIAL_FIELDS = ("drivername", "username", "password", "host", "port", "database", "query")
+_CREDENTIALS_VARIABLE = "SOURCES__SHOP__CREDENTIALS"
+
+
 def configured_shop_url() -> str | None:
     """`sources.shop.credentials` from dlt's providers (SOURCES__SHOP__CREDENTIALS, `.dlt/secrets.toml`,
-    `.dlt/config.toml`), where the shop source would find it too; None when it is not configured."""
+    `.dlt/config.toml`), where the shop source would find it too; None when it is not configured.
+
+    Either the URL itself or, as dlt documents its credentials, the URL's fields one by one
+    (`[sources.shop.credentials]` with drivername, username, password, host, port, database, query; or
+    SOURCES__SHOP__CREDENTIALS__HOST and the like), each field looked up as dlt does: an environment variable
+    wins over the same field in a TOML file. The URL wins over fields, as in dlt, so fields set in the
+    environment beside a URL would be ignored: ConfigError naming them. No error shows a value."""
     import dlt
 
     value = dlt.secrets.get("sources.shop.credentials")
-    return str(value) if value else None
+    field_variables = sorted(name for name in os.environ if name.upper().startswith(_CREDENTIALS_VARIABLE + "__"))
+    if value and not isinstance(value, Mapping):
+        if field_variables:
+            where = _CREDENTIALS_VARIABLE if _CREDENTIALS_VARIABLE in os.environ else "sources.shop.credentials"
+            raise ConfigError(
+                f"shop: {', '.join(field_variables)} would be ignored: the shop URL is set as a whole ({where}); "
+                "set the URL or its fields, not both"
+            )
+        return str(value)
+    unknown = [
+        name for name in field_variables if name[len(_CREDENTIALS_VARIABLE) + 2 :].lower() not in CREDENTIAL_FIELDS
+    ]
+    unknown += [f"{key} in [sources.shop.credentials]" for key in value or {} if key not in CREDENTIAL_FIELDS]
+    if unknown:
+        raise ConfigError(
+            f"shop: unknown credentials field(s) {', '.join(unknown)}; the fields are {', '.join(CREDENTIAL_FIELDS)}"
+        )
+    fields = {name: dlt.secrets.get(f"sources.shop.credentials.{name}") for name in CREDENTIAL_FIELDS}
+    fields = {name: field for name, field in fields.items() if field is not None and field != ""}
+    if not fields:
+        return None
+    return _url_of_fields(fields)
+
+
+def _url_of_fields(fields: dict[str, object]) -> str:
+    """The SQLAlchemy URL of credentials given field by field, its special characters escaped."""
+    import json
+
+    import sqlalchemy as sa
+
+    def setting(name: str) -> str:
+        return f"sources.shop.credentials.{name} ({_CREDENTIALS_VARIABLE}__{name.upper()})"
+
+    if "drivername" not in fields:
+        raise ConfigError(
+            f"shop: the shop database's credentials set {', '.join(fields)} but no drivername, "
+            f"e.g. postgresql+psycopg2: {setting('drivername')}"
+        )
+    port = fields.get("port")
+    if port is not None:
+        try:
+            port = int(str(port))
+        except ValueError:
+            raise ConfigError(f"shop: {setting('port')} must be a port number, not {port!r}") from None
+    query = fields.get("query")
+    if isinstance(query, str):  # from an environment variable: JSON, as dlt reads a dict there
+        with contextlib.suppress(ValueError):
+            query = json.loads(query)
+    if query is not None and not isinstance(query, Mapping):  # not shown: it may hold a password
+        raise ConfigError(f"shop: {setting('query')} must be a table (in a variable, a JSON object)")
+    password = fields.get("password")
+    url = sa.URL.create(
+        str(fields["drivername"]),
+        username=None if fields.get("username") is None else str(fields["username"]),
+        password=None if password is None else str(password).strip(),  # as dlt strips it
+        host=None if fields.get("host") is None else str(fields["host"]),
+        port=port,
+        database=None if fields.get("database") is None else str(fields["database"]),
+        query={str(key): _query_value(item) for key, item in (query or {}).items()},
+    )
+    return url.render_as_string(hide_password=False)
+
+
+def _query_value(value: object) -> str | tuple[str, ...]:
+    if isinstance(value, list | tuple):
+        return tuple(str(item) for item in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)

@@ -9,6 +9,8 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import duckdb
@@ -217,6 +219,119 @@ def test_the_shop_url_can_come_from_dlt_s_secrets_toml(tmp_path):
         check=True,
     ).stdout.strip()
     assert shown == url
+
+
+# Checked to reach PostgreSQL intact: `@`, `:` and `/` unescaped in a URL would move its host and database.
+# (The test server trusts local connections, so the password itself is never checked.)
+FIELD_PASSWORD = "s3cret@:/%"
+
+
+@contextmanager
+def a_postgres_shop() -> Iterator[str]:
+    """A demo shop in a PostgreSQL database of its own whose customers' emails say so (`pg-...`): rows the demo
+    SQLite shop does not have. Yields the database's name."""
+    with fresh_postgres_database() as url:
+        shop.create_shop(url, seed=7, scale=0.1)
+        engine = sa.create_engine(url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("update customers set email = 'pg-' || email"))
+        engine.dispose()
+        yield sa.engine.make_url(url).database
+
+
+def raw_customer_emails(warehouse: Path) -> list[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as conn:
+        return [email for (email,) in conn.execute("select email from raw_shop.customers").fetchall()]
+
+
+def test_the_shop_credentials_can_be_set_field_by_field_in_the_environment(harbor_env, capsys, monkeypatch):
+    """dlt's per-field form, SOURCES__SHOP__CREDENTIALS__HOST and the like: ignored, so `harbor ingest shop`
+    loaded the demo SQLite shop instead, exit 0 (found by review)."""
+    monkeypatch.delenv("SOURCES__SHOP__CREDENTIALS")
+    with a_postgres_shop() as database:
+        for field, value in {
+            "DRIVERNAME": "postgresql+psycopg2",
+            "USERNAME": "postgres",
+            "PASSWORD": FIELD_PASSWORD,
+            "HOST": "127.0.0.1",
+            "PORT": "5432",
+            "DATABASE": database,
+            "QUERY": '{"connect_timeout": "10"}',  # JSON in a variable, as dlt reads a table there
+        }.items():
+            monkeypatch.setenv(f"SOURCES__SHOP__CREDENTIALS__{field}", value)
+        assert main(["ingest", "shop"]) == 0
+    emails = raw_customer_emails(harbor_env.warehouse)
+    assert emails and all(email.startswith("pg-") for email in emails)
+    assert FIELD_PASSWORD not in "".join(capsys.readouterr())
+
+
+def test_the_shop_credentials_can_be_set_field_by_field_in_secrets_toml(tmp_path):
+    """`[sources.shop.credentials]` with the URL's fields, as dlt documents it: exit 2, "cannot use the shop
+    database {'drivername': ..., 'password': 's3cret', ...}", the password printed (found by review)."""
+    project = tmp_path / "project"
+    (project / ".dlt").mkdir(parents=True)
+    with a_postgres_shop() as database:
+        (project / ".dlt" / "secrets.toml").write_text(
+            "[sources.shop.credentials]\n"
+            'drivername = "postgresql+psycopg2"\n'
+            'username = "postgres"\n'
+            f"password = {json.dumps(FIELD_PASSWORD)}\n"
+            'host = "127.0.0.1"\n'
+            "port = 5432\n"
+            f'database = "{database}"\n'
+        )
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("SOURCES__") and k != "DLT_PROJECT_DIR"},
+            "HARBOR_PROJECT_DIR": str(project),
+            "HARBOR_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+            "HARBOR_DATA_DIR": str(tmp_path / "data"),
+        }
+        completed = subprocess.run(
+            [sys.executable, "-m", "ingestion.cli", "ingest", "shop"], env=env, capture_output=True, text=True
+        )
+    assert completed.returncode == 0, completed.stderr
+    assert FIELD_PASSWORD not in completed.stdout + completed.stderr
+    emails = raw_customer_emails(tmp_path / "warehouse.duckdb")
+    assert emails and all(email.startswith("pg-") for email in emails)
+
+
+@pytest.mark.parametrize(
+    ("variables", "said"),
+    [
+        (  # `user` for `username`: ignored, so the database was read as the operating system's user
+            {"DRIVERNAME": "postgresql+psycopg2", "USER": "reader", "PASSWORD": "s3cret", "DATABASE": "shop"},
+            "unknown credentials field(s) SOURCES__SHOP__CREDENTIALS__USER; the fields are drivername, username,",
+        ),
+        (
+            {"USERNAME": "reader", "PASSWORD": "s3cret", "HOST": "127.0.0.1"},
+            "credentials set username, password, host but no drivername",
+        ),
+        (
+            {"DRIVERNAME": "postgresql+psycopg2", "PASSWORD": "s3cret", "PORT": "543two"},
+            "sources.shop.credentials.port (SOURCES__SHOP__CREDENTIALS__PORT) must be a port number, not '543two'",
+        ),
+        (
+            {"DRIVERNAME": "postgresql+psycopg2", "PASSWORD": "s3cret", "QUERY": "sslmode=require"},
+            "sources.shop.credentials.query (SOURCES__SHOP__CREDENTIALS__QUERY) must be a table",
+        ),
+    ],
+    ids=["unknown-field", "no-drivername", "port", "query"],
+)
+def test_wrong_shop_credential_fields_are_named_without_their_values(harbor_env, capsys, monkeypatch, variables, said):
+    monkeypatch.delenv("SOURCES__SHOP__CREDENTIALS")
+    for field, value in variables.items():
+        monkeypatch.setenv(f"SOURCES__SHOP__CREDENTIALS__{field}", value)
+    assert main(["ingest", "shop"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert said in err and "s3cret" not in err
+
+
+def test_shop_credential_fields_beside_the_whole_url_are_refused_not_ignored(harbor_env, capsys, monkeypatch):
+    """dlt takes the URL and drops the fields: a HOST set to move the shop was silently not used."""
+    monkeypatch.setenv("SOURCES__SHOP__CREDENTIALS__HOST", "db.internal")
+    assert main(["ingest", "shop"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert "SOURCES__SHOP__CREDENTIALS__HOST would be ignored: the shop URL is set as a whole" in err
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,8 @@
 Any SQLAlchemy URL works; the demo shop is just the default configuration. Everything is configuration
 (`[sources.shop]` in .dlt/config.toml, or SOURCES__SHOP__* environment variables):
 
-- `credentials`: the SQLAlchemy URL (a secret); `schema`: the database schema (default: the URL's default);
+- `credentials`: the SQLAlchemy URL (a secret), or its fields one by one as dlt documents them (`settings.py`
+  turns them into the URL); `schema`: the database schema (default: the URL's default);
 - `table_names`: the tables to load, or `["*"]` for every table of the schema;
 - `cursor_column` (default `updated_at`) and `lag_seconds` (default 3600) for every table, and per table
   `table_options.<table>.primary_key / cursor_column / lag_seconds` to override them. Primary keys are read
