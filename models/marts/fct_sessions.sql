@@ -49,6 +49,7 @@ session_starts as (
         *,
         case
             when previous_event_time is null then 1
+            -- Only a gap longer than the inactivity starts a session: events exactly that far apart stay in one.
             when event_time > {{ dbt.dateadd('minute', inactivity_minutes, 'previous_event_time') }} then 1
             else 0
         end as is_session_start
