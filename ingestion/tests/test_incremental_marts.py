@@ -416,13 +416,14 @@ def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
     totals = "assert_fct_orders_totals_match_order_items"
     lifetime = "assert_dim_customers_lifetime_value_matches_fct_orders"
     counts = "assert_marts_row_counts_match_staging"
-    assert {status(test) for test in (totals, lifetime, counts)} == {"pass"}
+    paid = "assert_fct_orders_amount_paid_matches_payments"
+    assert {status(test) for test in (totals, lifetime, counts, paid)} == {"pass"}
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute(
             "update marts.fct_orders set order_total = order_total + 1 "
             "where order_id = (select min(order_id) from marts.fct_orders where is_revenue)"
         )
-    assert (status(totals), status(lifetime), status(counts)) == ("fail", "fail", "pass")
+    assert (status(totals), status(lifetime), status(counts), status(paid)) == ("fail", "fail", "pass", "pass")
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute(
             "delete from marts.dim_customers where customer_id = (select max(customer_id) from marts.dim_customers)"
@@ -437,8 +438,9 @@ def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
             conn.execute(statement)
 
     daily = "assert_agg_daily_revenue_matches_fct_orders"
+    first_order = "order_id = (select min(order_id) from marts.fct_orders)"
     rebuilt_then_changed("select 1")
-    assert (status(daily), status(lifetime)) == ("pass", "pass")
+    assert (status(daily), status(lifetime), status(paid)) == ("pass", "pass", "pass")
     for changed, test in (
         ("update marts.agg_daily_revenue set revenue_usd = revenue_usd + 1", daily),
         ("update marts.agg_daily_revenue set units_sold = units_sold + 1", daily),
@@ -449,6 +451,8 @@ def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
         ),
         ("update marts.dim_customers set lifetime_value_usd = lifetime_value_usd + 1", lifetime),
         ("update marts.dim_customers set first_ordered_at = last_ordered_at + interval 1 day", lifetime),
+        # fct_orders' amount paid against the payments it sums (found by review: the one never shown to fail).
+        (f"update marts.fct_orders set amount_paid = amount_paid + 1 where {first_order}", paid),
     ):
         rebuilt_then_changed(changed)
         assert status(test) == "fail", changed
