@@ -62,10 +62,10 @@ select * from final
 where
     order_count is null
     or expected_order_count is null
-    or order_count != expected_order_count
-    or revenue_order_count != expected_revenue_order_count
-    or units_sold != expected_units_sold
-    or abs(revenue - expected_revenue) > 0.005
+    or order_count is distinct from expected_order_count
+    or revenue_order_count is distinct from expected_revenue_order_count
+    or units_sold is distinct from expected_units_sold
+    or {{ amounts_differ('revenue', 'expected_revenue') }}
     or revenue_usd is null
-    or abs(revenue_usd - expected_revenue_usd) > 0.005
-    or abs(amount_paid - expected_amount_paid) > 0.005
+    or {{ amounts_differ('revenue_usd', 'expected_revenue_usd') }}
+    or {{ amounts_differ('amount_paid', 'expected_amount_paid') }}

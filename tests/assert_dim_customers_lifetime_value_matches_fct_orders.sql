@@ -59,9 +59,8 @@ final as (
 
 select * from final
 where
-    order_count != expected_order_count
-    or abs(lifetime_value - expected_lifetime_value) > 0.005
-    or (lifetime_value is null) != (expected_lifetime_value is null)
-    or abs(lifetime_value_usd - expected_lifetime_value_usd) > 0.005
+    order_count is distinct from expected_order_count
+    or {{ amounts_differ('lifetime_value', 'expected_lifetime_value') }}
+    or {{ amounts_differ('lifetime_value_usd', 'expected_lifetime_value_usd') }}
     or first_ordered_at is distinct from expected_first_ordered_at
     or last_ordered_at is distinct from expected_last_ordered_at

@@ -1,6 +1,7 @@
 -- Reconciliation, marts against staging: each order's amount paid equals the sum of its succeeded payments.
 -- An incremental build recomputes the order a payment belongs to now: a payment moved to another order would
--- leave the order it left with its old amount, which this finds. Returns the orders that disagree.
+-- leave the order it left with its old amount, which this finds. An order with no amount paid (null) disagrees
+-- too. Returns the orders that disagree.
 with
 
 orders as (
@@ -40,4 +41,4 @@ final as (
 )
 
 select * from final
-where abs(amount_paid - expected_amount_paid) > 0.005
+where {{ amounts_differ('amount_paid', 'expected_amount_paid') }}

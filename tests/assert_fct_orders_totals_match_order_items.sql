@@ -43,5 +43,5 @@ final as (
 
 select * from final
 where
-    item_count != expected_item_count
-    or abs(order_total - expected_order_total) > 0.005
+    item_count is distinct from expected_item_count
+    or {{ amounts_differ('order_total', 'expected_order_total') }}

@@ -49,4 +49,4 @@ final as (
 )
 
 select * from final
-where staging_rows != mart_rows
+where staging_rows is distinct from mart_rows

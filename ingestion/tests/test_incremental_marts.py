@@ -453,6 +453,12 @@ def test_the_reconciliations_fail_when_marts_and_staging_disagree(settings):
         ("update marts.dim_customers set first_ordered_at = last_ordered_at + interval 1 day", lifetime),
         # fct_orders' amount paid against the payments it sums (found by review: the one never shown to fail).
         (f"update marts.fct_orders set amount_paid = amount_paid + 1 where {first_order}", paid),
+        # A null on one side is a disagreement too: `abs(a - b) > x` is null there, and never matched (found by
+        # review: fct_orders without its `coalesce(amount_paid, 0)` passed every test).
+        (f"update marts.fct_orders set amount_paid = null where {first_order}", paid),
+        (f"update marts.fct_orders set order_total = null where {first_order}", totals),
+        ("update marts.agg_daily_revenue set amount_paid = null", daily),
+        ("update marts.dim_customers set lifetime_value_usd = null", lifetime),
     ):
         rebuilt_then_changed(changed)
         assert status(test) == "fail", changed
