@@ -378,7 +378,10 @@ def test_prometheus_text_and_grafana_dashboard(warehouse_with_a_failed_run):
     assert re.search(r'harbor_dbt_node_duration_seconds\{.*node="orders_clean".*\} [0-9.]+', text)
 
     exported = set(re.findall(r"^# TYPE (\w+)", text, flags=re.MULTILINE))
-    for panel in grafana_dashboard()["panels"]:
+    panels = grafana_dashboard()["panels"]
+    assert panels  # a dashboard without panels (or a panel without queries) checked nothing here
+    for panel in panels:
+        assert panel["targets"], panel["title"]
         for target in panel["targets"]:
             names = set(re.findall(r"harbor_\w+", target["expr"]))
             assert names and names <= exported, target["expr"]
