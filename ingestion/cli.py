@@ -360,19 +360,11 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     target = _dbt_target(options)
     _refuse_a_duckdb_warehouse_dbt_cannot_use(settings, target)
     started = time.time()
-    code = _dbt_build(settings, target, *options, *_selection_matching_nothing_is_an_error(options))
+    code = _dbt_build(settings, target, *options)
     _print_quality(settings, since=started, artifacts=_dbt_artifacts(settings, options))
     if code != 0:
         raise DbtFailed(["build", *options], code)
     return 0
-
-
-def _selection_matching_nothing_is_an_error(options: list[str]) -> list[str]:
-    """dbt only warns when a `--select` matches nothing and exits 0: a mistyped model name in a scheduled job built
-    nothing and succeeded. Unless the caller sets dbt's warn-error options, that warning is an error."""
-    if any(option.startswith(("--warn-error", "--no-warn-error")) for option in options):
-        return []
-    return ["--warn-error-options", json.dumps({"error": ["NoNodesForSelectionCriteria"]})]
 
 
 def _docs(args: argparse.Namespace, settings: Settings) -> int:
