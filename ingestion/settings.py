@@ -15,14 +15,18 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 # The password of a URL's user-info, `user:secret@host`, with or without a scheme before it (`postgres:s3cret@db`,
 # a mistyped `postgresql+psycopg2//user:s3cret@db`). Not the `//` of a scheme: `mysql://u:s3cret@h` is `u:***@`.
-# Up to the last `@` before a space: a password holding an unescaped `@` is masked whole.
-_USERINFO_PASSWORD = re.compile(r"(?P<user>[^\s:/@]*):(?!//)\S+@")
+# Up to the last `@` before a space or a path (`/?#`, which a password cannot hold unescaped): one holding an
+# unescaped `@` is masked whole, and `http://h:8765/rates?contact=ops@example.com` keeps its port. At most 256
+# characters, so a long line of text without spaces costs linear time, not quadratic.
+_USERINFO_PASSWORD = re.compile(r"(?P<user>[^\s:/@]*):(?!//)[^\s/?#]{1,256}@")
+# A password given as a keyword: libpq's `password=s3cret`, a JSON or TOML `"password": "s3cret"`.
+_KEYWORD_PASSWORD = re.compile(r"""(?i)(?P<key>\bpassword["']?\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;&}"']+)""")
 
 
 def masked_passwords(text: str) -> str:
-    """`text` with the password of any `user:password@host` in it replaced by `***`: for messages, logs and the
-    warehouse's record of a failed run, whatever URL (or mistyped one) they quote."""
-    return _USERINFO_PASSWORD.sub(r"\g<user>:***@", text)
+    """`text` with the password of any `user:password@host`, or `password=...` keyword, in it replaced by `***`: for
+    messages, logs and the warehouse's record of a failed run, whatever URL (or mistyped one) they quote."""
+    return _KEYWORD_PASSWORD.sub(r"\g<key>***", _USERINFO_PASSWORD.sub(r"\g<user>:***@", text))
 
 
 def shown_location(location: str | Path) -> str:
@@ -139,10 +143,14 @@ def configured_shop_url() -> str | None:
     (`[sources.shop.credentials]` with drivername, username, password, host, port, database, query; or
     SOURCES__SHOP__CREDENTIALS__HOST and the like), each field looked up as dlt does: an environment variable
     wins over the same field in a TOML file. The URL wins over fields, as in dlt, so fields set in the
-    environment beside a URL would be ignored: ConfigError naming them. No error shows a value."""
+    environment beside a URL would be ignored: ConfigError naming them. No error shows a value. As in dlt, the
+    fields but the password may sit in `.dlt/config.toml`; the URL and the password may not (dlt reads no secret
+    there), so they are refused there rather than left unread for the demo shop to load instead."""
     import dlt
 
     value = dlt.secrets.get("sources.shop.credentials")
+    if value is None:
+        _refuse_secrets_in_config(dlt.config.get("sources.shop.credentials"))
     field_variables = sorted(name for name in os.environ if name.upper().startswith(_CREDENTIALS_VARIABLE + "__"))
     if value and not isinstance(value, Mapping):
         if field_variables:
@@ -160,11 +168,32 @@ def configured_shop_url() -> str | None:
         raise ConfigError(
             f"shop: unknown credentials field(s) {', '.join(unknown)}; the fields are {', '.join(CREDENTIAL_FIELDS)}"
         )
-    fields = {name: dlt.secrets.get(f"sources.shop.credentials.{name}") for name in CREDENTIAL_FIELDS}
+    fields = {name: _credentials_field(name) for name in CREDENTIAL_FIELDS}
     fields = {name: field for name, field in fields.items() if field is not None and field != ""}
     if not fields:
         return None
     return _url_of_fields(fields)
+
+
+def _refuse_secrets_in_config(in_config: object) -> None:
+    """Credentials found by dlt's config providers alone: `.dlt/config.toml`, which dlt reads no secret from."""
+    if in_config is None or (isinstance(in_config, Mapping) and "password" not in in_config):
+        return
+    what = "the shop URL" if not isinstance(in_config, Mapping) else "the shop database's password"
+    raise ConfigError(
+        f"shop: {what} is set in .dlt/config.toml, where dlt reads no secret: move it to .dlt/secrets.toml "
+        f"(git-ignored) or {_CREDENTIALS_VARIABLE}"
+    )
+
+
+def _credentials_field(name: str) -> object:
+    """One field of the shop's credentials: a secret from dlt's secret providers only, the others from its config
+    providers too (`.dlt/config.toml`), as dlt resolves its credentials."""
+    import dlt
+
+    key = f"sources.shop.credentials.{name}"
+    value = dlt.secrets.get(key)
+    return dlt.config.get(key) if value is None and name != "password" else value
 
 
 def _url_of_fields(fields: dict[str, object]) -> str:
@@ -186,7 +215,7 @@ def _url_of_fields(fields: dict[str, object]) -> str:
         try:
             port = int(str(port))
         except ValueError:
-            raise ConfigError(f"shop: {setting('port')} must be a port number, not {port!r}") from None
+            raise ConfigError(f"shop: {setting('port')} must be a port number") from None
     query = fields.get("query")
     if isinstance(query, str):  # from an environment variable: JSON, as dlt reads a dict there
         with contextlib.suppress(ValueError):

@@ -265,34 +265,62 @@ def test_the_shop_credentials_can_be_set_field_by_field_in_the_environment(harbo
     assert FIELD_PASSWORD not in "".join(capsys.readouterr())
 
 
-def test_the_shop_credentials_can_be_set_field_by_field_in_secrets_toml(tmp_path):
+@pytest.mark.parametrize("split", [False, True], ids=["secrets-toml", "fields-in-config-toml"])
+def test_the_shop_credentials_can_be_set_field_by_field_in_secrets_toml(tmp_path, split):
     """`[sources.shop.credentials]` with the URL's fields, as dlt documents it: exit 2, "cannot use the shop
-    database {'drivername': ..., 'password': 's3cret', ...}", the password printed (found by review)."""
+    database {'drivername': ..., 'password': 's3cret', ...}", the password printed (found by review). As in dlt,
+    the fields but the password may sit in `.dlt/config.toml`: read from secrets only, they were missing and the
+    demo shop loaded instead (found by review)."""
     project = tmp_path / "project"
     (project / ".dlt").mkdir(parents=True)
     with a_postgres_shop() as database:
-        (project / ".dlt" / "secrets.toml").write_text(
-            "[sources.shop.credentials]\n"
+        fields = (
             'drivername = "postgresql+psycopg2"\n'
             'username = "postgres"\n'
-            f"password = {json.dumps(FIELD_PASSWORD)}\n"
             'host = "127.0.0.1"\n'
             "port = 5432\n"
             f'database = "{database}"\n'
         )
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith("SOURCES__") and k != "DLT_PROJECT_DIR"},
-            "HARBOR_PROJECT_DIR": str(project),
-            "HARBOR_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
-            "HARBOR_DATA_DIR": str(tmp_path / "data"),
-        }
-        completed = subprocess.run(
-            [sys.executable, "-m", "ingestion.cli", "ingest", "shop"], env=env, capture_output=True, text=True
-        )
+        secret = f"password = {json.dumps(FIELD_PASSWORD)}\n"
+        if split:
+            (project / ".dlt" / "config.toml").write_text("[sources.shop.credentials]\n" + fields)
+            (project / ".dlt" / "secrets.toml").write_text("[sources.shop.credentials]\n" + secret)
+        else:
+            (project / ".dlt" / "secrets.toml").write_text("[sources.shop.credentials]\n" + fields + secret)
+        completed = _harbor_in(project, tmp_path, "ingest", "shop")
     assert completed.returncode == 0, completed.stderr
     assert FIELD_PASSWORD not in completed.stdout + completed.stderr
     emails = raw_customer_emails(tmp_path / "warehouse.duckdb")
     assert emails and all(email.startswith("pg-") for email in emails)
+
+
+def _harbor_in(project: Path, tmp_path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """`harbor` over a project folder of the test's own (its `.dlt/`), none of the caller's source settings."""
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("SOURCES__") and k != "DLT_PROJECT_DIR"},
+        "HARBOR_PROJECT_DIR": str(project),
+        "HARBOR_WAREHOUSE": str(tmp_path / "warehouse.duckdb"),
+        "HARBOR_DATA_DIR": str(tmp_path / "data"),
+    }
+    return subprocess.run([sys.executable, "-m", "ingestion.cli", *argv], env=env, capture_output=True, text=True)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    ['credentials = "postgresql+psycopg2://shop:s3cret@db/shop"', '[sources.shop.credentials]\npassword = "s3cret"'],
+    ids=["url", "password"],
+)
+def test_shop_secrets_in_config_toml_are_refused_not_left_unread(tmp_path, credentials):
+    """dlt reads no secret from `.dlt/config.toml`: a shop URL there was never read, and the demo SQLite shop
+    loaded instead, exit 0 (found by review)."""
+    project = tmp_path / "project"
+    (project / ".dlt").mkdir(parents=True)
+    section = "" if credentials.startswith("[") else "[sources.shop]\n"
+    (project / ".dlt" / "config.toml").write_text(section + credentials + "\n")
+    completed = _harbor_in(project, tmp_path, "ingest", "shop")
+    assert completed.returncode == EXIT_BAD_CONFIG, completed.stderr
+    assert "is set in .dlt/config.toml, where dlt reads no secret" in completed.stderr
+    assert "s3cret" not in completed.stdout + completed.stderr
 
 
 @pytest.mark.parametrize(
@@ -307,8 +335,8 @@ def test_the_shop_credentials_can_be_set_field_by_field_in_secrets_toml(tmp_path
             "credentials set username, password, host but no drivername",
         ),
         (
-            {"DRIVERNAME": "postgresql+psycopg2", "PASSWORD": "s3cret", "PORT": "543two"},
-            "sources.shop.credentials.port (SOURCES__SHOP__CREDENTIALS__PORT) must be a port number, not '543two'",
+            {"DRIVERNAME": "postgresql+psycopg2", "PASSWORD": "s3cret", "PORT": "s3cret"},  # a password pasted there
+            "sources.shop.credentials.port (SOURCES__SHOP__CREDENTIALS__PORT) must be a port number",
         ),
         (
             {"DRIVERNAME": "postgresql+psycopg2", "PASSWORD": "s3cret", "QUERY": "sslmode=require"},
