@@ -188,9 +188,7 @@ def _advisory_lock(name: str, waiting: str, **extra: str) -> Iterator[None]:
     # The staging post-hook computes the same key in SQL (`postgres__ingest_kept_out`, macros/staging.sql).
     key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
     # Bounded: a server that accepts the connection and never answers held the command for ever.
-    connection = psycopg2.connect(
-        postgres_warehouse_url(), connect_timeout=RetryPolicy.from_dlt_config().connect_timeout
-    )
+    connection = psycopg2.connect(postgres_warehouse_url(), connect_timeout=RetryPolicy.libpq_connect_timeout())
     try:
         connection.autocommit = True
         with connection.cursor() as cursor:

@@ -133,12 +133,11 @@ def engine_for(url: str) -> sa.Engine:
             "which Harbor does not install)"
         )
     connect_args = {}
-    if url.startswith("postgresql+psycopg2:"):
+    if url.startswith("postgresql+psycopg2:") and "connect_timeout=" not in url:  # the URL's own wins
         from ingestion.sources.http import RetryPolicy
 
-        # A server that accepts the connection and never answers held libpq, and harbor with it, for ever (deaf to
-        # Ctrl-C); bounded, the wait is an attempt that failed, retried and reported as an outage.
-        connect_args["connect_timeout"] = RetryPolicy.from_dlt_config().connect_timeout
+        # Bounded, a server that never answers is an attempt that failed, retried and reported as an outage.
+        connect_args["connect_timeout"] = RetryPolicy.libpq_connect_timeout()
     try:
         return sa.create_engine(url, connect_args=connect_args)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, ImportError, ValueError) as error:

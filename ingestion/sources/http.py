@@ -55,6 +55,12 @@ class RetryPolicy:
         """`timeout` for libpq (PostgreSQL), which takes whole seconds, at least 2, and waits for ever at 0."""
         return max(2, math.ceil(self.timeout))
 
+    @classmethod
+    def libpq_connect_timeout(cls) -> int:
+        """The configured `runtime.request_timeout` as libpq's connect_timeout: a PostgreSQL server that accepts the
+        connection and never answers held Harbor for ever, deaf to Ctrl-C."""
+        return cls.from_dlt_config().connect_timeout
+
     def delay(self, attempt: int, response: requests.Response | None, rng: random.Random) -> float:
         """Seconds to wait after failed attempt number `attempt` (1-based)."""
         retry_after = _retry_after_seconds(response) if response is not None else None

@@ -227,7 +227,7 @@ def attach_postgres(conn: duckdb.DuckDBPyConnection, url: sa.URL | str, alias: s
         from ingestion.sources.http import RetryPolicy
 
         # A server that accepts the connection and never answers held the scan for ever.
-        connect = connect.update_query_dict({"connect_timeout": str(RetryPolicy.from_dlt_config().connect_timeout)})
+        connect = connect.update_query_dict({"connect_timeout": str(RetryPolicy.libpq_connect_timeout())})
     libpq_url = connect.render_as_string(hide_password=False)
     failure = None
     try:
