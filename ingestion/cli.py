@@ -481,6 +481,7 @@ def ingest_sources(
 ) -> int:
     """Ingest each source in turn (a failing one does not stop the others); print a closing summary."""
     json_logs = json_logs or runlog.json_logs_requested()
+    pipeline.refuse_unknown_source_sections(settings)
     _refuse_a_warehouse_it_cannot_load(settings)
     log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.PROGRESS["enabled"] = True

@@ -589,6 +589,33 @@ def refuse_unknown_settings(source_name: str, source_function: Callable, setting
         )
 
 
+def refuse_unknown_source_sections(settings: Settings) -> None:
+    """Settings for a source Harbor does not have were ignored without a word, since dlt looks up only the sections
+    a source asks for: a mistyped `SOURCES__SHOPP__TABLE_NAMES` or `[sources.shopp]`, a single underscore
+    (`SOURCES__SHOP_TABLE_NAMES`), and a variable in lower case (`sources__shop__table_names`: dlt reads
+    environment variables in upper case). ConfigError naming each, and the sources there are."""
+    unknown = []
+    for variable in os.environ:
+        if not variable.upper().startswith("SOURCES__"):
+            continue
+        if variable != variable.upper():
+            unknown.append(f"{variable} (dlt reads environment variables in upper case: {variable.upper()})")
+        elif variable.split("__")[1].lower() not in INGESTERS:
+            unknown.append(variable)
+    for name in ("config.toml", "secrets.toml"):
+        path = settings.project_dir / ".dlt" / name
+        try:
+            sections = tomllib.loads(path.read_text()).get("sources", {})
+        except (OSError, tomllib.TOMLDecodeError):  # no such file; a syntax error dlt reports, saying where
+            continue
+        unknown += [f"[sources.{section}] in {path}" for section in sections if section not in INGESTERS]
+    if unknown:
+        raise ConfigError(
+            f"settings for no source Harbor has: {', '.join(sorted(unknown))}; its sources are "
+            f"{', '.join(sorted(INGESTERS))} (SOURCES__<SOURCE>__<KEY>, or [sources.<source>] in .dlt/*.toml)"
+        )
+
+
 def ingest_shop(settings: Settings, *, full_refresh: bool = False) -> IngestResult:
     from ingestion.sources.shop import shop_source
 

@@ -929,3 +929,35 @@ def test_a_clock_behind_the_warehouse_s_newest_load_exits_2_not_as_a_failed_load
     err = capsys.readouterr().err
     assert "harbor: error: source 'shop' cannot run: this machine's clock" in err
     assert "--full-refresh" in err
+
+
+@pytest.mark.parametrize(
+    ("variable", "said"),
+    [
+        ("SOURCES__SHOPP__TABLE_NAMES", "SOURCES__SHOPP__TABLE_NAMES"),
+        ("SOURCES__SHOP_TABLE_NAMES", "SOURCES__SHOP_TABLE_NAMES"),
+        ("sources__shop__table_names", "dlt reads environment variables in upper case: SOURCES__SHOP__TABLE_NAMES"),
+    ],
+)
+def test_settings_for_a_source_harbor_does_not_have_are_refused_before_any_loads(
+    harbor_env, capsys, monkeypatch, variable, said
+):
+    """dlt looks up only the sections a source asks for: each of these loaded every shop table, exit 0, the
+    setting ignored without a word (found by review)."""
+    monkeypatch.setenv(variable, '["orders"]')
+    assert main(["ingest", "shop"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert "settings for no source Harbor has" in err and said in err
+
+
+def test_a_mistyped_source_section_in_the_dlt_config_files_is_refused(tmp_path):
+    from ingestion.pipeline import refuse_unknown_source_sections
+    from ingestion.settings import ConfigError, Settings
+
+    (tmp_path / ".dlt").mkdir()
+    (tmp_path / ".dlt" / "config.toml").write_text('[sources.shop]\nlag_seconds = 5\n[sources.shopp]\nschema = "x"\n')
+    settings = Settings(tmp_path, tmp_path / "warehouse.duckdb", tmp_path / "data", "sqlite:///unused")
+    with pytest.raises(ConfigError, match=r"\[sources.shopp\] in .*config.toml; its sources are events, fx, shop"):
+        refuse_unknown_source_sections(settings)
+    (tmp_path / ".dlt" / "config.toml").write_text("[sources.shop]\nlag_seconds = 5\n")
+    refuse_unknown_source_sections(settings)
