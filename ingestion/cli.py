@@ -364,7 +364,31 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     _print_quality(settings, since=started, artifacts=_dbt_artifacts(settings, options))
     if code != 0:
         raise DbtFailed(["build", *options], code)
+    if _selected_nothing(options, _dbt_artifacts(settings, options), since=started):
+        raise ConfigError(
+            "the selection matched no node, so nothing was built (dbt's warning above names the criterion); "
+            "check the names in --select / --selector"
+        )
     return 0
+
+
+SELECTION_OPTIONS = ("-s", "--select", "-m", "--models", "--model", "--selector")
+# Selection methods that may rightly select nothing: no change since production, no fresher source, no failure.
+STATEFUL_METHODS = ("state:", "source_status:", "result:")
+
+
+def _selected_nothing(options: list[str], artifacts: Path, since: float) -> bool:
+    """A build given a selection that ran no node. dbt only warns and exits 0, so a mistyped model name in a
+    scheduled job built nothing and passed. Not for stateful selections, which may rightly be empty, nor for an
+    `--exclude` that matches nothing (dbt checks each criterion alone; Harbor only asks whether anything ran)."""
+    if not any(option.split("=", 1)[0] in SELECTION_OPTIONS for option in options):
+        return False
+    if any(method in option for option in options for method in STATEFUL_METHODS):
+        return False
+    results = artifacts / "run_results.json"
+    if not results.exists() or results.stat().st_mtime < since:
+        return True
+    return not json.loads(results.read_text()).get("results")
 
 
 def _docs(args: argparse.Namespace, settings: Settings) -> int:

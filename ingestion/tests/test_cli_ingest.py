@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -19,6 +20,7 @@ import sqlalchemy as sa
 
 from ingestion.cli import EXIT_BAD_CONFIG, EXIT_SOURCE_UNAVAILABLE, main
 from ingestion.demo import shop
+from ingestion.quality import dbt_target_dir
 from ingestion.settings import shown_location
 from ingestion.tests.conftest import fresh_postgres_database
 
@@ -483,6 +485,25 @@ def test_a_pipeline_started_from_any_folder_sends_no_usage_events(settings, tmp_
     assert shown[-1] == "None"
 
 
+def test_a_build_whose_selection_matches_nothing_fails_unless_the_selection_is_stateful(
+    harbor_cli_env, settings, capfd
+):
+    """dbt warns that `--select` matches no node and exits 0: a mistyped model name in a scheduled job built
+    nothing and passed (found by review). A selection that built something passes, and so does a stateful one,
+    which may rightly be empty (nothing changed)."""
+    settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
+    duckdb.connect(str(settings.warehouse)).close()
+    assert main(["build", "--select", "fct_ordrs"]) == EXIT_BAD_CONFIG
+    out, err = capfd.readouterr()
+    assert "does not match any enabled nodes" in out and "the selection matched no node" in err
+    assert (
+        main(["build", "--select", "currencies", "--exclude", "no_such_model", "--indirect-selection", "cautious"]) == 0
+    )
+    state = settings.warehouse.parent / "state"  # the last build's artifacts: no node failed there
+    shutil.copytree(dbt_target_dir(settings.project_dir), state)
+    assert main(["build", "--select", "result:error", "--state", str(state)]) == 0
+
+
 def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknown_ones(monkeypatch, capsys, tmp_path):
     """The README's `harbor build --threads N` and `--vars '{test_scope: changed}'` reach dbt as given; argparse
     used to stop at the first option it did not know. A DuckDB warehouse that is not there is refused, not
@@ -496,6 +517,7 @@ def test_harbor_build_hands_every_option_to_dbt_and_other_commands_refuse_unknow
     )
     scored: list[float] = []  # the README: every build prints the quality score
     monkeypatch.setattr(ingestion.cli, "_print_quality", lambda settings, since, artifacts=None: scored.append(since))
+    monkeypatch.setattr(ingestion.cli, "_selected_nothing", lambda options, artifacts, since: False)  # no dbt here
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path / "mistyped.duckdb"))
     assert main(["build"]) == EXIT_BAD_CONFIG
     assert "no warehouse at" in capsys.readouterr().err and not (tmp_path / "mistyped.duckdb").exists()
