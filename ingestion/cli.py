@@ -88,6 +88,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
         print(f"harbor: error: cannot use the shop database: {masked_passwords(_first_line(error))}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except pipeline.WarehouseUnreachable as error:  # an outage, as a source that cannot be reached is
+        print(f"harbor: error: {masked_passwords(str(error))}", file=sys.stderr)
+        return EXIT_SOURCE_UNAVAILABLE
     except KeyboardInterrupt:
         # What was loading is rolled back or left pending, and the next run finishes it: no traceback.
         print("harbor: interrupted; run the command again to finish", file=sys.stderr)

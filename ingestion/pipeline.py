@@ -21,6 +21,7 @@ from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import dlt
@@ -32,6 +33,9 @@ from dlt.destinations.exceptions import DatabaseUndefinedRelation
 from ingestion.parquet_writer import use_plain_parquet
 from ingestion.settings import ConfigError, Settings
 from ingestion.sources.quarantine import COLUMN_NAMING, DEAD_LETTERS, Tally
+
+if TYPE_CHECKING:
+    from ingestion.sources.http import RetryPolicy
 
 # Arrow backends skip dlt's `_dlt_load_id` unless asked; every raw row must carry it.
 os.environ.setdefault("NORMALIZE__PARQUET_NORMALIZER__ADD_DLT_LOAD_ID", "true")
@@ -232,21 +236,52 @@ def postgres_warehouse_url() -> str:
     return f"postgresql://{auth}@{host}:{port}/{database}"
 
 
-def check_postgres_warehouse() -> None:
-    """Refuses a PostgreSQL warehouse database that is not there, naming it and how to make one: every source
-    failed on it in turn, each with a page of SQLAlchemy's text, and the run exited as if a load had failed. A
-    server that cannot be reached is left to the sources, which retry and report it as an outage."""
+class WarehouseUnreachable(RuntimeError):
+    """The PostgreSQL warehouse could not be reached after the configured retries: an outage (exit 3)."""
+
+
+def check_postgres_warehouse(policy: RetryPolicy | None = None) -> None:
+    """The PostgreSQL warehouse, checked once before any source runs; every source failed on a bad one in turn,
+    each with a page of SQLAlchemy's text, and the run exited as if a load had failed (4). A database that is not
+    there, or a role or password the server refuses: ConfigError naming the setting (exit 2). A server that cannot
+    be reached, after the retries of `[runtime]`: WarehouseUnreachable (exit 3)."""
+    import random
+
     import psycopg2
 
-    try:
-        psycopg2.connect(postgres_warehouse_url(), connect_timeout=10).close()
-    except psycopg2.OperationalError as error:
-        host, port, database = _postgres_warehouse_address()
-        if f'database "{database}" does not exist' in str(error):
-            raise ConfigError(
-                f"the PostgreSQL warehouse database {database!r} does not exist on {host}:{port}: create it "
-                f"(`createdb -h {host} -p {port} {database}`), or set HARBOR_PG_DATABASE to one that does"
-            ) from None
+    from ingestion.sources.http import RetryPolicy
+    from ingestion.sources.shop.database import WRONG_SETTING_SIGNS
+
+    policy = policy or RetryPolicy.from_dlt_config()
+    host, port, database = _postgres_warehouse_address()
+    rng = random.Random()
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            psycopg2.connect(postgres_warehouse_url(), connect_timeout=policy.connect_timeout).close()
+            return
+        except psycopg2.OperationalError as error:
+            lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+            if f'database "{database}" does not exist' in str(error):
+                raise ConfigError(
+                    f"the PostgreSQL warehouse database {database!r} does not exist on {host}:{port}: create it "
+                    f"(`createdb -h {host} -p {port} {database}`), or set HARBOR_PG_DATABASE to one that does"
+                ) from None
+            refusal = next((line for line in lines if any(sign in line for sign in WRONG_SETTING_SIGNS)), None)
+            if refusal is not None:
+                raise ConfigError(
+                    f"the PostgreSQL warehouse on {host}:{port} refused the connection: {refusal} "
+                    "(HARBOR_PG_USER, HARBOR_PG_PASSWORD)"
+                ) from None
+            reason = lines[0] if lines else type(error).__name__
+            if attempt == policy.max_attempts:
+                raise WarehouseUnreachable(
+                    f"the PostgreSQL warehouse on {host}:{port} is unreachable after {attempt} attempt(s): {reason}"
+                ) from None
+            wait = policy.delay(attempt, None, rng)
+            log.warning(
+                "the PostgreSQL warehouse on %s:%s is unreachable, retrying in %.2fs: %s", host, port, wait, reason
+            )
+            time.sleep(wait)
 
 
 def warehouse_destination(settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> Destination:

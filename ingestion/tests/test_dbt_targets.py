@@ -173,6 +173,31 @@ def test_a_postgres_warehouse_database_not_created_yet_is_said_once_before_anyth
     assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())  # no demo shop made or moved
 
 
+@pytest.mark.usefixtures("harbor_cli_env")
+@pytest.mark.parametrize(
+    ("variable", "value", "exit_code", "said"),
+    [
+        ("HARBOR_PG_PORT", "1", 3, "the PostgreSQL warehouse on 127.0.0.1:1 is unreachable after 2 attempt(s)"),
+        ("HARBOR_PG_USER", "no_such_role", 2, 'FATAL:  role "no_such_role" does not exist (HARBOR_PG_USER'),
+    ],
+    ids=["down", "unknown-role"],
+)
+def test_a_postgres_warehouse_down_or_refusing_is_said_once_with_its_exit_code(
+    monkeypatch, capsys, variable, value, exit_code, said
+):
+    """A server that was down failed every source in turn with SQLAlchemy's text, exit 4 (a load failed), with no
+    retry; a role it does not know did the same, where the same mistake in the shop's URL is a wrong setting."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.delenv("HARBOR_TARGET", raising=False)
+    monkeypatch.setenv("HARBOR_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
+    monkeypatch.setenv(variable, value)
+    assert cli.main(["ingest", "events", "fx"]) == exit_code
+    err = capsys.readouterr().err
+    assert said in err and err.count("harbor: error:") == 1, err
+
+
 # Process handling: dbt runs as a child of `harbor` ----------------------------------------------------------
 
 FAKE_DBT = """#!/bin/bash
