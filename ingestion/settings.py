@@ -13,20 +13,37 @@ from pathlib import Path
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
-# The password of a URL's user-info, `user:secret@host`, with or without a scheme before it (`postgres:s3cret@db`,
-# a mistyped `postgresql+psycopg2//user:s3cret@db`). Not the `//` of a scheme: `mysql://u:s3cret@h` is `u:***@`.
-# Up to the last `@` before a space or a path (`/?#`, which a password cannot hold unescaped): one holding an
-# unescaped `@` is masked whole, and `http://h:8765/rates?contact=ops@example.com` keeps its port. At most 256
-# characters, so a long line of text without spaces costs linear time, not quadratic.
-_USERINFO_PASSWORD = re.compile(r"(?P<user>[^\s:/@]*):(?!//)[^\s/?#]{1,256}@")
-# A password given as a keyword: libpq's `password=s3cret`, a JSON or TOML `"password": "s3cret"`.
-_KEYWORD_PASSWORD = re.compile(r"""(?i)(?P<key>\bpassword["']?\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;&}"']+)""")
+# A URL's scheme, also mistyped (`postgresql+psycopg2//`, `postgresql+psycopg2:/`), before its user-info.
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*(?::/{1,2}|//)")
+# Web URLs end their user-info at the path (`http://h:8765/rates?contact=ops@example.com` has none); database URLs,
+# as SQLAlchemy reads them, at the last `@` (a password may hold `/`, `?`, `#` and `@` unescaped).
+_WEB_SCHEMES = ("http", "https", "ftp", "ftps", "ws", "wss")
+# A password given as a keyword: libpq's `password=s3cret` (`PGPASSWORD=` too), a JSON or TOML `"password": "s3cret"`.
+_KEYWORD_PASSWORD = re.compile(r"""(?i)(?P<key>password["']?\s*[=:]\s*)(?P<value>"[^"]*"|'[^']*'|[^\s,;&}"']+)""")
+
+
+def _masked_token(token: str) -> str:
+    """One whitespace-free piece of text with the password of a URL's user-info in it (`user:secret@host`, after a
+    scheme, a mistyped one or none: `postgres:s3cret@db`) replaced by `***`. String operations only: linear."""
+    if "@" not in token or ":" not in token:
+        return token
+    scheme = _SCHEME.search(token)
+    start = scheme.end() if scheme else 0
+    end = len(token)
+    if scheme and scheme.group().split(":")[0].rstrip("/").lower() in _WEB_SCHEMES:
+        end = min((i for i in (token.find(c, start) for c in "/?#") if i != -1), default=end)
+    at = token.rfind("@", start, end)
+    colon = token.find(":", start, at) if at != -1 else -1
+    if colon == -1 or colon + 1 == at:  # no password, or an empty one: `user:***@` would suggest one
+        return token
+    return f"{token[: colon + 1]}***{token[at:]}"
 
 
 def masked_passwords(text: str) -> str:
     """`text` with the password of any `user:password@host`, or `password=...` keyword, in it replaced by `***`: for
     messages, logs and the warehouse's record of a failed run, whatever URL (or mistyped one) they quote."""
-    return _KEYWORD_PASSWORD.sub(r"\g<key>***", _USERINFO_PASSWORD.sub(r"\g<user>:***@", text))
+    tokens = re.split(r"(\s+)", text)
+    return _KEYWORD_PASSWORD.sub(r"\g<key>***", "".join(_masked_token(token) for token in tokens))
 
 
 def shown_location(location: str | Path) -> str:
