@@ -282,7 +282,12 @@ def _refuse_a_split_warehouse(settings: Settings) -> None:
 
 def _demo_run(args: argparse.Namespace, settings: Settings) -> int:
     _refuse_a_split_warehouse(settings)
-    _refuse_a_warehouse_it_cannot_load(settings)  # before the shop moves a day forward
+    pipeline.refuse_unknown_source_sections(settings)  # these two before the shop moves a day forward
+    try:
+        _refuse_a_warehouse_it_cannot_load(settings)
+    except pipeline.WarehouseUnreachable:
+        _report_what_failed(settings)  # an outage of a scheduled run is what the alert is for
+        raise
     url = _shop_url(args, settings)
     if _demo_shop_exists(url):
         _demo_advance(argparse.Namespace(url=url, ticks=1), settings)
@@ -375,7 +380,7 @@ def _build(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-SELECTION_OPTIONS = ("-s", "--select", "-m", "--models", "--model", "--selector")
+SELECTION_OPTIONS = ("-s", "--select", "-m", "--models", "--model")
 # Selection methods that may rightly select nothing: no change since production, no fresher source, no failure.
 STATEFUL_METHODS = ("state:", "source_status:", "result:")
 
@@ -383,14 +388,15 @@ STATEFUL_METHODS = ("state:", "source_status:", "result:")
 def _selected_nothing(options: list[str], artifacts: Path, since: float) -> bool:
     """A build given a selection that ran no node. dbt only warns and exits 0, so a mistyped model name in a
     scheduled job built nothing and passed. Not for stateful selections, which may rightly be empty, nor for an
-    `--exclude` that matches nothing (dbt checks each criterion alone; Harbor only asks whether anything ran)."""
+    `--exclude` that matches nothing (dbt checks each criterion alone; Harbor only asks whether anything ran), nor
+    for `--selector` (its methods are in selectors.yml), nor when dbt wrote no run results (`--no-write-json`)."""
     if not any(option.split("=", 1)[0] in SELECTION_OPTIONS for option in options):
         return False
     if any(method in option for option in options for method in STATEFUL_METHODS):
         return False
     results = artifacts / "run_results.json"
     if not results.exists() or results.stat().st_mtime < since:
-        return True
+        return False
     return not json.loads(results.read_text()).get("results")
 
 

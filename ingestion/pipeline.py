@@ -643,7 +643,11 @@ def refuse_unknown_source_sections(settings: Settings) -> None:
             sections = tomllib.loads(path.read_text()).get("sources", {})
         except (OSError, tomllib.TOMLDecodeError):  # no such file; a syntax error dlt reports, saying where
             continue
-        unknown += [f"[sources.{section}] in {path}" for section in sections if section not in INGESTERS]
+        unknown += [
+            f"[sources.{name}] in {path}" if isinstance(value, dict) else f"{name} in [sources] of {path}"
+            for name, value in sections.items()
+            if name not in INGESTERS
+        ]
     if unknown:
         raise ConfigError(
             f"settings for no source Harbor has: {', '.join(sorted(unknown))}; its sources are "

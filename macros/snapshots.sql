@@ -23,7 +23,7 @@
 {% macro end_versions_staging_lost() -%}
     {%- if not execute %}{{ return('') }}{% endif -%}
     {%- set key = config.get('unique_key') -%}
-    {%- set staging = graph.nodes.get(model.depends_on.nodes | first) if model.depends_on.nodes | length == 1 -%}
+    {%- set staging = graph.nodes.get(model.depends_on.nodes | first) if model.depends_on.nodes | length == 1 else none -%}
     {%- if key is not string or staging is none or staging.resource_type != 'model' or staging.sources | length != 1 -%}
         {{ exceptions.raise_compiler_error(
             'end_versions_staging_lost() ends the versions of ' ~ model.name ~ ' by staging and raw: it needs a '

@@ -164,7 +164,7 @@
         out, and each still conflicts with the ingest's exclusive lock. -#}
     {%- set kept_out = run_query('select pg_try_advisory_xact_lock_shared(' ~ key ~ ')').columns[0].values()[0] -%}
     {%- if not kept_out -%}
-        {{ log("an ingest of " ~ source_name ~ " is loading: keys its tables lost are deleted from "
+        {{ log("an ingest of " ~ source_name ~ " is loading: what its tables lost is let go of in "
             ~ this ~ " at the next build", info=true) }}
     {%- endif -%}
     {{ return(kept_out) }}

@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -983,3 +984,26 @@ def test_a_mistyped_source_section_in_the_dlt_config_files_is_refused(tmp_path):
         refuse_unknown_source_sections(settings)
     (tmp_path / ".dlt" / "config.toml").write_text("[sources.shop]\nlag_seconds = 5\n")
     refuse_unknown_source_sections(settings)
+
+
+def test_only_a_selection_dbt_ran_nothing_for_counts_as_matching_nothing(tmp_path):
+    """A selector's methods live in selectors.yml (a stateful one may rightly select nothing), and with
+    `--no-write-json` dbt writes no results to tell (found by review: both were refused)."""
+    from ingestion.cli import _selected_nothing
+
+    since = time.time() - 1
+    assert not _selected_nothing(["--select", "fct_ordrs"], tmp_path, since)  # no run results written
+    (tmp_path / "run_results.json").write_text(json.dumps({"results": []}))
+    assert _selected_nothing(["--select", "fct_ordrs"], tmp_path, since)
+    assert _selected_nothing(["--select=fct_ordrs"], tmp_path, since)
+    assert not _selected_nothing(["--selector", "changed"], tmp_path, since)
+    assert not _selected_nothing(["--select", "state:modified+", "--state", "prod"], tmp_path, since)
+    assert not _selected_nothing(["--exclude", "gone"], tmp_path, since)
+
+
+def test_demo_run_refuses_settings_for_no_source_before_the_shop_moves(harbor_cli_env, settings, monkeypatch, capsys):
+    """The check ran inside the ingest, after `demo run` had created or moved the shop a day forward."""
+    monkeypatch.setenv("SOURCES__SHOPP__TABLE_NAMES", '["orders"]')
+    assert main(["demo", "run", "--no-docs"]) == EXIT_BAD_CONFIG
+    assert "SOURCES__SHOPP__TABLE_NAMES" in capsys.readouterr().err
+    assert not settings.data_dir.exists() or not any(settings.data_dir.iterdir())  # no demo shop made
