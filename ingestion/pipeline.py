@@ -245,43 +245,38 @@ def check_postgres_warehouse(policy: RetryPolicy | None = None) -> None:
     each with a page of SQLAlchemy's text, and the run exited as if a load had failed (4). A database that is not
     there, or a role or password the server refuses: ConfigError naming the setting (exit 2). A server that cannot
     be reached, after the retries of `[runtime]`: WarehouseUnreachable (exit 3)."""
-    import random
-
     import psycopg2
 
-    from ingestion.sources.http import RetryPolicy
-    from ingestion.sources.shop.database import WRONG_SETTING_SIGNS
+    from ingestion.sources.http import RetryPolicy, connect_with_retries
 
     policy = policy or RetryPolicy.from_dlt_config()
     host, port, database = _postgres_warehouse_address()
-    rng = random.Random()
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            psycopg2.connect(postgres_warehouse_url(), connect_timeout=policy.connect_timeout).close()
-            return
-        except psycopg2.OperationalError as error:
-            lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
-            if f'database "{database}" does not exist' in str(error):
-                raise ConfigError(
-                    f"the PostgreSQL warehouse database {database!r} does not exist on {host}:{port}: create it "
-                    f"(`createdb -h {host} -p {port} {database}`), or set HARBOR_PG_DATABASE to one that does"
-                ) from None
-            refusal = next((line for line in lines if any(sign in line for sign in WRONG_SETTING_SIGNS)), None)
-            if refusal is not None:
-                raise ConfigError(
-                    f"the PostgreSQL warehouse on {host}:{port} refused the connection: {refusal} "
-                    "(HARBOR_PG_USER, HARBOR_PG_PASSWORD)"
-                ) from None
-            reason = lines[0] if lines else type(error).__name__
-            if attempt == policy.max_attempts:
-                raise WarehouseUnreachable(
-                    f"the PostgreSQL warehouse on {host}:{port} is unreachable after {attempt} attempt(s): {reason}"
-                ) from None
-            wait = policy.delay(attempt, None, rng)
-            log.warning(
-                "the PostgreSQL warehouse on %s:%s is unreachable, retrying in %.2fs: %s", host, port, wait, reason
+
+    def refused(refusal: str) -> ConfigError:
+        if f'database "{database}" does not exist' in refusal:
+            return ConfigError(
+                f"the PostgreSQL warehouse database {database!r} does not exist on {host}:{port}: create it "
+                f"(`createdb -h {host} -p {port} {database}`), or set HARBOR_PG_DATABASE to one that does"
             )
-            time.sleep(wait)
+        return ConfigError(
+            f"the PostgreSQL warehouse on {host}:{port} refused the connection: {refusal} "
+            "(HARBOR_PG_USER, HARBOR_PG_PASSWORD)"
+        )
+
+    try:
+        connect_with_retries(
+            lambda: psycopg2.connect(postgres_warehouse_url(), connect_timeout=policy.connect_timeout).close(),
+            errors=psycopg2.OperationalError,
+            what=f"the PostgreSQL warehouse on {host}:{port}",
+            refused=refused,
+            logger=log,
+            policy=policy,
+        )
+    except psycopg2.OperationalError as error:
+        reason = next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+        raise WarehouseUnreachable(
+            f"the PostgreSQL warehouse on {host}:{port} is unreachable after {policy.max_attempts} attempt(s): {reason}"
+        ) from None
 
 
 def warehouse_destination(settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> Destination:

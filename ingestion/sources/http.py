@@ -15,6 +15,7 @@ import logging
 import math
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
 
@@ -68,6 +69,56 @@ class RetryPolicy:
             return min(retry_after, self.max_delay)
         ceiling = min(self.max_delay, self.backoff_factor * 2 ** (attempt - 1))
         return ceiling / 2 + rng.uniform(0, ceiling / 2)  # "equal jitter": never zero, never in lock-step
+
+
+# Words of a database's refusal that name a wrong setting, which waiting does not change.
+WRONG_SETTING_SIGNS = (
+    "does not exist",  # database or role
+    "authentication failed",
+    "no password supplied",
+    "pg_hba.conf",
+    "unable to open database file",  # SQLite: no such folder
+)
+
+
+def connect_with_retries(
+    connect: Callable[[], object],
+    *,
+    errors: type[Exception] | tuple[type[Exception], ...],
+    what: str,
+    refused: Callable[[str], Exception],
+    logger: logging.Logger = log,
+    policy: RetryPolicy | None = None,
+) -> None:
+    """Call `connect`, retrying with jittered exponential backoff (dlt's [runtime] request_* settings) while it
+    raises one of `errors`: the last one propagates when the attempts run out. An error a line of which names a
+    wrong setting (`WRONG_SETTING_SIGNS`: libpq tries each address of a host name in turn and says so a line each,
+    so the refusal may be any line) raises `refused(that line)` at once, without retrying."""
+    policy = policy or RetryPolicy.from_dlt_config()
+    rng = random.Random()
+    for attempt in range(1, policy.max_attempts + 1):
+        try:
+            connect()
+            return
+        except errors as error:
+            text = str(getattr(error, "orig", None) or error)
+            lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+            refusal = next((line for line in lines if any(sign in line for sign in WRONG_SETTING_SIGNS)), None)
+            if refusal is not None:
+                raise refused(refusal) from None
+            if attempt == policy.max_attempts:
+                raise
+            wait = policy.delay(attempt, None, rng)
+            reason = lines[0] if lines else type(error).__name__
+            logger.warning(
+                "%s unreachable, retrying in %.2fs (attempt %d of %d): %s",
+                what,
+                wait,
+                attempt + 1,
+                policy.max_attempts,
+                reason,
+            )
+            time.sleep(wait)
 
 
 class RetryingSession(requests.Session):

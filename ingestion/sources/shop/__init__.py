@@ -52,6 +52,7 @@ from dlt.sources.sql_database import sql_table
 
 from ingestion.demo.shop import SHOP_TABLES, engine_for
 from ingestion.settings import non_negative_number
+from ingestion.sources.http import WRONG_SETTING_SIGNS
 from ingestion.sources.metadata import metadata_adder
 from ingestion.sources.postgres_scan import ScannerSession, scanner_table
 from ingestion.sources.quarantine import Tally, own_dead_letter_columns
@@ -72,7 +73,6 @@ from ingestion.sources.shop.config import (
 )
 from ingestion.sources.shop.database import (
     SOURCE_DATABASE_STATE,
-    WRONG_SETTING_SIGNS,
     _refuse_a_missing_sqlite_file,
     _refuse_another_source_database,
     _remembering,

@@ -7,8 +7,6 @@ database are not used on this one.
 from __future__ import annotations
 
 import logging
-import random
-import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +17,7 @@ import sqlalchemy as sa
 from dlt.common.exceptions import DltException
 
 from ingestion.demo.shop import missing_sqlite_file
-from ingestion.sources.http import RetryPolicy
+from ingestion.sources.http import RetryPolicy, connect_with_retries
 from ingestion.sources.shop.config import SourceConfigError
 
 log = logging.getLogger("harbor.ingestion.shop")
@@ -39,47 +37,20 @@ def _refuse_a_missing_sqlite_file(url: sa.URL) -> None:
 
 
 # Refusals that waiting does not change: a wrong setting, not an outage.
-WRONG_SETTING_SIGNS = (
-    "does not exist",  # database or role
-    "authentication failed",
-    "no password supplied",
-    "pg_hba.conf",
-    "unable to open database file",  # SQLite: no such folder
-)
-
-
 def wait_for_database(engine: sa.Engine, where: str, policy: RetryPolicy | None = None) -> None:
-    """Connect, retrying with jittered exponential backoff (dlt's [runtime] request_* settings) while the
-    database is unreachable; the last OperationalError propagates when the attempts run out. A refusal that
-    names a wrong setting (no such database or role, bad password) is a SourceConfigError at once."""
-    policy = policy or RetryPolicy.from_dlt_config()
-    rng = random.Random()
-    for attempt in range(1, policy.max_attempts + 1):
-        try:
-            with engine.connect():
-                return
-        except sa.exc.OperationalError as error:
-            lines = (str(error.orig) if error.orig else str(error)).strip().splitlines()
-            # libpq tries each address of a host name in turn and says so a line each: the refusal may be any line.
-            refusal = next((line for line in lines if any(sign in line for sign in WRONG_SETTING_SIGNS)), None)
-            if refusal is not None:
-                raise SourceConfigError(
-                    f"shop: cannot connect to {where}: {refusal.strip()} "
-                    "(sources.shop.credentials, SOURCES__SHOP__CREDENTIALS)"
-                ) from None
-            reason = lines[0] if lines else type(error).__name__
-            if attempt == policy.max_attempts:
-                raise
-            wait = policy.delay(attempt, None, rng)
-            log.warning(
-                "shop database %s unreachable, retrying in %.2fs (attempt %d of %d): %s",
-                where,
-                wait,
-                attempt + 1,
-                policy.max_attempts,
-                reason,
-            )
-            time.sleep(wait)
+    """Connect, retrying while the database is unreachable (`connect_with_retries`); the last OperationalError
+    propagates when the attempts run out. A refusal that names a wrong setting (no such database or role, bad
+    password) is a SourceConfigError at once."""
+    connect_with_retries(
+        lambda: engine.connect().close(),
+        errors=sa.exc.OperationalError,
+        what=f"shop database {where}",
+        refused=lambda refusal: SourceConfigError(
+            f"shop: cannot connect to {where}: {refusal} (sources.shop.credentials, SOURCES__SHOP__CREDENTIALS)"
+        ),
+        logger=log,
+        policy=policy,
+    )
 
 
 def _source_clock(engine: sa.Engine, stamp: datetime) -> datetime:
