@@ -138,8 +138,9 @@ def test_an_incremental_branch_the_deploy_would_fail_on_fails_the_check(pr):
 def test_a_change_that_breaks_a_data_test_fails_the_check(pr, monkeypatch):
     settings, paths = pr
     model = settings.project_dir / PAYMENTS_MODEL
-    # Every payment twice: the model builds, its unique test on payment_id fails.
-    _edit(model, "select * from final", "select * from final\nunion all\nselect * from final")
+    # Payments twice: the model builds, its unique test on payment_id fails. Only those above the unit test's ids
+    # (1 to 3): there the model's unit test would fail first and skip the model and its data tests.
+    _edit(model, "select * from final", "select * from final\nunion all\nselect * from final where payment_id > 3")
     monkeypatch.setenv("HARBOR_PROJECT_DIR", str(settings.project_dir))
     monkeypatch.setenv("HARBOR_WAREHOUSE", str(settings.warehouse))
     monkeypatch.setenv("HARBOR_DATA_DIR", str(settings.data_dir))
