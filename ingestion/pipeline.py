@@ -593,6 +593,18 @@ def configured(key: str) -> str | None:
 PASSED_BY_HARBOR = frozenset({"extracted_at", "tally", "full_refresh"})
 
 
+def _dlt_sources_tables(settings: Settings) -> Iterator[tuple[Path, dict]]:
+    """The `[sources]` table of each of the project's `.dlt/config.toml` and `.dlt/secrets.toml` that can be read
+    (a missing file is skipped; so is a syntax error, which dlt reports saying where)."""
+    for name in ("config.toml", "secrets.toml"):
+        path = settings.project_dir / ".dlt" / name
+        try:
+            sources = tomllib.loads(path.read_text()).get("sources", {})
+        except (OSError, tomllib.TOMLDecodeError):
+            continue
+        yield path, sources if isinstance(sources, dict) else {}
+
+
 def refuse_unknown_settings(source_name: str, source_function: Callable, settings: Settings) -> None:
     """A mistyped key (`lag_secnds`, `SOURCES__SHOP__CHUNKSIZE`) was ignored without a word and the default
     used, because dlt reads only the names a source asks for. ConfigError naming it and the keys the source has.
@@ -603,12 +615,8 @@ def refuse_unknown_settings(source_name: str, source_function: Callable, setting
     for variable in os.environ:
         if variable.upper().startswith(prefix):
             found.setdefault(variable[len(prefix) :].split("__")[0].lower(), variable)
-    for name in ("config.toml", "secrets.toml"):
-        path = settings.project_dir / ".dlt" / name
-        try:
-            section = tomllib.loads(path.read_text()).get("sources", {}).get(source_name, {})
-        except (OSError, tomllib.TOMLDecodeError):  # no such file; a syntax error dlt reports, saying where
-            continue
+    for path, sections in _dlt_sources_tables(settings):
+        section = sections.get(source_name, {})
         for key in section if isinstance(section, dict) else ():
             found.setdefault(key.lower(), f"{key} in [sources.{source_name}] of {path}")
     unknown = sorted(key for key in found if key not in known)
@@ -632,12 +640,7 @@ def refuse_unknown_source_sections(settings: Settings) -> None:
             unknown.append(f"{variable} (dlt reads environment variables in upper case: {variable.upper()})")
         elif variable.split("__")[1].lower() not in INGESTERS:
             unknown.append(variable)
-    for name in ("config.toml", "secrets.toml"):
-        path = settings.project_dir / ".dlt" / name
-        try:
-            sections = tomllib.loads(path.read_text()).get("sources", {})
-        except (OSError, tomllib.TOMLDecodeError):  # no such file; a syntax error dlt reports, saying where
-            continue
+    for path, sections in _dlt_sources_tables(settings):
         unknown += [
             f"[sources.{name}] in {path}" if isinstance(value, dict) else f"{name} in [sources] of {path}"
             for name, value in sections.items()
