@@ -650,7 +650,7 @@ def _history_location(settings: Settings) -> str | Path:
     in use (the DuckDB file, or the PostgreSQL warehouse with HARBOR_DESTINATION=postgres), so the report and
     the alert of that warehouse join ingestion and dbt by run id."""
     if pipeline.destination_kind() == "postgres":
-        return pipeline.postgres_warehouse_url().replace("postgresql://", "postgresql+psycopg2://", 1)
+        return pipeline.postgres_warehouse_sqlalchemy_url()
     return settings.warehouse
 
 

@@ -591,6 +591,35 @@ def test_ingestion_runs_are_recorded_in_the_postgres_warehouse_when_it_is_the_de
     assert not harbor_env.warehouse.exists()
 
 
+POSTGRES_SOCKET_DIRECTORY = Path("/var/run/postgresql")
+
+
+@pytest.mark.skipif(
+    not (POSTGRES_SOCKET_DIRECTORY / ".s.PGSQL.5432").exists(), reason="no local PostgreSQL socket to connect through"
+)
+def test_a_socket_directory_as_the_postgres_host_loads_and_records_as_dbt_reads_it(harbor_env, pg_env, monkeypatch):
+    """dbt's `pg` target takes HARBOR_PG_HOST as libpq does, a socket directory too; ingestion put it in a URL
+    as it stood and failed on it, and SQLAlchemy (the run's record) reads a socket only from the URL's query."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.setenv("HARBOR_PG_HOST", str(POSTGRES_SOCKET_DIRECTORY))
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-through-a-socket")
+    assert main(["ingest", "events"]) == 0
+    engine = sa.create_engine(pg_env)
+    with engine.connect() as conn:
+        loaded = conn.execute(sa.text("select count(*) from raw_events.events")).scalar()
+        recorded = (
+            conn.execute(
+                sa.text(
+                    "select distinct status from observability.ingestion_runs where run_id = 'run-through-a-socket'"
+                )
+            )
+            .scalars()
+            .all()
+        )
+    engine.dispose()
+    assert loaded > 0 and recorded == ["success"]
+
+
 def test_two_postgres_warehouses_fed_from_one_data_folder_keep_their_own_cursors(harbor_env, pg_env, monkeypatch):
     """dlt trusts a newer local state over the destination's: with one state folder for every PostgreSQL
     database, a warehouse that missed a run would start from the other's cursor and skip the rows in between."""

@@ -122,6 +122,31 @@ def test_a_postgres_setting_set_but_empty_is_its_default_for_ingestion_and_dbt_a
         assert shown in debug.stdout, debug.stdout[-3000:]
 
 
+@pytest.mark.parametrize(
+    ("host", "for_dlt", "for_sqlalchemy"),
+    [
+        ("db.internal", "@db.internal:5433/harbor", "@db.internal:5433/harbor"),
+        ("::1", "@[::1]:5433/harbor", "@[::1]:5433/harbor"),
+        ("/run/pg", "@%2Frun%2Fpg:5433/harbor", "@/harbor?host=%2Frun%2Fpg&port=5433"),
+    ],
+    ids=["name", "ipv6", "socket-directory"],
+)
+def test_the_postgres_warehouse_host_is_written_as_each_reader_of_the_url_reads_it(
+    monkeypatch, host, for_dlt, for_sqlalchemy
+):
+    """libpq and dbt take HARBOR_PG_HOST as a name, an address or a socket directory; in a URL as it stood, an
+    IPv6 address or a directory was read as another host, port or database."""
+    from ingestion.pipeline import postgres_warehouse_sqlalchemy_url, postgres_warehouse_url
+
+    monkeypatch.setenv("HARBOR_PG_HOST", host)
+    monkeypatch.setenv("HARBOR_PG_USER", "postgres")
+    monkeypatch.delenv("HARBOR_PG_PASSWORD", raising=False)
+    monkeypatch.setenv("HARBOR_PG_PORT", "5433")
+    monkeypatch.setenv("HARBOR_PG_DATABASE", "harbor")
+    assert postgres_warehouse_url() == f"postgresql://postgres:{for_dlt}"
+    assert postgres_warehouse_sqlalchemy_url() == f"postgresql+psycopg2://postgres{for_sqlalchemy}"
+
+
 @pytest.mark.usefixtures("harbor_cli_env")
 def test_a_second_build_of_one_postgres_warehouse_waits_for_the_first(settings, pg_env, monkeypatch):
     """Two at once created the same relations: the second failed ("relation ... already exists"), 40 skipped."""
