@@ -390,7 +390,7 @@ def _selected_nothing(options: list[str], artifacts: Path, since: float) -> bool
     scheduled job built nothing and passed. Not for stateful selections, which may rightly be empty, nor for an
     `--exclude` that matches nothing (dbt checks each criterion alone; Harbor only asks whether anything ran), nor
     for `--selector` (its methods are in selectors.yml), nor when dbt wrote no run results (`--no-write-json`)."""
-    if not any(option.split("=", 1)[0] in SELECTION_OPTIONS for option in options):
+    if not any(_option_name(option) in SELECTION_OPTIONS for option in options):
         return False
     if any(method in option for option in options for method in STATEFUL_METHODS):
         return False
@@ -455,15 +455,25 @@ def _refuse_a_warehouse_in_use(settings: Settings) -> None:
             ) from None
 
 
+def _option_name(option: str) -> str:
+    """The option an argument gives, as dbt's command line (click) reads it: `--name=value` and a short option
+    with its value attached (`-sfct_orders`, `-tpg`) name `--name` and `-s`."""
+    if option.startswith("--"):
+        return option.split("=", 1)[0]
+    if option.startswith("-") and len(option) > 2:
+        return option[:2]
+    return option
+
+
 def _dbt_option(options: list[str], *names: str) -> str | None:
-    """The value of a dbt option among `options` (`--name value` or `--name=value`), the last one given, as dbt
-    takes it; None when absent."""
+    """The value of a dbt option among `options` (`--name value`, `--name=value`, `-n value` or `-nvalue`), the
+    last one given, as dbt takes it; None when absent."""
     value = None
     for i, option in enumerate(options):
         if option in names and i + 1 < len(options):
             value = options[i + 1]
-        elif option.startswith("--") and option.split("=", 1)[0] in names and "=" in option:
-            value = option.split("=", 1)[1]
+        elif option != _option_name(option) and _option_name(option) in names:
+            value = option[len(_option_name(option)) :].removeprefix("=" if option.startswith("--") else "")
     return value
 
 

@@ -1025,9 +1025,23 @@ def test_only_a_selection_dbt_ran_nothing_for_counts_as_matching_nothing(tmp_pat
     (tmp_path / "run_results.json").write_text(json.dumps({"results": []}))
     assert _selected_nothing(["--select", "fct_ordrs"], tmp_path, since)
     assert _selected_nothing(["--select=fct_ordrs"], tmp_path, since)
+    assert _selected_nothing(["-sfct_ordrs"], tmp_path, since)  # click's short option, its value attached
+    assert _selected_nothing(["-mfct_ordrs"], tmp_path, since)
     assert not _selected_nothing(["--selector", "changed"], tmp_path, since)
     assert not _selected_nothing(["--select", "state:modified+", "--state", "prod"], tmp_path, since)
     assert not _selected_nothing(["--exclude", "gone"], tmp_path, since)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [["--target", "pg"], ["--target=pg"], ["-t", "pg"], ["-tpg"], ["-t", "dev", "--target-path", "x", "-tpg"]],
+)
+def test_the_target_a_build_names_is_read_in_every_form_dbt_takes(options):
+    """`-tpg` built PostgreSQL while Harbor took the default target: it checked the DuckDB file instead and built
+    without the PostgreSQL warehouse's build lock."""
+    from ingestion.cli import _dbt_target
+
+    assert _dbt_target(["--select", "fct_orders", *options]) == "pg"
 
 
 def test_demo_run_refuses_settings_for_no_source_before_the_shop_moves(harbor_cli_env, settings, monkeypatch, capsys):
