@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -67,9 +68,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     problem = runlog.log_format_problem()
     if problem:
         print(f"harbor: warning: {problem}", file=sys.stderr)
-    if runlog.json_logs_requested():
+    json_logs = runlog.json_logs_requested() or getattr(args, "json_logs", False)
+    if json_logs:
         runlog.configure(json_logs=True)
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
+
+    def say_error(text: str) -> None:
+        # With JSON logs asked for, stderr stays JSON lines to the last one, which says why the command stopped.
+        if json_logs:
+            logging.getLogger(runlog.LOGGER).error(text)
+        else:
+            print(text, file=sys.stderr)
+
     try:
         checked_log_level()
         return args.handler(args, Settings.from_env())
@@ -79,21 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             said = described_setting_error(error)
         else:
             said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        print(f"harbor: error: a setting is wrong: {masked_passwords(said)}", file=sys.stderr)
+        say_error(f"harbor: error: a setting is wrong: {masked_passwords(said)}")
         return EXIT_BAD_CONFIG
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable, WarehouseInUse) as error:
         # Masked: a location or URL quoted in a message may hold a password (the messages say where, not what).
-        print(f"harbor: error: {masked_passwords(str(error))}", file=sys.stderr)
+        say_error(f"harbor: error: {masked_passwords(str(error))}")
         return 2 if not isinstance(error, DbtFailed) else error.returncode
     except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
-        print(f"harbor: error: cannot use the shop database: {masked_passwords(_first_line(error))}", file=sys.stderr)
+        say_error(f"harbor: error: cannot use the shop database: {masked_passwords(_first_line(error))}")
         return EXIT_BAD_CONFIG
     except pipeline.WarehouseUnreachable as error:  # an outage, as a source that cannot be reached is
-        print(f"harbor: error: {masked_passwords(str(error))}", file=sys.stderr)
+        say_error(f"harbor: error: {masked_passwords(str(error))}")
         return EXIT_SOURCE_UNAVAILABLE
     except KeyboardInterrupt:
         # What was loading is rolled back or left pending, and the next run finishes it: no traceback.
-        print("harbor: interrupted; run the command again to finish", file=sys.stderr)
+        say_error("harbor: interrupted; run the command again to finish")
         return EXIT_INTERRUPTED
 
 
@@ -524,9 +534,10 @@ def ingest_sources(
 ) -> int:
     """Ingest each source in turn (a failing one does not stop the others); print a closing summary."""
     json_logs = json_logs or runlog.json_logs_requested()
+    # Configured first: the warehouse check's retry warnings are log lines too, JSON when asked for.
+    log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.refuse_unknown_source_sections(settings)
     _refuse_a_warehouse_it_cannot_load(settings)
-    log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.PROGRESS["enabled"] = True
     results: list[IngestResult] = []
     failures: list[tuple[str, str, int]] = []

@@ -3,6 +3,7 @@ sessions are in UTC whatever the caller's PGTZ, and a session in another zone st
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -221,6 +222,23 @@ def test_a_postgres_warehouse_down_or_refusing_is_said_once_with_its_exit_code(
     assert cli.main(["ingest", "events", "fx"]) == exit_code
     err = capsys.readouterr().err
     assert said in err and err.count("harbor: error:") == 1, err
+
+
+@pytest.mark.usefixtures("harbor_cli_env")
+def test_a_postgres_warehouse_down_under_json_logs_is_said_in_json_lines_only(monkeypatch, capsys):
+    """The check's retry warnings came before the logs were set up, and the closing error was printed as text:
+    a log collector reading JSON lines met two kinds of line it could not parse."""
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.delenv("HARBOR_TARGET", raising=False)
+    monkeypatch.setenv("HARBOR_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("HARBOR_PG_PORT", "1")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("RUNTIME__REQUEST_BACKOFF_FACTOR", "0.01")
+    assert cli.main(["ingest", "events", "--json-logs"]) == 3
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    said = [line["message"] for line in lines]
+    assert any("retrying" in message for message in said), said
+    assert said[-1].startswith("harbor: error: the PostgreSQL warehouse on 127.0.0.1:1 is unreachable"), said
 
 
 # Process handling: dbt runs as a child of `harbor` ----------------------------------------------------------
