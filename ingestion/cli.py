@@ -366,7 +366,7 @@ def _demo_dirty(args: argparse.Namespace, settings: Settings) -> int:
         for missed in report.missed.get(dirt.kind, []):  # one of its tests that did not end as it must
             print(f"  {'':<20} missed: {missed}")
     for test in report.unexplained:
-        print(f"  failed with no planted defect to explain it: {short_test_name(test)} ({status[test]})")
+        print(f"  did not pass, with no planted defect to explain it: {short_test_name(test)} ({status[test]})")
     print(f"dirty mode: {'every defect caught, nothing else failed' if report.exact else 'NOT an exact match'}")
     return 0 if report.exact else 1
 
