@@ -470,7 +470,8 @@ def test_a_lone_surrogate_is_a_dead_letter_and_the_rest_of_the_file_loads(settin
 
 
 def test_a_raw_key_held_twice_warns_and_a_source_not_loaded_is_skipped(settings):
-    """The optional sources' raw keys are tested as the shop's are; fx, not loaded here, is skipped, not an error."""
+    """The optional sources' raw keys are tested as the shop's are, each of the two; fx not loaded yet is skipped,
+    not an error."""
     from ingestion.quality import load_outcomes
     from ingestion.transform import run_dbt
 
@@ -480,7 +481,20 @@ def test_a_raw_key_held_twice_warns_and_a_source_not_loaded_is_skipped(settings)
     test = ["test", "--select", "assert_optional_raw_keys_are_unique", "--target-path", str(target)]
     run_dbt(settings, *test)
     assert [o.status for o in load_outcomes(target)] == ["pass"]
+    with duckdb.connect(str(settings.warehouse)) as conn:  # a rate held twice for one currency and day
+        conn.execute("create schema raw_fx")
+        conn.execute(
+            "create table raw_fx.exchange_rates as "
+            "select * from (values ('EUR', date '2024-01-01'), ('EUR', date '2024-01-02')) as t(currency_code, rate_date)"
+        )
+    run_dbt(settings, *test)
+    assert [o.status for o in load_outcomes(target)] == ["pass"]
     with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute("insert into raw_fx.exchange_rates values ('EUR', date '2024-01-02')")
+    run_dbt(settings, *test)
+    assert [o.status for o in load_outcomes(target)] == ["warn"]
+    with duckdb.connect(str(settings.warehouse)) as conn:
+        conn.execute("delete from raw_fx.exchange_rates where rate_date = date '2024-01-02'")
         conn.execute("insert into raw_events.events select * from raw_events.events limit 1")
     run_dbt(settings, *test)
     assert [o.status for o in load_outcomes(target)] == ["warn"]
