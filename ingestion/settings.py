@@ -165,9 +165,8 @@ def configured_shop_url() -> str | None:
     there), so they are refused there rather than left unread for the demo shop to load instead."""
     import dlt
 
+    _refuse_secrets_in_config(_shop_credentials_in_config_files())
     value = dlt.secrets.get("sources.shop.credentials")
-    if value is None:
-        _refuse_secrets_in_config(dlt.config.get("sources.shop.credentials"))
     field_variables = sorted(name for name in os.environ if name.upper().startswith(_CREDENTIALS_VARIABLE + "__"))
     if value and not isinstance(value, Mapping):
         if field_variables:
@@ -190,6 +189,23 @@ def configured_shop_url() -> str | None:
     if not fields:
         return None
     return _url_of_fields(fields)
+
+
+def _shop_credentials_in_config_files() -> object:
+    """`sources.shop.credentials` as dlt's providers that hold no secrets (`.dlt/config.toml`) have it, whatever the
+    secret providers have: `dlt.config.get` answers from the first provider that has the key, so a
+    `[sources.shop.credentials]` table in `.dlt/secrets.toml` hid a password left in config.toml, unread."""
+    from typing import Any
+
+    from dlt.common.configuration.container import Container
+    from dlt.common.configuration.specs.pluggable_run_context import PluggableRunContext
+
+    for provider in Container()[PluggableRunContext].providers.providers:
+        if not provider.supports_secrets:
+            value, _ = provider.get_value("credentials", Any, None, "sources", "shop")
+            if value is not None:
+                return value
+    return None
 
 
 def _refuse_secrets_in_config(in_config: object) -> None:
