@@ -453,16 +453,43 @@ def _refuse_a_warehouse_it_cannot_load(settings: Settings) -> None:
 def _refuse_a_warehouse_in_use(settings: Settings) -> None:
     """DuckDB lets one process at a time write a file: a run meeting another's lock failed in every source (ingest)
     or deep inside dbt (build, a page of traceback). Said once, up front, naming the process that holds it."""
-    if not settings.warehouse.is_file():
-        return
+    if settings.warehouse.is_file() and (connection := _connect_unless_in_use(settings)) is not None:
+        connection.close()
+
+
+def _connect_unless_in_use(settings: Settings) -> duckdb.DuckDBPyConnection | None:
+    """A connection to the DuckDB warehouse (a missing file is created); WarehouseInUse when another process holds
+    it; None for any other problem with the file, which is the run's own to report."""
     try:
-        duckdb.connect(str(settings.warehouse)).close()
+        return duckdb.connect(str(settings.warehouse))
     except duckdb.Error as error:
         cause = _first_line(error)
-        if "lock" in cause.lower():  # any other problem with the file is the run's own to report
+        if "lock" in cause.lower():
             raise WarehouseInUse(
                 f"the warehouse {settings.warehouse} is in use by another process: run again when it is done ({cause})"
             ) from None
+        return None
+
+
+@contextlib.contextmanager
+def _warehouse_held(settings: Settings, sources: Sequence[str]) -> Iterator[None]:
+    """The checks of `_refuse_a_warehouse_it_cannot_load`; into DuckDB, the warehouse then held open to the block's
+    end. Opened and closed by each source's run, it was free between two: another process (a `dbt build`, another
+    `harbor ingest`) could take DuckDB's single writer's lock, and the next source failed, the record of the one
+    before perhaps unwritten. The sources' connections and their records open the file with the same (default)
+    configuration, so DuckDB gives them this connection's database (a read-only one would be refused). Released at
+    the block's end: `harbor demo run` then runs dbt, another process."""
+    if pipeline.destination_kind() != "duckdb":
+        pipeline.check_postgres_warehouse()
+        yield
+        return
+    pipeline.forget_state_of_a_lost_warehouse(settings, sources)  # before this connection creates the file
+    held = _connect_unless_in_use(settings)
+    try:
+        yield
+    finally:
+        if held is not None:
+            held.close()  # the last connection: this close checkpoints
 
 
 def _option_name(option: str) -> str:
@@ -537,55 +564,57 @@ def ingest_sources(
     # Configured first: the warehouse check's retry warnings are log lines too, JSON when asked for.
     log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.refuse_unknown_source_sections(settings)
-    _refuse_a_warehouse_it_cannot_load(settings)
-    pipeline.PROGRESS["enabled"] = True
-    results: list[IngestResult] = []
-    failures: list[tuple[str, str, int]] = []
-    for source in sources:
-        started = datetime.now(UTC)
-        result: IngestResult | None = None
-        try:
-            with _source_options(source, settings) as options:
-                result = INGESTERS[source](settings, full_refresh=full_refresh, **options)
-        except SourceUnavailable as error:
-            failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
-        except pipeline.ClockBehindTheWarehouse as error:
-            # Not a failed load: nothing was read, and the fix is this machine's clock or a full refresh.
-            log.error(str(error), extra={"source": source}, exc_info=json_logs)
-            failures.append((source, f"source {source!r} cannot run: {error}", EXIT_BAD_CONFIG))
-        except pipeline.PendingLoadFailed as error:
-            log.error(str(error), extra={"source": source}, exc_info=json_logs)
-            failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
-        except (KeyboardInterrupt, SystemExit):
-            raise
-        except BaseException as error:  # a Rust panic in a reader (connectorx's PanicException) is no Exception
-            if any(isinstance(e, KeyboardInterrupt) for e in pipeline.error_chain(error)):
-                # Ctrl-C inside dlt, which wraps it: the run was stopped, not failed, and the next sources wait
-                raise KeyboardInterrupt from error
-            misconfigured = [
-                e for e in pipeline.error_chain(error) if isinstance(e, ConfigError | ConfigurationException)
-            ]
-            if misconfigured:
-                message = (
-                    f"source {source!r} cannot run, a setting is wrong: {described_setting_error(misconfigured[0])}"
-                )
-                code = EXIT_BAD_CONFIG
-            else:
-                message = f"source {source!r} failed: {_explained(pipeline.root_cause(error), source)}"
-                code = EXIT_LOAD_FAILED
-            log.error(message, extra={"source": source}, exc_info=json_logs)
-            failures.append((source, message, code))
-        if result is not None:
-            results.append(result)
-        # Outside the load's `try`: a load that committed stays a success if only its record cannot be written
-        # (and a failed one keeps its exit code if the warehouse, or its setting, is what failed).
-        try:
+    with _warehouse_held(settings, sources):
+        pipeline.PROGRESS["enabled"] = True
+        results: list[IngestResult] = []
+        failures: list[tuple[str, str, int]] = []
+        for source in sources:
+            started = datetime.now(UTC)
+            result: IngestResult | None = None
+            try:
+                with _source_options(source, settings) as options:
+                    result = INGESTERS[source](settings, full_refresh=full_refresh, **options)
+            except SourceUnavailable as error:
+                failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
+            except pipeline.ClockBehindTheWarehouse as error:
+                # Not a failed load: nothing was read, and the fix is this machine's clock or a full refresh.
+                log.error(str(error), extra={"source": source}, exc_info=json_logs)
+                failures.append((source, f"source {source!r} cannot run: {error}", EXIT_BAD_CONFIG))
+            except pipeline.PendingLoadFailed as error:
+                log.error(str(error), extra={"source": source}, exc_info=json_logs)
+                failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
+            except (KeyboardInterrupt, SystemExit):
+                raise
+            except BaseException as error:  # a Rust panic in a reader (connectorx's PanicException) is no Exception
+                if any(isinstance(e, KeyboardInterrupt) for e in pipeline.error_chain(error)):
+                    # Ctrl-C inside dlt, which wraps it: the run was stopped, not failed, and the next sources wait
+                    raise KeyboardInterrupt from error
+                misconfigured = [
+                    e for e in pipeline.error_chain(error) if isinstance(e, ConfigError | ConfigurationException)
+                ]
+                if misconfigured:
+                    message = (
+                        f"source {source!r} cannot run, a setting is wrong: {described_setting_error(misconfigured[0])}"
+                    )
+                    code = EXIT_BAD_CONFIG
+                else:
+                    message = f"source {source!r} failed: {_explained(pipeline.root_cause(error), source)}"
+                    code = EXIT_LOAD_FAILED
+                log.error(message, extra={"source": source}, exc_info=json_logs)
+                failures.append((source, message, code))
             if result is not None:
-                _record(settings, result)
-            else:
-                _record_failure(settings, source, failures[-1][1], started)
-        except Exception as error:
-            log.warning(f"the run of {source!r} is not recorded in the warehouse: {error}", extra={"source": source})
+                results.append(result)
+            # Outside the load's `try`: a load that committed stays a success if only its record cannot be written
+            # (and a failed one keeps its exit code if the warehouse, or its setting, is what failed).
+            try:
+                if result is not None:
+                    _record(settings, result)
+                else:
+                    _record_failure(settings, source, failures[-1][1], started)
+            except Exception as error:
+                log.warning(
+                    f"the run of {source!r} is not recorded in the warehouse: {error}", extra={"source": source}
+                )
     _print_summary(results, [source for source, *_ in failures])
     if full_refresh and results:
         # Staging and the incremental marts only ever add and replace keys: rows the new raw tables no longer

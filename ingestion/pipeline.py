@@ -125,7 +125,7 @@ def make_pipeline(source: str, settings: Settings, connection: duckdb.DuckDBPyCo
     """The source's pipeline; into `connection` when given (DuckDB, see `held_pipeline`)."""
     use_plain_parquet()
     if destination_kind() == "duckdb":
-        _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)
+        forget_state_of_a_lost_warehouse(settings, [source])
     destination = warehouse_destination(settings, connection)
     return dlt.pipeline(
         pipeline_name=pipeline_name(source),
@@ -141,12 +141,14 @@ def held_pipeline(source: str, settings: Settings) -> Iterator[dlt.Pipeline]:
     """The source's pipeline for one run. Into DuckDB it holds one connection to the warehouse from start to
     end: left to itself, dlt opens and closes the database around every load job and each close checkpoints
     it, which at 10M order items was 3 s of an incremental load's 3.3 s (README "Performance"). That connection
-    also keeps a second run out (DuckDB has one writer); into PostgreSQL a lock does (`one_run_at_a_time`)."""
+    also keeps a second run out (DuckDB has one writer); into PostgreSQL a lock does (`one_run_at_a_time`).
+    `harbor ingest` holds the warehouse open across all its sources (`cli._warehouse_held`): this connection then
+    shares that one's database, and closing it does not checkpoint; the last close does."""
     if destination_kind() != "duckdb":
         with one_run_at_a_time(pipeline_name(source)):
             yield make_pipeline(source, settings)
         return
-    _forget_state_of_a_lost_warehouse(f"harbor_{source}", settings)  # before connecting creates the file
+    forget_state_of_a_lost_warehouse(settings, [source])  # before connecting creates the file
     connection = duckdb.connect(str(settings.warehouse))
     try:
         yield make_pipeline(source, settings, connection)
@@ -205,11 +207,15 @@ def _advisory_lock(name: str, waiting: str, **extra: str) -> Iterator[None]:
         connection.close()
 
 
-def _forget_state_of_a_lost_warehouse(pipeline_name: str, settings: Settings) -> None:
+def forget_state_of_a_lost_warehouse(settings: Settings, sources: Iterable[str]) -> None:
+    """To be called before anything connects to the DuckDB warehouse, which creates the file: for a run of several
+    sources, with all of them first (after the first connection the file is there, lost or not)."""
     if not settings.warehouse.exists():
-        # dlt trusts its local state over an empty destination: with the warehouse gone, that state would
-        # make the incremental cursor skip every row already loaded once. Start from scratch instead.
-        shutil.rmtree(state_dir(settings) / pipeline_name, ignore_errors=True)
+        # dlt trusts its local state over an empty destination: with the warehouse gone, that state (or a load
+        # package an interrupted run left, which carries it) would make the incremental cursor skip every row
+        # already loaded once. Start from scratch instead.
+        for source in sources:
+            shutil.rmtree(state_dir(settings) / pipeline_name(source), ignore_errors=True)
     settings.warehouse.parent.mkdir(parents=True, exist_ok=True)
 
 
@@ -519,7 +525,8 @@ def run_source(
         source=source_name,
         load_id=info.loads_ids[-1] if info.loads_ids else None,
         tables=tables,
-        seconds=time.monotonic() - started,  # with the warehouse closed (its last checkpoint)
+        # Up to the close, and its checkpoint when no other connection stays (`harbor ingest` holds one to its end).
+        seconds=time.monotonic() - started,
         resumed_load_ids=resumed,
         step_seconds=step_seconds,
         pipeline_name=pipeline.pipeline_name,

@@ -859,6 +859,77 @@ def test_a_warehouse_another_process_writes_is_said_once_up_front_by_ingest_buil
         holder.wait()
 
 
+def _another_process_opens(warehouse: Path) -> str:
+    """What `duckdb.connect(warehouse)` in another process says: `opened`, or its error."""
+    attempt = (
+        "import duckdb, sys\n"
+        "try:\n    duckdb.connect(sys.argv[1]).close()\n"
+        "except duckdb.Error as error:\n    print(error)\n"
+        "else:\n    print('opened')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", attempt, str(warehouse)], capture_output=True, text=True, timeout=120, check=True
+    )
+    return done.stdout.strip()
+
+
+def test_an_ingest_of_several_sources_holds_the_duckdb_warehouse_until_its_last_record(harbor_env, monkeypatch):
+    """Each source's run opened and closed the warehouse: between two sources the file was free, another process
+    (a `dbt build`, another `harbor ingest`) could take DuckDB's single writer's lock, and the next source failed,
+    the record of the one before perhaps unwritten. `harbor ingest` now holds it from its check to the last
+    source's record, and lets it go before it returns (`harbor demo run` then runs dbt in another process)."""
+    from ingestion import cli
+
+    monkeypatch.setenv("HARBOR_RUN_ID", "run-holding-the-warehouse")
+    tried: dict[str, str] = {}
+    record = cli._record
+
+    def record_then_let_another_process_try(settings, result):
+        record(settings, result)
+        tried[result.source] = _another_process_opens(settings.warehouse)
+
+    monkeypatch.setattr(cli, "_record", record_then_let_another_process_try)
+    assert main(["ingest", "events", "fx"]) == 0
+    # After the first source's record, and the last's: refused, the lock named as this process's.
+    assert set(tried) == {"events", "fx"}
+    for source, said in tried.items():
+        assert "lock" in said.lower() and f"(PID {os.getpid()})" in said, (source, said)
+    assert _another_process_opens(harbor_env.warehouse) == "opened"
+    with duckdb.connect(str(harbor_env.warehouse), read_only=True) as conn:
+        recorded = conn.execute(
+            "select distinct source_name, status from observability.ingestion_runs "
+            "where run_id = 'run-holding-the-warehouse' order by source_name"
+        ).fetchall()
+    assert recorded == [("events", "success"), ("fx", "success")]
+
+
+def test_a_deleted_warehouse_forgets_the_state_of_every_source_of_the_run_first(harbor_env):
+    """A deleted warehouse makes dlt's local state forgotten, or its cursor (and a load package it left pending,
+    which carries that cursor) skips every row loaded before. The check was made as each source started: the
+    first one's connection created the file, so the sources after it kept their state, loaded the pending package
+    into the new warehouse and skipped the rest. Now the state of every source is forgotten before the file is."""
+    from ingestion.demo.events import events_dir
+    from ingestion.pipeline import make_pipeline
+    from ingestion.sources.events import events_source
+    from ingestion.sources.quarantine import Tally
+
+    assert main(["ingest", "fx", "events"]) == 0
+    lines = "select _file_name, _line_number from raw_events.events"
+    with duckdb.connect(str(harbor_env.warehouse), read_only=True) as conn:
+        loaded = set(conn.execute(lines).fetchall())
+    # A newer day's events extracted but not loaded (an interrupted run), then the warehouse deleted.
+    shop.advance_shop(harbor_env.shop_url, events_to=harbor_env.data_dir)
+    pending = make_pipeline("events", harbor_env)
+    pending.extract(events_source(bucket_url=str(events_dir(harbor_env.data_dir)), tally=Tally()))
+    assert pending.list_extracted_load_packages()
+    for path in (harbor_env.warehouse, harbor_env.warehouse.with_name(harbor_env.warehouse.name + ".wal")):
+        path.unlink(missing_ok=True)
+    assert main(["ingest", "fx", "events"]) == 0
+    with duckdb.connect(str(harbor_env.warehouse), read_only=True) as conn:
+        reloaded = set(conn.execute(lines).fetchall())
+    assert loaded < reloaded, f"{len(loaded - reloaded)} of {len(loaded)} lines lost"
+
+
 def test_ingesting_without_a_demo_shop_leaves_no_empty_sqlite_file(harbor_cli_env, settings, monkeypatch, capsys):
     """Serving the demo fx API read the demo shop's clock, and connecting created an empty shop.sqlite: the next
     run said "table 'customers' not found" instead of "no SQLite database"."""
