@@ -73,13 +73,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         runlog.configure(json_logs=True)
         os.environ.setdefault("DBT_LOG_FORMAT", "json")  # dbt's own JSON lines; its invocation_id maps to the run id
 
-    def say_error(text: str) -> None:
-        # With JSON logs asked for, stderr stays JSON lines to the last one, which says why the command stopped.
-        if json_logs:
-            logging.getLogger(runlog.LOGGER).error(text)
-        else:
-            print(text, file=sys.stderr)
-
     try:
         checked_log_level()
         return args.handler(args, Settings.from_env())
@@ -89,22 +82,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             said = described_setting_error(error)
         else:
             said = " ".join(line.strip() for line in str(error).splitlines() if line.strip())
-        say_error(f"harbor: error: a setting is wrong: {masked_passwords(said)}")
+        _say(f"harbor: error: a setting is wrong: {masked_passwords(said)}", exit_code=EXIT_BAD_CONFIG)
         return EXIT_BAD_CONFIG
     except (FileExistsError, FileNotFoundError, ValueError, DbtFailed, ReportUnavailable, WarehouseInUse) as error:
         # Masked: a location or URL quoted in a message may hold a password (the messages say where, not what).
-        say_error(f"harbor: error: {masked_passwords(str(error))}")
-        return 2 if not isinstance(error, DbtFailed) else error.returncode
+        code = 2 if not isinstance(error, DbtFailed) else error.returncode
+        _say(f"harbor: error: {masked_passwords(str(error))}", exit_code=code)
+        return code
     except sa.exc.SQLAlchemyError as error:  # a demo shop URL that does not parse, or a database not there
-        say_error(f"harbor: error: cannot use the shop database: {masked_passwords(_first_line(error))}")
+        _say(
+            f"harbor: error: cannot use the shop database: {masked_passwords(_first_line(error))}",
+            exit_code=EXIT_BAD_CONFIG,
+        )
         return EXIT_BAD_CONFIG
     except pipeline.WarehouseUnreachable as error:  # an outage, as a source that cannot be reached is
-        say_error(f"harbor: error: {masked_passwords(str(error))}")
+        _say(f"harbor: error: {masked_passwords(str(error))}", exit_code=EXIT_SOURCE_UNAVAILABLE)
         return EXIT_SOURCE_UNAVAILABLE
     except KeyboardInterrupt:
         # What was loading is rolled back or left pending, and the next run finishes it: no traceback.
-        say_error("harbor: interrupted; run the command again to finish")
+        _say("harbor: interrupted; run the command again to finish", exit_code=EXIT_INTERRUPTED)
         return EXIT_INTERRUPTED
+
+
+def _say(text: str, level: int = logging.ERROR, **extra: object) -> None:
+    """A line on stderr for the person at the terminal, or, with JSON logs on, for the log collector: a JSON line
+    like the others then, so stderr stays JSON lines to the last one, which says why the command stopped."""
+    if runlog.json_logs_on():
+        logging.getLogger(runlog.LOGGER).log(level, text, extra=extra)
+    else:
+        print(text, file=sys.stderr)
 
 
 def _first_line(error: BaseException) -> str:
@@ -400,7 +406,7 @@ def _selected_nothing(options: list[str], artifacts: Path, since: float) -> bool
     scheduled job built nothing and passed. Not for stateful selections, which may rightly be empty, nor for an
     `--exclude` that matches nothing (dbt checks each criterion alone; Harbor only asks whether anything ran), nor
     for `--selector` (its methods are in selectors.yml), nor when dbt wrote no run results (`--no-write-json`)."""
-    if not any(_option_name(option) in SELECTION_OPTIONS for option in options):
+    if not any(_split_option(option)[0] in SELECTION_OPTIONS for option in options):
         return False
     if any(method in option for option in options for method in STATEFUL_METHODS):
         return False
@@ -483,7 +489,12 @@ def _warehouse_held(settings: Settings, sources: Sequence[str]) -> Iterator[None
         pipeline.check_postgres_warehouse()
         yield
         return
-    pipeline.forget_state_of_a_lost_warehouse(settings, sources)  # before this connection creates the file
+    try:
+        pipeline.forget_state_of_a_lost_warehouse(settings, sources)  # before this connection creates the file
+    except OSError as error:  # its folder cannot be made: a file in the way, no permission
+        raise ConfigError(
+            f"the warehouse {settings.warehouse} cannot be created there: {error.strerror} (HARBOR_WAREHOUSE)"
+        ) from None
     held = _connect_unless_in_use(settings)
     try:
         yield
@@ -492,25 +503,36 @@ def _warehouse_held(settings: Settings, sources: Sequence[str]) -> Iterator[None
             held.close()  # the last connection: this close checkpoints
 
 
-def _option_name(option: str) -> str:
-    """The option an argument gives, as dbt's command line (click) reads it: `--name=value` and a short option
-    with its value attached (`-sfct_orders`, `-tpg`) name `--name` and `-s`."""
+# The short options of `dbt build` that take no value: click reads `-xtpg` as `-x -t pg`.
+DBT_SHORT_FLAGS = "dfqvVx"
+
+
+def _split_option(option: str) -> tuple[str, str | None]:
+    """The option an argument names and the value attached to it, as dbt's command line (click) reads them:
+    `--name=value`; a short option with its value attached (`-sfct_orders`, `-tpg`), after any flags (`-xtpg`)."""
     if option.startswith("--"):
-        return option.split("=", 1)[0]
-    if option.startswith("-") and len(option) > 2:
-        return option[:2]
-    return option
+        name, _, value = option.partition("=")
+        return name, value if "=" in option else None
+    if not option.startswith("-") or len(option) <= 2:
+        return option, None
+    letters = option[1:].lstrip(DBT_SHORT_FLAGS)
+    if not letters:  # flags only (`-xf`)
+        return option, None
+    return f"-{letters[0]}", letters[1:] or None
 
 
 def _dbt_option(options: list[str], *names: str) -> str | None:
-    """The value of a dbt option among `options` (`--name value`, `--name=value`, `-n value` or `-nvalue`), the
-    last one given, as dbt takes it; None when absent."""
+    """The value of a dbt option among `options` (`--name value`, `--name=value`, `-n value`, `-nvalue`, `-xnvalue`),
+    the last one given, as dbt takes it; None when absent."""
     value = None
     for i, option in enumerate(options):
-        if option in names and i + 1 < len(options):
+        name, attached = _split_option(option)
+        if name not in names:
+            continue
+        if attached is not None:
+            value = attached
+        elif i + 1 < len(options):
             value = options[i + 1]
-        elif option != _option_name(option) and _option_name(option) in names:
-            value = option[len(_option_name(option)) :].removeprefix("=" if option.startswith("--") else "")
     return value
 
 
@@ -541,7 +563,7 @@ def _report_what_failed(settings: Settings, build_exit_code: int | None = None) 
     try:
         _report_and_alert(settings, build_exit_code=build_exit_code)
     except (ReportUnavailable, FileNotFoundError) as error:
-        print(f"harbor: no report: {error}", file=sys.stderr)
+        _say(f"harbor: no report: {error}", level=logging.WARNING)
 
 
 def _ingest(args: argparse.Namespace, settings: Settings) -> int:
@@ -628,10 +650,7 @@ def ingest_sources(
             f"harbor: error: {masked_passwords(message)} "
             "(state unchanged: the next run starts where the last good one ended)"
         )
-        if json_logs:  # stderr stays JSON lines
-            log.error(closing, extra={"source": source, "exit_code": code})
-        else:
-            print(closing, file=sys.stderr)
+        _say(closing, source=source, exit_code=code)
     return max((code for *_, code in failures), default=0)
 
 
@@ -792,7 +811,7 @@ def _report_and_alert(
     if prom is not None:
         print(f"metrics:   {prom} (Grafana dashboard: {dashboard})")
     if failed_build is not None and alert is not None and alert.invocation_id is None:
-        print(f"harbor: {unrecorded_build_message(failed_build.exit_code)}", file=sys.stderr)
+        _say(f"harbor: {unrecorded_build_message(failed_build.exit_code)}", level=logging.WARNING)
     if alert is not None and send_alert(alert):
         print(f"alert:     {alert.severity} sent")
     if unavailable is not None:

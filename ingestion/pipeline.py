@@ -235,38 +235,33 @@ def _postgres_warehouse_address() -> tuple[str, str, str]:
 
 def postgres_warehouse_url() -> str:
     """The PostgreSQL warehouse from the same HARBOR_PG_* variables dbt's `pg` target reads."""
-    user, password = _pg_setting("HARBOR_PG_USER", "postgres"), os.environ.get("HARBOR_PG_PASSWORD", "")
-    # Always user:password: dlt requires a password even for trust auth, where an empty one is fine.
-    auth = f"{quote(user, safe='')}:{quote(password, safe='')}"
     host, port, database = _postgres_warehouse_address()
-    return f"postgresql://{auth}@{_url_host(host)}:{port}/{database}"
+    return f"postgresql://{_warehouse_auth()}@{_url_host(host)}:{port}/{database}"
 
 
 def postgres_warehouse_sqlalchemy_url() -> str:
     """The same warehouse as a `postgresql+psycopg2://` URL for SQLAlchemy, which, unlike dlt and libpq, does not
     decode a percent-encoded host: a socket directory goes in the query."""
-    import sqlalchemy as sa
-
     host, port, database = _postgres_warehouse_address()
-    socket = host.startswith("/")
-    return sa.engine.URL.create(
-        "postgresql+psycopg2",
-        username=_pg_setting("HARBOR_PG_USER", "postgres"),
-        password=os.environ.get("HARBOR_PG_PASSWORD") or None,
-        host=None if socket else host,
-        port=None if socket else int(port),
-        database=database,
-        query={"host": host, "port": port} if socket else {},
-    ).render_as_string(hide_password=False)
+    if host.startswith("/"):
+        return f"postgresql+psycopg2://{_warehouse_auth()}@/{database}?host={quote(host, safe='')}&port={port}"
+    return postgres_warehouse_url().replace("postgresql://", "postgresql+psycopg2://", 1)
+
+
+def _warehouse_auth() -> str:
+    # Always user:password: dlt requires a password even for trust auth, where an empty one is fine.
+    user, password = _pg_setting("HARBOR_PG_USER", "postgres"), os.environ.get("HARBOR_PG_PASSWORD", "")
+    return f"{quote(user, safe='')}:{quote(password, safe='')}"
 
 
 def _url_host(host: str) -> str:
     """HARBOR_PG_HOST as a URL's host: a socket directory (as libpq and dbt take it) percent-encoded, which dlt and
-    libpq both read back (dlt refuses a URL with no host, so `?host=` will not do); an IPv6 address in brackets."""
+    libpq both read back (dlt refuses a URL with no host, so `?host=` will not do); an IPv6 address in brackets,
+    its zone (`fe80::1%eth0`) escaped."""
     if host.startswith("/"):
         return quote(host, safe="")
-    if ":" in host and not host.startswith("["):
-        return f"[{host}]"
+    if ":" in host:
+        return f"[{quote(host.removeprefix('[').removesuffix(']'), safe=':')}]"
     return host
 
 

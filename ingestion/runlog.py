@@ -45,6 +45,11 @@ def log_format_problem() -> str | None:
     return f"{LOG_FORMAT_ENV}={value!r} is neither 'json' nor 'text': logging text"
 
 
+def json_logs_on() -> bool:
+    """Whether harbor's logger writes JSON lines (`configure(json_logs=True)` ran)."""
+    return any(isinstance(handler.formatter, JsonFormatter) for handler in logging.getLogger(LOGGER).handlers)
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object per line: ts, level, logger, run_id, message, plus any `extra=` fields; a URL's password in
     any of them masked."""

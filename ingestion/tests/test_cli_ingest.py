@@ -903,6 +903,16 @@ def test_an_ingest_of_several_sources_holds_the_duckdb_warehouse_until_its_last_
     assert recorded == [("events", "success"), ("fx", "success")]
 
 
+def test_a_warehouse_whose_folder_cannot_be_made_is_a_wrong_setting(harbor_env, monkeypatch, capsys, tmp_path):
+    """A file where the warehouse's folder should be: a traceback once the warehouse was held up front (found by
+    review; each source had failed on it in turn before, exit 4)."""
+    (tmp_path / "a_file").write_text("")
+    monkeypatch.setenv("HARBOR_WAREHOUSE", str(tmp_path / "a_file" / "sub" / "harbor.duckdb"))
+    assert main(["ingest", "fx"]) == EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert "cannot be created there: Not a directory (HARBOR_WAREHOUSE)" in err and "Traceback" not in err
+
+
 def test_a_deleted_warehouse_forgets_the_state_of_every_source_of_the_run_first(harbor_env):
     """A deleted warehouse makes dlt's local state forgotten, or its cursor (and a load package it left pending,
     which carries that cursor) skips every row loaded before. The check was made as each source started: the
@@ -1105,6 +1115,8 @@ def test_only_a_selection_dbt_ran_nothing_for_counts_as_matching_nothing(tmp_pat
     assert _selected_nothing(["--select=fct_ordrs"], tmp_path, since)
     assert _selected_nothing(["-sfct_ordrs"], tmp_path, since)  # click's short option, its value attached
     assert _selected_nothing(["-mfct_ordrs"], tmp_path, since)
+    assert _selected_nothing(["-xsfct_ordrs"], tmp_path, since)
+    assert not _selected_nothing(["-x", "--full-refresh"], tmp_path, since)
     assert not _selected_nothing(["--selector", "changed"], tmp_path, since)
     assert not _selected_nothing(["--select", "state:modified+", "--state", "prod"], tmp_path, since)
     assert not _selected_nothing(["--exclude", "gone"], tmp_path, since)
@@ -1112,7 +1124,15 @@ def test_only_a_selection_dbt_ran_nothing_for_counts_as_matching_nothing(tmp_pat
 
 @pytest.mark.parametrize(
     "options",
-    [["--target", "pg"], ["--target=pg"], ["-t", "pg"], ["-tpg"], ["-t", "dev", "--target-path", "x", "-tpg"]],
+    [
+        ["--target", "pg"],
+        ["--target=pg"],
+        ["-t", "pg"],
+        ["-tpg"],
+        ["-xtpg"],  # fail fast, then the target (found by review)
+        ["-xt", "pg"],
+        ["-t", "dev", "--target-path", "x", "-tpg"],
+    ],
 )
 def test_the_target_a_build_names_is_read_in_every_form_dbt_takes(options):
     """`-tpg` built PostgreSQL while Harbor took the default target: it checked the DuckDB file instead and built

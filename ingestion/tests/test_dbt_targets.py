@@ -128,9 +128,11 @@ def test_a_postgres_setting_set_but_empty_is_its_default_for_ingestion_and_dbt_a
     [
         ("db.internal", "@db.internal:5433/harbor", "@db.internal:5433/harbor"),
         ("::1", "@[::1]:5433/harbor", "@[::1]:5433/harbor"),
+        ("[::1]", "@[::1]:5433/harbor", "@[::1]:5433/harbor"),
+        ("fe80::1%eth0", "@[fe80::1%25eth0]:5433/harbor", "@[fe80::1%25eth0]:5433/harbor"),
         ("/run/pg", "@%2Frun%2Fpg:5433/harbor", "@/harbor?host=%2Frun%2Fpg&port=5433"),
     ],
-    ids=["name", "ipv6", "socket-directory"],
+    ids=["name", "ipv6", "ipv6-in-brackets", "ipv6-with-zone", "socket-directory"],
 )
 def test_the_postgres_warehouse_host_is_written_as_each_reader_of_the_url_reads_it(
     monkeypatch, host, for_dlt, for_sqlalchemy
@@ -145,7 +147,9 @@ def test_the_postgres_warehouse_host_is_written_as_each_reader_of_the_url_reads_
     monkeypatch.setenv("HARBOR_PG_PORT", "5433")
     monkeypatch.setenv("HARBOR_PG_DATABASE", "harbor")
     assert postgres_warehouse_url() == f"postgresql://postgres:{for_dlt}"
-    assert postgres_warehouse_sqlalchemy_url() == f"postgresql+psycopg2://postgres{for_sqlalchemy}"
+    assert postgres_warehouse_sqlalchemy_url() == f"postgresql+psycopg2://postgres:{for_sqlalchemy}"
+    monkeypatch.setenv("HARBOR_PG_PASSWORD", "pa ss@/")  # escaped in both, so masked in any message that shows one
+    assert ":pa%20ss%40%2F@" in postgres_warehouse_url() and ":pa%20ss%40%2F@" in postgres_warehouse_sqlalchemy_url()
 
 
 @pytest.mark.usefixtures("harbor_cli_env")
@@ -239,6 +243,21 @@ def test_a_postgres_warehouse_down_under_json_logs_is_said_in_json_lines_only(mo
     said = [line["message"] for line in lines]
     assert any("retrying" in message for message in said), said
     assert said[-1].startswith("harbor: error: the PostgreSQL warehouse on 127.0.0.1:1 is unreachable"), said
+    assert lines[-1]["exit_code"] == 3
+
+
+@pytest.mark.usefixtures("harbor_cli_env")
+def test_a_demo_run_with_json_logs_says_why_it_has_no_report_in_a_json_line(monkeypatch, capsys):
+    """`harbor: no report: ...` was printed as text between the JSON lines (found by review)."""
+    monkeypatch.setenv("HARBOR_LOG_FORMAT", "json")
+    monkeypatch.setenv("HARBOR_DESTINATION", "postgres")
+    monkeypatch.delenv("HARBOR_TARGET", raising=False)
+    monkeypatch.setenv("HARBOR_PG_HOST", "127.0.0.1")
+    monkeypatch.setenv("HARBOR_PG_PORT", "1")
+    monkeypatch.setenv("RUNTIME__REQUEST_MAX_ATTEMPTS", "1")
+    assert cli.main(["demo", "run", "--no-docs"]) == 3
+    lines = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    assert any(line["message"].startswith("harbor: no report:") for line in lines), lines
 
 
 # Process handling: dbt runs as a child of `harbor` ----------------------------------------------------------
