@@ -16,7 +16,7 @@ from ingestion.tests.chromium import LivePage, page_text, screenshot
 from ingestion.transform import run_dbt
 
 SCREENSHOTS = PROJECT_DIR / "reports" / "screenshots"
-FAILING_TEST = "accepted_values_stg_shop__orders_order_status"
+FAILING_TEST = "relationships_stg_shop__orders_order_status__order_status__ref_order_statuses_"
 
 
 @pytest.fixture(scope="module")
@@ -92,7 +92,7 @@ def test_harbor_report_renders_in_chromium(demo_run, capsys):
     url = output.as_uri()
 
     tests_page = page_text(url + "#/report/test-results/")
-    assert "stg_shop__orders" in tests_page and "accepted_values" in tests_page
+    assert "stg_shop__orders" in tests_page and "relationships" in tests_page
     assert "Failure" in tests_page
     screenshot(url + "#/report/test-results/", SCREENSHOTS / "report-test-results.png")
 

@@ -42,12 +42,16 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
         conn.execute("update staging.stg_shop__orders set order_status = 'lost' where order_id = ?", [order_id])
     assert run_dbt(settings, "build", *CHANGED, check=False) == 0
     # Narrowed: a row-level test. Not narrowed: one with `mostly`, whose fraction is of the whole table.
-    assert "_staged_at >" in compiled_code("accepted_values_stg_shop__orders_order_status")
+    assert "_staged_at >" in compiled_code(
+        "relationships_stg_shop__orders_order_status__order_status__ref_order_statuses_"
+    )
     assert "_staged_at" not in compiled_code(
         "harbor_expectations_expect_column_values_to_match_regex_stg_shop__customers"
     )
     assert run_dbt(settings, "test", "--select", "stg_shop__orders", *CHANGED, check=False) != 0
-    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
+    assert "relationships_stg_shop__orders_order_status__order_status__ref_order_statuses_" in ended_with(
+        "fail", "error"
+    )
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute("update staging.stg_shop__orders set order_status = 'placed' where order_id = ?", [order_id])
 
@@ -59,12 +63,16 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
             "update raw_shop.orders set status = 'lost' where order_id = (select max(order_id) from raw_shop.orders)"
         )
     assert run_dbt(settings, "build", *CHANGED, check=False) != 0
-    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
+    assert "relationships_stg_shop__orders_order_status__order_status__ref_order_statuses_" in ended_with(
+        "fail", "error"
+    )
 
     # The next build brings nothing new, and still checks that row: a test is narrowed to the rows written since
     # the last build in which it passed (it had passed the rows it failed, and dropped their stored failures).
     assert run_dbt(settings, "build", *CHANGED, check=False) != 0
-    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
+    assert "relationships_stg_shop__orders_order_status__order_status__ref_order_statuses_" in ended_with(
+        "fail", "error"
+    )
     with duckdb.connect(str(settings.warehouse)) as conn:
         conn.execute("update staging.stg_shop__orders set order_status = 'placed' where order_status = 'lost'")
     assert run_dbt(settings, "build", *CHANGED, check=False) == 0
@@ -78,7 +86,9 @@ def test_changed_scope_tests_the_rows_a_build_wrote_and_only_those(settings):
         )
     run_dbt(settings, "run", *CHANGED)
     assert run_dbt(settings, "build", *CHANGED, check=False) != 0
-    assert "accepted_values_stg_shop__orders_order_status" in ended_with("fail", "error")
+    assert "relationships_stg_shop__orders_order_status__order_status__ref_order_statuses_" in ended_with(
+        "fail", "error"
+    )
 
 
 def test_changed_scope_tests_a_source_s_rows_not_staged_yet_and_the_old_rows_sharing_their_keys(settings):
