@@ -586,46 +586,17 @@ def ingest_sources(
     # Configured first: the warehouse check's retry warnings are log lines too, JSON when asked for.
     log = runlog.configure(json_logs=json_logs, progress_after=pipeline.PROGRESS["period"])
     pipeline.refuse_unknown_source_sections(settings)
+    results: list[IngestResult] = []
+    failures: list[tuple[str, str, int]] = []
     with _warehouse_held(settings, sources):
         pipeline.PROGRESS["enabled"] = True
-        results: list[IngestResult] = []
-        failures: list[tuple[str, str, int]] = []
         for source in sources:
             started = datetime.now(UTC)
-            result: IngestResult | None = None
-            try:
-                with _source_options(source, settings) as options:
-                    result = INGESTERS[source](settings, full_refresh=full_refresh, **options)
-            except SourceUnavailable as error:
-                failures.append((source, str(error), EXIT_SOURCE_UNAVAILABLE))
-            except pipeline.ClockBehindTheWarehouse as error:
-                # Not a failed load: nothing was read, and the fix is this machine's clock or a full refresh.
-                log.error(str(error), extra={"source": source}, exc_info=json_logs)
-                failures.append((source, f"source {source!r} cannot run: {error}", EXIT_BAD_CONFIG))
-            except pipeline.PendingLoadFailed as error:
-                log.error(str(error), extra={"source": source}, exc_info=json_logs)
-                failures.append((source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED))
-            except (KeyboardInterrupt, SystemExit):
-                raise
-            except BaseException as error:  # a Rust panic in a reader (connectorx's PanicException) is no Exception
-                if any(isinstance(e, KeyboardInterrupt) for e in pipeline.error_chain(error)):
-                    # Ctrl-C inside dlt, which wraps it: the run was stopped, not failed, and the next sources wait
-                    raise KeyboardInterrupt from error
-                misconfigured = [
-                    e for e in pipeline.error_chain(error) if isinstance(e, ConfigError | ConfigurationException)
-                ]
-                if misconfigured:
-                    message = (
-                        f"source {source!r} cannot run, a setting is wrong: {described_setting_error(misconfigured[0])}"
-                    )
-                    code = EXIT_BAD_CONFIG
-                else:
-                    message = f"source {source!r} failed: {_explained(pipeline.root_cause(error), source)}"
-                    code = EXIT_LOAD_FAILED
-                log.error(message, extra={"source": source}, exc_info=json_logs)
-                failures.append((source, message, code))
+            result, failure = _ingest_one(settings, source, full_refresh, log, json_logs)
             if result is not None:
                 results.append(result)
+            if failure is not None:
+                failures.append(failure)
             # Outside the load's `try`: a load that committed stays a success if only its record cannot be written
             # (and a failed one keeps its exit code if the warehouse, or its setting, is what failed).
             try:
@@ -652,6 +623,39 @@ def ingest_sources(
         )
         _say(closing, source=source, exit_code=code)
     return max((code for *_, code in failures), default=0)
+
+
+def _ingest_one(
+    settings: Settings, source: str, full_refresh: bool, log: logging.Logger, json_logs: bool
+) -> tuple[IngestResult | None, tuple[str, str, int] | None]:
+    """One source's run: its result, or why it failed (the message and the exit code it gives the command)."""
+    try:
+        with _source_options(source, settings) as options:
+            return INGESTERS[source](settings, full_refresh=full_refresh, **options), None
+    except SourceUnavailable as error:
+        return None, (source, str(error), EXIT_SOURCE_UNAVAILABLE)
+    except pipeline.ClockBehindTheWarehouse as error:
+        # Not a failed load: nothing was read, and the fix is this machine's clock or a full refresh.
+        log.error(str(error), extra={"source": source}, exc_info=json_logs)
+        return None, (source, f"source {source!r} cannot run: {error}", EXIT_BAD_CONFIG)
+    except pipeline.PendingLoadFailed as error:
+        log.error(str(error), extra={"source": source}, exc_info=json_logs)
+        return None, (source, f"source {source!r} failed: {error}", EXIT_LOAD_FAILED)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as error:  # a Rust panic in a reader (connectorx's PanicException) is no Exception
+        if any(isinstance(e, KeyboardInterrupt) for e in pipeline.error_chain(error)):
+            # Ctrl-C inside dlt, which wraps it: the run was stopped, not failed, and the next sources wait
+            raise KeyboardInterrupt from error
+        misconfigured = [e for e in pipeline.error_chain(error) if isinstance(e, ConfigError | ConfigurationException)]
+        if misconfigured:
+            message = f"source {source!r} cannot run, a setting is wrong: {described_setting_error(misconfigured[0])}"
+            code = EXIT_BAD_CONFIG
+        else:
+            message = f"source {source!r} failed: {_explained(pipeline.root_cause(error), source)}"
+            code = EXIT_LOAD_FAILED
+        log.error(message, extra={"source": source}, exc_info=json_logs)
+        return None, (source, message, code)
 
 
 @contextlib.contextmanager
