@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import re
 import signal
@@ -122,13 +123,17 @@ def ensure_packages(settings: Settings) -> None:
     if not packages_yml.exists():
         return
     installed = settings.project_dir / "dbt_packages"
-    for local in re.findall(r"^\s*-?\s*local:\s*[\"']?([^\"'#\s]+)", packages_yml.read_text(), re.MULTILINE):
-        # dbt installs a local package under the name its own dbt_project.yml declares.
-        project = (settings.project_dir / local / "dbt_project.yml").read_text()
-        name = re.search(r"^name:\s*[\"']?(\w+)", project, re.MULTILINE)
-        if name is None or not (installed / name.group(1)).exists():
-            run_dbt(settings, "deps")
-            return
+    # Two dbt commands started at once on a fresh clone (parallel tests, `harbor build` beside `harbor docs`)
+    # would both run `dbt deps`, and one would delete the package folder while the other reads it.
+    with packages_yml.open() as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for local in re.findall(r"^\s*-?\s*local:\s*[\"']?([^\"'#\s]+)", packages_yml.read_text(), re.MULTILINE):
+            # dbt installs a local package under the name its own dbt_project.yml declares.
+            project = (settings.project_dir / local / "dbt_project.yml").read_text()
+            name = re.search(r"^name:\s*[\"']?(\w+)", project, re.MULTILINE)
+            if name is None or not (installed / name.group(1)).exists():
+                run_dbt(settings, "deps")
+                return
 
 
 def run_dbt(settings: Settings, *args: str, check: bool = True) -> int:

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import fcntl
 import re
+import threading
+from pathlib import Path
+
+import pytest
 
 from ingestion.settings import PROJECT_DIR, Settings
 from ingestion.transform import ensure_packages
 
 
-def test_local_packages_are_installed_when_missing(tmp_path, monkeypatch):
+def _probe_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """A project of its own whose packages.yml names Harbor's local package, not installed yet."""
     monkeypatch.setenv("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
     monkeypatch.setenv("DBT_LOG_PATH", str(tmp_path / "logs"))
     project = tmp_path / "project"
@@ -16,7 +22,12 @@ def test_local_packages_are_installed_when_missing(tmp_path, monkeypatch):
     (project / "dbt_project.yml").write_text('name: probe\nversion: "1.0"\nconfig-version: 2\nprofile: probe\n')
     package = PROJECT_DIR / "packages" / "harbor_expectations"
     (project / "packages.yml").write_text(f"packages:\n  - local: {package}\n")
-    settings = Settings(project, tmp_path / "w.duckdb", tmp_path, "sqlite:///unused")
+    return Settings(project, tmp_path / "w.duckdb", tmp_path, "sqlite:///unused")
+
+
+def test_local_packages_are_installed_when_missing(tmp_path, monkeypatch):
+    settings = _probe_project(tmp_path, monkeypatch)
+    project = settings.project_dir
 
     ensure_packages(settings)
     installed = project / "dbt_packages" / "harbor_expectations"
@@ -26,6 +37,30 @@ def test_local_packages_are_installed_when_missing(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", "")
     monkeypatch.setattr("ingestion.transform.dbt_executable", lambda: "/nonexistent/dbt")
     ensure_packages(settings)
+
+
+def test_packages_are_installed_by_one_process_at_a_time(tmp_path, monkeypatch):
+    """Two dbt commands started at once on a fresh clone (tests in parallel) both ran `dbt deps`: one deleted the
+    package folder while the other read it. The check and the install wait for whoever holds packages.yml, and
+    find the package installed when it is their turn."""
+    settings = _probe_project(tmp_path, monkeypatch)
+    installed = settings.project_dir / "dbt_packages" / "harbor_expectations"
+    installs = []
+
+    def dbt_deps(settings: Settings, *args: str) -> None:  # the real one is the test above's
+        installs.append(args)
+        installed.mkdir(parents=True)
+
+    monkeypatch.setattr("ingestion.transform.run_dbt", dbt_deps)
+    waiting = threading.Thread(target=ensure_packages, args=(settings,))
+    with (settings.project_dir / "packages.yml").open() as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        waiting.start()
+        waiting.join(timeout=1.0)
+        assert waiting.is_alive() and installs == []
+        installed.mkdir(parents=True)  # what the process holding the lock installs meanwhile
+    waiting.join(timeout=10)
+    assert not waiting.is_alive() and installs == []
 
 
 def test_the_changed_scope_narrows_no_aggregate_expectation():
