@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import uuid
@@ -12,19 +13,42 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from ingestion import runlog
 from ingestion.settings import PROJECT_DIR, Settings
 
 POSTGRES_ADMIN_URL = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
+@contextmanager
+def _process_state_restored() -> Iterator[None]:
+    """`harbor` sets variables for the dbt it starts (HARBOR_RUN_ID, DBT_LOG_FORMAT=json with --json-logs) and
+    configures the `harbor` and `dlt` loggers: called in-process, they outlived the caller and changed the tests
+    after it. dbt's log turned to JSON lines; and a JSON log line, which exports a new HARBOR_RUN_ID when none is
+    set, gave every later dbt run one run id, so an alert read one build's failure as the next build's."""
+    saved = dict(os.environ)
+    loggers = [logging.getLogger(name) for name in (runlog.LOGGER, "dlt")]
+    logger_states = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+        for lg, (handlers, level, propagate) in zip(loggers, logger_states, strict=True):
+            lg.handlers[:], lg.level, lg.propagate = handlers, level, propagate
+
+
 @pytest.fixture(autouse=True)
 def _environment_restored() -> Iterator[None]:
-    """`harbor` sets variables for the dbt it starts (HARBOR_RUN_ID, DBT_LOG_FORMAT=json with --json-logs): called
-    in-process by a test, they outlived it and changed the tests after it (dbt's log turned to JSON lines)."""
-    saved = dict(os.environ)
-    yield
-    os.environ.clear()
-    os.environ.update(saved)
+    with _process_state_restored():
+        yield
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _environment_restored_after_the_module() -> Iterator[None]:
+    """The same around a module's own fixtures (a warehouse built once for the module): under pytest-xdist a
+    worker runs the modules in any order."""
+    with _process_state_restored():
+        yield
 
 
 @pytest.fixture
