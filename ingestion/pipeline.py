@@ -124,7 +124,7 @@ def state_dir(settings: Settings) -> Path:
 def make_pipeline(source: str, settings: Settings, connection: duckdb.DuckDBPyConnection | None = None) -> dlt.Pipeline:
     """The source's pipeline; into `connection` when given (DuckDB, see `held_pipeline`)."""
     use_plain_parquet()
-    if destination_kind() == "duckdb":
+    if destination_kind() == "duckdb" and connection is None:  # a connection's caller did, before connecting
         forget_state_of_a_lost_warehouse(settings, [source])
     destination = warehouse_destination(settings, connection)
     return dlt.pipeline(
