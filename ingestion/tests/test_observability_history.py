@@ -112,7 +112,17 @@ def test_two_invocations_writing_history_at_once_on_postgresql_leave_one_copy_of
             env=project.env,
             stdout=subprocess.DEVNULL,
         )
-        time.sleep(8)  # the other invocation reaches its hook and waits
+        # Until the other invocation's hook waits for the lock: a fixed sleep let a slow start commit first, and
+        # the test then checked nothing.
+        waiting = (
+            "select count(*) from pg_locks where locktype = 'advisory' and not granted "
+            "and database = (select oid from pg_database where datname = current_database())"
+        )
+        deadline = time.monotonic() + 120
+        with engine.connect() as watcher:
+            while watcher.execute(sa.text(waiting)).scalar() == 0:
+                assert other.poll() is None and time.monotonic() < deadline, "the hook never waited for the lock"
+                time.sleep(0.2)
         writer.commit()
         assert other.wait(timeout=120) == 0
     with engine.connect() as reader:
