@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -126,7 +127,8 @@ def ensure_packages(settings: Settings) -> None:
     # Two dbt commands started at once on a fresh clone (parallel tests, `harbor build` beside `harbor docs`)
     # would both run `dbt deps`, and one would delete the package folder while the other reads it.
     with packages_yml.open() as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        with contextlib.suppress(OSError):  # a file system without locks (some network mounts): unguarded, as before
+            fcntl.flock(lock, fcntl.LOCK_EX)
         for local in re.findall(r"^\s*-?\s*local:\s*[\"']?([^\"'#\s]+)", packages_yml.read_text(), re.MULTILINE):
             # dbt installs a local package under the name its own dbt_project.yml declares.
             project = (settings.project_dir / local / "dbt_project.yml").read_text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import re
 import threading
@@ -61,6 +62,21 @@ def test_packages_are_installed_by_one_process_at_a_time(tmp_path, monkeypatch):
         installed.mkdir(parents=True)  # what the process holding the lock installs meanwhile
     waiting.join(timeout=10)
     assert not waiting.is_alive() and installs == []
+
+
+def test_packages_are_installed_where_the_file_system_cannot_lock(tmp_path, monkeypatch):
+    """Some network mounts refuse `flock`: the install goes on without the lock rather than failing every dbt
+    command."""
+    settings = _probe_project(tmp_path, monkeypatch)
+    installs = []
+
+    def cannot_lock(*args: object) -> None:
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr("ingestion.transform.fcntl.flock", cannot_lock)
+    monkeypatch.setattr("ingestion.transform.run_dbt", lambda settings, *args: installs.append(args))
+    ensure_packages(settings)
+    assert installs == [("deps",)]
 
 
 def test_the_changed_scope_narrows_no_aggregate_expectation():
