@@ -26,6 +26,13 @@ def _probe_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     return Settings(project, tmp_path / "w.duckdb", tmp_path, "sqlite:///unused")
 
 
+def _dbt_deps_recorded(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The dbt commands `ensure_packages` runs, recorded instead of run (the real install is the first test's)."""
+    commands: list[tuple[str, ...]] = []
+    monkeypatch.setattr("ingestion.transform.run_dbt", lambda settings, *args: commands.append(args))
+    return commands
+
+
 def test_local_packages_are_installed_when_missing(tmp_path, monkeypatch):
     settings = _probe_project(tmp_path, monkeypatch)
     project = settings.project_dir
@@ -46,13 +53,7 @@ def test_packages_are_installed_by_one_process_at_a_time(tmp_path, monkeypatch):
     find the package installed when it is their turn."""
     settings = _probe_project(tmp_path, monkeypatch)
     installed = settings.project_dir / "dbt_packages" / "harbor_expectations"
-    installs = []
-
-    def dbt_deps(settings: Settings, *args: str) -> None:  # the real one is the test above's
-        installs.append(args)
-        installed.mkdir(parents=True)
-
-    monkeypatch.setattr("ingestion.transform.run_dbt", dbt_deps)
+    installs = _dbt_deps_recorded(monkeypatch)
     waiting = threading.Thread(target=ensure_packages, args=(settings,))
     with (settings.project_dir / "packages.yml").open() as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -68,13 +69,12 @@ def test_packages_are_installed_where_the_file_system_cannot_lock(tmp_path, monk
     """Some network mounts refuse `flock`: the install goes on without the lock rather than failing every dbt
     command."""
     settings = _probe_project(tmp_path, monkeypatch)
-    installs = []
+    installs = _dbt_deps_recorded(monkeypatch)
 
     def cannot_lock(*args: object) -> None:
         raise OSError(errno.ENOLCK, "No locks available")
 
     monkeypatch.setattr("ingestion.transform.fcntl.flock", cannot_lock)
-    monkeypatch.setattr("ingestion.transform.run_dbt", lambda settings, *args: installs.append(args))
     ensure_packages(settings)
     assert installs == [("deps",)]
 
